@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+# The reference fixtures (computed from the official code) live beside the checkout, in ../shared/reference.
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    if not (REFERENCE / "t2t_state_dict_manifest.json").is_file():
+        pytest.fail(f"reference fixtures not found in {REFERENCE}: clone the project with ../shared beside it")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def manifest(reference: Path) -> dict:
+    return json.loads((reference / "t2t_state_dict_manifest.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from t2t.layers import Attention, DropPath, drop_path
+from t2t.tokens import performer_attention
+
+
+def test_drop_path_is_identity_in_eval_and_at_zero():
+    x = torch.randn(8, 5, 4)
+    assert drop_path(x, 0.5, training=False) is x
+    assert drop_path(x, 0.0, training=True) is x
+    module = DropPath(0.3).eval()
+    assert torch.equal(module(x), x)
+
+
+def test_drop_path_drops_whole_samples_and_rescales_survivors():
+    p = 0.25
+    x = torch.randn(4000, 3, 2) + 5.0
+    y = drop_path(x, p, training=True)
+    per_sample = y / x  # each sample is either all 0 or all 1 / (1 - p)
+    dropped = (per_sample == 0).all(dim=(1, 2))
+    kept = torch.isclose(per_sample, torch.tensor(1 / (1 - p))).all(dim=(1, 2))
+    assert bool((dropped | kept).all())
+    assert 0.2 < dropped.float().mean().item() < 0.3
+    assert abs(y.mean().item() - x.mean().item()) < 0.2  # unbiased in expectation
+
+
+def test_drop_path_rejects_bad_rate_and_shows_it():
+    with pytest.raises(ValueError, match=r"drop path rate must be in \[0, 1\)"):
+        DropPath(1.0)
+    assert "p=0.100" in repr(DropPath(0.1))
+
+
+@pytest.mark.parametrize("num_heads, tokens", [(1, 7), (4, 50), (3, 197)])
+def test_fused_and_plain_attention_agree(num_heads, tokens):
+    attn = Attention(48, num_heads, qkv_bias=True).eval()
+    x = torch.randn(2, tokens, 48)
+    fused = attn(x)
+    attn.fused_attn = False
+    torch.testing.assert_close(fused, attn(x), atol=1e-5, rtol=1e-5)
+
+
+def test_token_attention_skips_on_v_with_input_width_scale():
+    attn = Attention(147, num_heads=1, out_dim=64, v_skip=True, fused_attn=False).eval()
+    assert attn.scale == pytest.approx(147**-0.5)
+    with torch.no_grad():
+        attn.proj.weight.zero_()
+        attn.proj.bias.zero_()
+        x = torch.randn(2, 10, 147)
+        v = attn.qkv(x)[..., 128:]
+        torch.testing.assert_close(attn(x), v)  # with proj = 0 only the skip on v remains
+
+
+def test_performer_kernel_stays_float32_and_finite_under_bf16_autocast():
+    w = torch.nn.init.orthogonal_(torch.empty(32, 64)) * 32**0.5
+    q, k, v = (torch.randn(2, 3136, 64) * 4 for _ in range(3))  # large activations overflow float16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = performer_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), w)
+    assert y.dtype == torch.float32
+    assert torch.isfinite(y).all()
+
+
+def test_performer_kernel_keeps_float64():
+    w = torch.nn.init.orthogonal_(torch.empty(8, 16)).double() * 8**0.5
+    q, k, v = (torch.randn(1, 5, 16, dtype=torch.float64) for _ in range(3))
+    assert performer_attention(q, k, v, w).dtype == torch.float64
