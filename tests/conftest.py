@@ -22,6 +22,19 @@ def manifest(reference: Path) -> dict:
     return json.loads((reference / "t2t_state_dict_manifest.json").read_text())
 
 
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray of 2 CPUs, no dashboard, stopped at the end of the session (only what it started)."""
+    import ray
+
+    root = Path(__file__).resolve().parents[1]
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(root)}})
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import t2t
+from trainables import metrics as M
+from trainables.config import OptimSection, TrainConfig
+from trainables.loop import Diverged, ModelEma, Trainer, lr_at, param_groups
+
+TINY = ["model.name=t2t_vit_test", "data.name=synthetic", "data.synthetic_samples=96", "data.batch_size=16"]
+
+
+def _trainer(*assignments: str) -> Trainer:
+    return Trainer(TrainConfig.load(None, [*TINY, *assignments]), torch.device("cpu"))
+
+
+@pytest.mark.slow
+def test_default_digits_config_learns():
+    torch.set_num_threads(2)
+    trainer = Trainer(TrainConfig.load(None, ["train.epochs=12"]), torch.device("cpu"))
+    rows = list(trainer.epochs())
+    assert [r[M.EPOCH] for r in rows] == list(range(1, 13))
+    assert trainer.best[M.VAL_ACC] >= 0.90
+    assert rows[-1][M.TRAIN_LOSS] < rows[0][M.TRAIN_LOSS] / 2
+    assert set(rows[0]) >= {M.TRAIN_LOSS, M.VAL_LOSS, M.VAL_ACC, M.VAL_ACC5, M.LR, M.EPOCH_TIME_S, M.IMAGES_PER_S,
+                            M.PARAMS, M.MACS, M.BEST_VAL_ACC}  # fmt: skip
+    assert rows[0][M.PARAMS] == t2t.complexity(trainer.model).params
+
+
+# Every source of randomness on: dropout, drop path, augmentation, random erasing, mixup/cutmix, EMA.
+STOCHASTIC = ["model.drop_rate=0.1", "model.drop_path_rate=0.2", "model.attn_drop_rate=0.1", "data.mixup=0.4",
+              "data.cutmix=1.0", "data.random_erasing=0.5", "train.ema_decay=0.9", "optim.clip_grad=1.0",
+              "train.epochs=4", "optim.warmup_epochs=1"]  # fmt: skip
+
+
+def test_resume_is_exact(tmp_path):
+    straight = _trainer(*STOCHASTIC)
+    list(straight.epochs())
+
+    first = _trainer(*STOCHASTIC)
+    first.run_epoch()
+    first.run_epoch()
+    first.save(tmp_path / "checkpoint.pt")
+    torch.manual_seed(1234)  # a restarted process has another global RNG state: the checkpoint must restore it
+    resumed = _trainer(*STOCHASTIC)
+    resumed.load(tmp_path / "checkpoint.pt")
+    assert resumed.epoch == 2
+    list(resumed.epochs())
+
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    for key, value in straight.ema.module.state_dict().items():
+        assert torch.equal(value, resumed.ema.module.state_dict()[key]), key
+    drop_time = lambda rows: [{k: v for k, v in r.items() if k not in (M.EPOCH_TIME_S, M.IMAGES_PER_S)} for r in rows]  # noqa: E731
+    assert drop_time(straight.history) == drop_time(resumed.history)
+    assert straight.step == resumed.step == 4 * straight.steps_per_epoch
+
+
+def test_checkpoint_loads_with_weights_only_and_refuses_another_config(tmp_path):
+    trainer = _trainer("train.epochs=1")
+    trainer.extra["mlflow_run_id"] = "abc"
+    trainer.run_epoch()
+    trainer.save(tmp_path / "c.pt")
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["extra"] == {"mlflow_run_id": "abc"}
+    other = _trainer("train.epochs=2", "optim.lr=0.01")
+    with pytest.raises(ValueError, match=r"another configuration \(optim.lr, train.epochs differ\)"):
+        other.load(tmp_path / "c.pt")
+
+
+def test_nan_loss_raises_diverged_with_reason():
+    trainer = _trainer()
+    with torch.no_grad():
+        trainer.model.head.weight.fill_(float("nan"))
+    with pytest.raises(Diverged, match=r"loss became nan at epoch 1, step 0"):
+        trainer.run_epoch()
+
+
+def test_bf16_autocast_on_cpu_trains():
+    trainer = _trainer("train.precision=bf16", "train.epochs=1")
+    row = trainer.run_epoch()
+    assert trainer.bf16 and math.isfinite(row[M.TRAIN_LOSS])
+
+
+def test_param_groups_follow_the_official_recipe():
+    model = t2t.create_model("t2t_vit_test")
+    decay, no_decay = param_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay_names = {names[id(p)] for p in decay["params"]}
+    no_decay_names = {names[id(p)] for p in no_decay["params"]}
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert "cls_token" in no_decay_names and "blocks.0.attn.proj.bias" in no_decay_names
+    assert "blocks.0.norm1.weight" in no_decay_names and "blocks.0.attn.qkv.weight" in decay_names
+    assert "pos_embed" not in decay_names | no_decay_names  # frozen
+    assert "tokens_to_token.attention1.w" not in decay_names | no_decay_names
+    assert len(decay_names | no_decay_names) == sum(p.requires_grad for p in model.parameters())
+
+
+def test_lr_schedule_warms_up_linearly_then_follows_a_cosine():
+    cfg = OptimSection(lr=1e-3, warmup_lr=1e-6, min_lr=1e-5)
+    assert lr_at(0, 100, 10, cfg) == pytest.approx(1e-6)
+    assert lr_at(5, 100, 10, cfg) == pytest.approx(1e-6 + (1e-3 - 1e-6) / 2)
+    assert lr_at(10, 100, 10, cfg) == pytest.approx(1e-3)
+    assert lr_at(55, 100, 10, cfg) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert lr_at(100, 100, 10, cfg) == pytest.approx(1e-5)
+
+
+def test_model_ema_tracks_the_model():
+    model = torch.nn.Linear(2, 2)
+    ema = ModelEma(model, decay=0.9)
+    before = ema.module.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)
+    torch.testing.assert_close(ema.module.weight, 0.9 * before + 0.1 * model.weight)
+    assert not ema.module.weight.requires_grad

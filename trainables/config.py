@@ -1,0 +1,191 @@
+"""The training configuration: typed, closed (unknown keys are errors) and validated before anything runs.
+
+YAML / ``--set key=value`` -> ``TrainConfig`` -> ``to_dict()`` (a plain dict for Ray Tune's ``param_space``)
+-> ``TrainConfig.from_dict`` again at the top of the trainable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+import t2t
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "synthetic")
+# Set by the data set, not by the user: the model is built to fit it.
+_DATA_DERIVED = {"img_size": "data.img_size", "in_chans": "the data set", "num_classes": "the data set"}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a one-line message that names the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSection(BaseModel):
+    """``name`` of a registered variant plus any ``T2TConfig`` field to override (depth, token_dim, ...)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = "t2t_vit_mini"
+    pretrained: str | None = None  # checkpoint file to start from (official ImageNet or ours)
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSection:
+        for key, where in _DATA_DERIVED.items():
+            if key in self.overrides:
+                raise ValueError(f"model.{key} is set by {where}, remove it from the model section")
+        t2t.model_config(self.name, **self.overrides)  # raises ValueError naming the option or rule
+        return self
+
+    def build_config(self, img_size: int, in_chans: int, num_classes: int) -> t2t.T2TConfig:
+        return t2t.model_config(
+            self.name, img_size=img_size, in_chans=in_chans, num_classes=num_classes, **self.overrides
+        )
+
+
+class DataSection(_Section):
+    name: Literal["digits", "cifar10", "cifar100", "imagefolder", "synthetic"] = "digits"
+    root: str = "data"  # where cifar10/cifar100/imagefolder data live (imagefolder: root/train, root/val)
+    download: bool = False  # let torchvision download CIFAR into root (needs internet, once)
+    img_size: int = Field(32, ge=8, le=1024)
+    val_fraction: float = Field(0.2, gt=0, lt=1)  # digits and synthetic: held-out share, stratified
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    num_workers: int | None = Field(None, ge=0)  # imagefolder loader processes; None: the CPUs available
+    synthetic_samples: int = Field(512, ge=10)
+    synthetic_classes: int = Field(10, ge=2)
+    augment: bool = True  # random crop (+ horizontal flip where it makes sense)
+    randaugment_magnitude: int | None = Field(None, ge=0, le=30)  # RandAugment(2 ops, magnitude); None: off
+    random_erasing: float = Field(0.0, ge=0, le=1)  # probability per image
+    mixup: float = Field(0.0, ge=0)  # Beta(alpha, alpha) of mixup; 0: off
+    cutmix: float = Field(0.0, ge=0)  # Beta(alpha, alpha) of cutmix; 0: off
+
+
+class OptimSection(_Section):
+    lr: float = Field(2e-3, gt=0, le=1)
+    weight_decay: float = Field(0.05, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    warmup_epochs: float = Field(2.0, ge=0)
+    warmup_lr: float = Field(1e-6, ge=0)
+    min_lr: float = Field(1e-5, ge=0)
+    clip_grad: float | None = Field(None, gt=0)  # max global grad norm; None: no clipping
+
+    @model_validator(mode="after")
+    def _check(self) -> OptimSection:
+        if self.min_lr > self.lr:
+            raise ValueError(f"optim.min_lr must not exceed optim.lr, got min_lr={self.min_lr} lr={self.lr}")
+        if any(not 0 <= b < 1 for b in self.betas):
+            raise ValueError(f"optim.betas must be in [0, 1), got {self.betas}")
+        return self
+
+
+class TrainSection(_Section):
+    epochs: int = Field(20, ge=1)
+    seed: int = 0
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    ema_decay: float | None = Field(None, gt=0, lt=1)  # model EMA; validation then uses the EMA weights
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on a GPU that has it, else fp32
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool = False  # torch.compile the model
+
+
+class TrainConfig(_Section):
+    model: ModelSection = ModelSection()
+    data: DataSection = DataSection()
+    optim: OptimSection = OptimSection()
+    train: TrainSection = TrainSection()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        try:
+            return cls.model_validate(values)
+        except ValidationError as e:
+            raise ConfigError(describe(e)) from None
+
+    def with_overrides(self, assignments: list[str]) -> TrainConfig:
+        return TrainConfig.from_dict(apply_assignments(self.to_dict(), assignments))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, assignments: list[str] = ()) -> TrainConfig:
+        """The YAML file at ``path`` (or the defaults) with ``key=value`` assignments applied."""
+        values = read_yaml(path) if path else {}
+        return cls.from_dict(apply_assignments(values, list(assignments)))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, got {type(values).__name__}")
+    return values
+
+
+def apply_assignments(values: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings (value parsed as YAML) to a nested dict, returning a new one."""
+    out = _deep_copy(values)
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value (e.g. optim.lr=0.001), got {assignment!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: cannot parse value {raw!r}") from None
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def describe(error: ValidationError) -> str:
+    """One line per problem, naming the key: ``optim.lr: Input should be greater than 0 (got -1)``."""
+    lines = []
+    for e in error.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "config"
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown key" + _suggest(e["loc"])
+        elif "input" in e and not isinstance(e["input"], dict):
+            message += f" (got {e['input']!r})"
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)
+
+
+def _suggest(loc: tuple) -> str:
+    from t2t._names import close_matches
+
+    section: Any = TrainConfig
+    for part in loc[:-1]:
+        field = section.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type):
+            return ""
+        section = field.annotation
+    return close_matches(str(loc[-1]), section.model_fields)
+
+
+def _deep_copy(values: Any) -> Any:
+    return {k: _deep_copy(v) for k, v in values.items()} if isinstance(values, dict) else values

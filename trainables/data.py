@@ -1,0 +1,274 @@
+"""Data sets by name. Small ones (digits, CIFAR, synthetic) live as tensors on the training device and are
+augmented there in batches; image folders stream through a DataLoader that uses the available CPUs.
+
+Every source yields ``(images, labels)`` batches, images normalised float32 on the device, and has ``len()``.
+Order and augmentation draw from one ``torch.Generator`` whose state travels with the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from trainables.config import DataSection
+
+CIFAR_STATS = {  # per-channel mean and std of the training images
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+class DataError(RuntimeError):
+    """A data set cannot be had; the message names the folder and how to get the data."""
+
+
+@dataclass
+class Data:
+    train: TensorBatches | LoaderBatches
+    val: TensorBatches | LoaderBatches
+    in_chans: int
+    num_classes: int
+
+
+class TensorBatches:
+    """Batches of an in-memory data set: images in [0, 1] (N, C, H, W) held on ``device``.
+
+    Training batches are shuffled and augmented on the device (RandAugment, random crop, flip, normalise,
+    random erasing); evaluation batches are only resized and normalised.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        cfg: DataSection,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        generator: torch.Generator,
+        train: bool,
+        flip: bool,
+        device: torch.device,
+    ) -> None:
+        self.images, self.labels = images.to(device), labels.to(device)
+        self.batch_size = cfg.batch_size if train else cfg.eval_batch_size
+        self.cfg, self.train, self.flip, self.generator = cfg, train, flip, generator
+        shape = (1, -1, 1, 1)
+        self.mean = torch.tensor(mean, device=device).view(shape)
+        self.std = torch.tensor(std, device=device).view(shape)
+        self.size = cfg.img_size
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.train and n >= self.batch_size else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
+        for i in range(len(self)):
+            index = order[i * self.batch_size : (i + 1) * self.batch_size].to(self.images.device)
+            yield self._prepare(self.images[index]), self.labels[index]
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if self.train and self.cfg.randaugment_magnitude is not None:
+            x = _randaugment(x, self.cfg.randaugment_magnitude, self.generator)
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        if self.train and self.cfg.augment:
+            x = random_crop(x, pad=self.size // 8, generator=self.generator)
+            if self.flip:
+                x = random_flip(x, self.generator)
+        x = (x - self.mean) / self.std
+        if self.train and self.cfg.random_erasing > 0:
+            x = random_erasing(x, self.cfg.random_erasing, self.generator)
+        return x
+
+
+class LoaderBatches:
+    """A DataLoader over an image folder, moving batches to the device."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader, device: torch.device) -> None:
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(shape, generator=generator).to(device)
+
+
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-image random crop of the zero-padded batch (shift by up to ``pad`` pixels)."""
+    if pad == 0:
+        return x
+    B, _, H, W = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    top = torch.randint(0, 2 * pad + 1, (B,), generator=generator).to(x.device)
+    left = torch.randint(0, 2 * pad + 1, (B,), generator=generator).to(x.device)
+    rows = (top[:, None] + torch.arange(H, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (left[:, None] + torch.arange(W, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
+    batch = torch.arange(B, device=x.device)[:, None, None, None]
+    chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, chans, rows, cols]
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = _rand((x.shape[0],), generator, x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def random_erasing(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Per image with probability ``p``: replace a random rectangle (2-33% of the area, aspect 0.3-3.3) by noise."""
+    B, _, H, W = x.shape
+    u = _rand((B, 5), generator, x.device)
+    area = (0.02 + u[:, 0] * (1 / 3 - 0.02)) * H * W
+    aspect = torch.exp(math.log(0.3) + u[:, 1] * (math.log(1 / 0.3) - math.log(0.3)))
+    h = torch.sqrt(area * aspect).clamp(1, H).floor()
+    w = torch.sqrt(area / aspect).clamp(1, W).floor()
+    top = (u[:, 2] * (H - h + 1)).floor()
+    left = (u[:, 3] * (W - w + 1)).floor()
+    rows = torch.arange(H, device=x.device)[None, :]
+    cols = torch.arange(W, device=x.device)[None, :]
+    inside = ((rows >= top[:, None]) & (rows < (top + h)[:, None]))[:, :, None] & (
+        (cols >= left[:, None]) & (cols < (left + w)[:, None])
+    )[:, None, :]
+    mask = (inside & (u[:, 4] < p)[:, None, None])[:, None]  # (B, 1, H, W)
+    noise = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+    return torch.where(mask, noise, x)
+
+
+def _randaugment(x: torch.Tensor, magnitude: int, generator: torch.Generator) -> torch.Tensor:
+    from torchvision.transforms import v2
+
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    augment = v2.RandAugment(num_ops=2, magnitude=magnitude)
+    with torch.random.fork_rng(devices=[]):  # RandAugment draws from the global RNG: isolate and seed it
+        torch.manual_seed(seed)
+        images = (x * 255).round().to(torch.uint8)
+        return torch.stack([augment(image) for image in images]).float() / 255
+
+
+def _split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stratified, seeded train/val indices: the same split for every trial with the same seed."""
+    g = torch.Generator().manual_seed(seed)
+    train, val = [], []
+    for c in labels.unique():
+        idx = (labels == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = round(len(idx) * val_fraction)
+        val.append(idx[:k])
+        train.append(idx[k:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+def _digits(cfg: DataSection, seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()  # bundled with scikit-learn: 1,797 8x8 images, values 0..16
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return images, torch.tensor(digits.target, dtype=torch.long), 10
+
+
+def _synthetic(cfg: DataSection, seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand((cfg.synthetic_samples, 3, cfg.img_size, cfg.img_size), generator=g)
+    labels = torch.randint(0, cfg.synthetic_classes, (cfg.synthetic_samples,), generator=g)
+    return images, labels, cfg.synthetic_classes
+
+
+def _cifar(cfg: DataSection, train: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
+    from torchvision import datasets
+
+    cls, folder, title = {
+        "cifar10": (datasets.CIFAR10, "cifar-10-batches-py", "CIFAR-10"),
+        "cifar100": (datasets.CIFAR100, "cifar-100-python", "CIFAR-100"),
+    }[cfg.name]
+    root = Path(cfg.root).expanduser()
+    if not (root / folder).is_dir() and not cfg.download:
+        raise DataError(
+            f"{title} not found in {root / folder}: set data.download=true to download it once (needs internet), "
+            f"or copy {folder} into {root}"
+        )
+    try:
+        ds = cls(str(root), train=train, download=cfg.download)
+    except (OSError, RuntimeError) as e:  # URLError is an OSError
+        raise DataError(
+            f"{title} could not be read from or downloaded to {root}: {' '.join(str(e).split())}; download it on "
+            f"a machine with internet and copy {folder} into {root}"
+        ) from None
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float() / 255  # (N, 3, 32, 32)
+    return images, torch.tensor(ds.targets, dtype=torch.long), len(ds.classes)
+
+
+def _imagefolder(cfg: DataSection, device: torch.device, generator: torch.Generator) -> Data:
+    from torchvision import datasets
+    from torchvision.transforms import v2
+
+    root = Path(cfg.root).expanduser()
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise DataError(
+                f"image folder {root / split} not found: data.root must hold train/ and val/ with one subfolder "
+                "per class"
+            )
+    mean, std = IMAGENET_STATS
+    size = cfg.img_size
+    to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    train_tf = [v2.RandomResizedCrop(size, interpolation=v2.InterpolationMode.BICUBIC), v2.RandomHorizontalFlip()]
+    if cfg.randaugment_magnitude is not None:
+        train_tf.append(v2.RandAugment(num_ops=2, magnitude=cfg.randaugment_magnitude))
+    train_tf += [*to_tensor, v2.Normalize(mean, std)]
+    if cfg.random_erasing > 0:
+        train_tf.append(v2.RandomErasing(p=cfg.random_erasing, value="random"))
+    eval_tf = [v2.Resize(int(size / 0.875), interpolation=v2.InterpolationMode.BICUBIC), v2.CenterCrop(size)]
+    eval_tf += [*to_tensor, v2.Normalize(mean, std)]
+    train_ds = datasets.ImageFolder(str(root / "train"), transform=v2.Compose(train_tf))
+    val_ds = datasets.ImageFolder(str(root / "val"), transform=v2.Compose(eval_tf))
+    if train_ds.classes != val_ds.classes:
+        raise DataError(f"{root}/train and {root}/val have different class folders")
+    workers = cfg.num_workers if cfg.num_workers is not None else len(os.sched_getaffinity(0))
+    common = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    train = torch.utils.data.DataLoader(
+        train_ds, cfg.batch_size, shuffle=True, drop_last=True, generator=generator, **common
+    )
+    val = torch.utils.data.DataLoader(val_ds, cfg.eval_batch_size, **common)
+    return Data(LoaderBatches(train, device), LoaderBatches(val, device), 3, len(train_ds.classes))
+
+
+def build_data(cfg: DataSection, device: torch.device, seed: int, generator: torch.Generator) -> Data:
+    """The data set named by ``cfg.name``; ``generator`` drives order and augmentation of the training batches."""
+    if cfg.name == "imagefolder":
+        return _imagefolder(cfg, device, generator)
+    if cfg.name in CIFAR_STATS:
+        train_x, train_y, classes = _cifar(cfg, train=True)
+        val_x, val_y, _ = _cifar(cfg, train=False)
+        mean, std = CIFAR_STATS[cfg.name]
+        flip = True
+    else:
+        images, labels, classes = _digits(cfg, seed) if cfg.name == "digits" else _synthetic(cfg, seed)
+        train_idx, val_idx = _split(labels, cfg.val_fraction, seed)
+        train_x, train_y, val_x, val_y = images[train_idx], labels[train_idx], images[val_idx], labels[val_idx]
+        mean = tuple(train_x.mean(dim=(0, 2, 3)).tolist())
+        std = tuple(train_x.std(dim=(0, 2, 3)).tolist())
+        flip = cfg.name == "synthetic"  # digits are not mirror-symmetric
+    if cfg.img_size != train_x.shape[-1]:  # resize once, not per batch
+        resize = lambda x: F.interpolate(x, size=(cfg.img_size,) * 2, mode="bilinear", antialias=True)  # noqa: E731
+        train_x, val_x = resize(train_x), resize(val_x)
+    common = dict(cfg=cfg, mean=mean, std=std, generator=generator, flip=flip, device=device)
+    return Data(
+        TensorBatches(train_x, train_y, train=True, **common),
+        TensorBatches(val_x, val_y, train=False, **common),
+        in_chans=train_x.shape[1],
+        num_classes=classes,
+    )

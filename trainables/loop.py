@@ -1,0 +1,276 @@
+"""The training loop: plain PyTorch, no Ray. The official T2T-ViT recipe, scaled to the data set.
+
+``Trainer`` owns everything a run needs to continue exactly where it stopped (model, optimizer, EMA, step, epoch,
+RNG states, best metrics, run identifiers of the tracking layer); ``state_dict``/``load_state_dict`` carry it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import t2t
+from trainables import metrics as M
+from trainables.config import TrainConfig
+from trainables.data import Data, build_data
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is visible; use train.device=auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "bf16":
+        return True
+    return precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """The official groups: no decay on 1-D params (norms), biases and the model's ``no_weight_decay`` names;
+    frozen parameters (position table, performer features) are left out."""
+    skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim <= 1 or name.endswith(".bias") or name in skip else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, cfg) -> float:
+    """Linear warmup from ``warmup_lr`` to ``lr``, then cosine to ``min_lr``, per optimizer step."""
+    if step < warmup_steps:
+        return cfg.warmup_lr + (cfg.lr - cfg.warmup_lr) * step / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def mix(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, mixup: float, cutmix: float, smoothing: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup or cutmix (one of them per batch, 50/50 when both are on) with smoothed soft targets."""
+    off = smoothing / num_classes
+    target = F.one_hot(y, num_classes).to(x.dtype) * (1 - smoothing) + off
+    alpha = cutmix if mixup == 0 or (cutmix > 0 and torch.rand(()) < 0.5) else mixup
+    if alpha == 0:
+        return x, target
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    if alpha == cutmix and cutmix > 0:
+        H, W = x.shape[-2:]
+        cut_h, cut_w = int(H * math.sqrt(1 - lam)), int(W * math.sqrt(1 - lam))
+        cy, cx = int(torch.randint(0, H, ())), int(torch.randint(0, W, ()))
+        top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, H)
+        left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, W)
+        x = x.clone()
+        x[..., top:bottom, left:right] = x.flip(0)[..., top:bottom, left:right]
+        lam = 1 - (bottom - top) * (right - left) / (H * W)
+    else:
+        x = x * lam + x.flip(0) * (1 - lam)
+    return x, target * lam + target.flip(0) * (1 - lam)
+
+
+class ModelEma:
+    """Exponential moving average of a model's floating-point state."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        import copy
+
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema = [v for v in self.module.state_dict().values() if v.is_floating_point()]
+        new = [v for v in model.state_dict().values() if v.is_floating_point()]
+        torch._foreach_lerp_(ema, new, 1 - self.decay)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches, bf16: bool, num_classes: int) -> dict[str, float]:
+    model.eval()
+    loss_sum, correct1, correct5, n = 0.0, 0, 0, 0
+    for x, y in batches:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        top = logits.topk(min(5, num_classes), dim=-1).indices
+        correct1 += (top[:, 0] == y).sum().item()
+        correct5 += (top == y[:, None]).any(dim=-1).sum().item()
+        n += len(y)
+    out = {M.VAL_LOSS: loss_sum / n, M.VAL_ACC: correct1 / n}
+    if num_classes >= 5:
+        out[M.VAL_ACC5] = correct5 / n
+    return out
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+class Trainer:
+    """One training run of one configuration; ``epochs()`` yields each epoch's metrics."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device | None = None) -> None:
+        self.cfg = cfg
+        self.device = device or resolve_device(cfg.train.device)
+        self.bf16 = uses_bf16(cfg.train.precision, self.device)
+        torch.manual_seed(cfg.train.seed)
+        self.generator = torch.Generator().manual_seed(cfg.train.seed)  # data order and augmentation
+        self.data: Data = build_data(cfg.data, self.device, cfg.train.seed, self.generator)
+        model_cfg = cfg.model.build_config(cfg.data.img_size, self.data.in_chans, self.data.num_classes)
+        self.cost = t2t.complexity(model_cfg)
+        self.model = t2t.T2TViT(model_cfg)
+        self.load_report = None
+        if cfg.model.pretrained:
+            self.load_report = t2t.load_pretrained(self.model, cfg.model.pretrained, strict=False)
+        self.model.to(self.device)
+        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        o = cfg.optim
+        fused = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, o.weight_decay), lr=o.lr, betas=o.betas, eps=o.eps, **fused
+        )
+        self.ema = ModelEma(self.model, cfg.train.ema_decay) if cfg.train.ema_decay else None
+        self.steps_per_epoch = len(self.data.train)
+        self.total_steps = self.steps_per_epoch * cfg.train.epochs
+        self.warmup_steps = round(o.warmup_epochs * self.steps_per_epoch)
+        self.epoch = 0
+        self.step = 0
+        self.best: dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+        self.extra: dict[str, str] = {}  # identifiers a tracking layer keeps with the checkpoint (e.g. run ids)
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.cfg.train.epochs
+
+    def epochs(self) -> Iterator[dict[str, Any]]:
+        while not self.done:
+            yield self.run_epoch()
+
+    def train_one_epoch(self) -> tuple[float, int]:
+        """One pass over the training batches; returns (mean loss, images seen). Raises ``Diverged``."""
+        model, cfg = self.model, self.cfg
+        model.train()
+        smoothing, mixup, cutmix = cfg.train.label_smoothing, cfg.data.mixup, cfg.data.cutmix
+        loss_sum = torch.zeros((), device=self.device)
+        images = 0
+        for x, y in self.data.train:
+            lr = lr_at(self.step, self.total_steps, self.warmup_steps, cfg.optim)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                if mixup or cutmix:
+                    x, target = mix(x, y, self.data.num_classes, mixup, cutmix, smoothing)
+                    loss = torch.sum(-target * F.log_softmax(self.forward(x).float(), dim=-1), dim=-1).mean()
+                else:
+                    loss = F.cross_entropy(self.forward(x).float(), y, label_smoothing=smoothing)
+            if not torch.isfinite(loss):
+                raise Diverged(f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step} (lr={lr:.3g})")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.clip_grad:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+            self.optimizer.step()
+            if self.ema:
+                self.ema.update(model)
+            loss_sum += loss.detach() * len(y)
+            images += len(y)
+            self.step += 1
+        return loss_sum.item() / max(images, 1), images
+
+    def run_epoch(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        train_loss, images = self.train_one_epoch()
+        train_time = time.perf_counter() - start
+        eval_model = self.ema.module if self.ema else self.model
+        result = evaluate(eval_model, self.data.val, self.bf16, self.data.num_classes)
+        self.epoch += 1
+        if result[M.VAL_ACC] >= self.best.get(M.VAL_ACC, -1.0):
+            self.best = {**result, M.EPOCH: self.epoch}
+        row = {
+            M.EPOCH: self.epoch,
+            M.TRAIN_LOSS: train_loss,
+            **result,
+            M.BEST_VAL_ACC: self.best[M.VAL_ACC],
+            M.LR: self.optimizer.param_groups[0]["lr"],
+            M.EPOCH_TIME_S: time.perf_counter() - start,
+            M.IMAGES_PER_S: images / train_time,
+            M.PARAMS: self.cost.params,
+            M.MACS: self.cost.macs,
+        }
+        self.history.append(row)
+        return row
+
+    # --- checkpoints: tensors and plain values only, so they load with weights_only=True ---
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "config": self.cfg.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best": dict(self.best),
+            "history": list(self.history),
+            "extra": dict(self.extra),
+            "rng": {"torch": torch.get_rng_state(), "data": self.generator.get_state()},
+        }
+        if self.device.type == "cuda":
+            state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.ema:
+            state["ema"] = self.ema.module.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        changed = _changed_keys(state["config"], self.cfg.to_dict())
+        if changed:
+            raise ValueError(
+                f"the checkpoint was made with another configuration ({', '.join(changed)} differ); "
+                "resume with the config it was made with"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema:
+            self.ema.module.load_state_dict(state["ema"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best, self.history, self.extra = dict(state["best"]), list(state["history"]), dict(state["extra"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["data"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+    def save(self, path) -> None:
+        torch.save(self.state_dict(), path)
+
+    def load(self, path) -> None:
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+
+    def summary(self) -> dict[str, Any]:
+        """Final and best metrics of the run so far."""
+        last = self.history[-1] if self.history else {}
+        best = {f"best_{k}": v for k, v in self.best.items() if k != M.EPOCH}
+        cost = {M.PARAMS: self.cost.params, M.MACS: self.cost.macs}
+        return {**last, **best, "best_epoch": self.best.get(M.EPOCH), **cost}

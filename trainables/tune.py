@@ -1,0 +1,68 @@
+"""The Ray Tune function trainable: the training loop plus restore, per-epoch reports and checkpoints."""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from trainables import metrics as M
+from trainables.config import TrainConfig
+from trainables.loop import Diverged, Trainer
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def trial_device(cfg: TrainConfig) -> torch.device:
+    """The GPU Ray assigned to this trial (Ray sets CUDA_VISIBLE_DEVICES), else the CPU."""
+    if cfg.train.device != "cpu" and ray.get_gpu_ids() and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    if cfg.train.device == "cuda":
+        raise RuntimeError("train.device=cuda but Ray assigned this trial no GPU; set resources_per_trial.gpu")
+    return torch.device("cpu")
+
+
+def cpu_share() -> int:
+    """Whole CPUs Ray assigned to this trial (at least 1): two 1-thread trials beat one 2-thread trial."""
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    return max(1, int(assigned.get("CPU", 1)))
+
+
+def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None) -> None:
+    """Train ``config`` (a ``TrainConfig.to_dict()``), reporting every epoch with a checkpoint.
+
+    A restarted trial (``FailureConfig`` retry, ``Tuner.restore``) continues from its last checkpoint: the same
+    epoch, optimizer, schedule and RNG states, and the ``extra`` identifiers a tracking layer stored.
+    ``report`` defaults to ``ray.tune.report``.
+    """
+    report = report or tune.report
+    cfg = TrainConfig.from_dict(config)
+    torch.set_num_threads(cpu_share())
+    trainer = Trainer(cfg, trial_device(cfg))
+    try:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint:
+            with checkpoint.as_directory() as folder:
+                trainer.load(Path(folder) / CHECKPOINT_FILE)
+        try:
+            for row in trainer.epochs():
+                status = M.COMPLETED if trainer.done else M.RUNNING
+                with tempfile.TemporaryDirectory() as folder:
+                    trainer.save(Path(folder) / CHECKPOINT_FILE)
+                    report({**row, M.STATUS: status}, checkpoint=tune.Checkpoint.from_directory(folder))
+        except Diverged as e:
+            last = trainer.history[-1] if trainer.history else {M.VAL_ACC: 0.0, M.BEST_VAL_ACC: 0.0}
+            report({**last, M.EPOCH: trainer.epoch + 1, M.TRAIN_LOSS: float("nan"), M.STATUS: M.DIVERGED,
+                    M.REASON: str(e)})  # fmt: skip
+    finally:
+        device = trainer.device
+        del trainer
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
