@@ -179,7 +179,7 @@ def t2t_vit_c_14(**kwargs: Any):
 # Small variants for 32 px images (CIFAR, upscaled digits) on a CPU, and a tiny one for tests.
 @register_model
 def t2t_vit_mini(**kwargs: Any):
-    """About 0.9M parameters, 16 tokens at 32 px: the default of the CPU search."""
+    """About 0.6M parameters, 16 tokens at 32 px: the default of the CPU search."""
     variant = dict(img_size=32, num_classes=10, soft_split="compact", token_dim=32, embed_dim=128, depth=4,
                    num_heads=4, mlp_ratio=2.0)  # fmt: skip
     return _create(variant, **kwargs)

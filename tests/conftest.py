@@ -24,11 +24,13 @@ def manifest(reference: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """A real local Ray of 2 CPUs, no dashboard, stopped at the end of the session (only what it started)."""
+    """A real local Ray of 2 CPUs on loopback, no dashboard, stopped at the end of the session (what it started)."""
     import ray
 
+    from search.run import local_ray
+
     root = Path(__file__).resolve().parents[1]
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(root)}})
+    local_ray(num_cpus=2, runtime_env={"env_vars": {"PYTHONPATH": str(root)}})
     try:
         yield ray
     finally:

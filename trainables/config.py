@@ -141,44 +141,51 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def apply_assignments(values: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` strings (value parsed as YAML) to a nested dict, returning a new one."""
-    out = _deep_copy(values)
+    updates = {}
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value (e.g. optim.lr=0.001), got {assignment!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            updates[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             raise ConfigError(f"--set {key}: cannot parse value {raw!r}") from None
+    return set_paths(values, updates)
+
+
+def set_paths(values: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the nested dict ``values`` with each dotted path of ``updates`` set."""
+    out = _deep_copy(values)
+    for key, value in updates.items():
         node = out
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: {part!r} is a value, not a section")
+                raise ConfigError(f"{key}: {part!r} is a value, not a section")
             node = child
         node[parts[-1]] = value
     return out
 
 
-def describe(error: ValidationError) -> str:
+def describe(error: ValidationError, root: type[BaseModel] | None = None) -> str:
     """One line per problem, naming the key: ``optim.lr: Input should be greater than 0 (got -1)``."""
     lines = []
     for e in error.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "config"
+        loc = [str(p) for p in e["loc"] if not str(p).startswith(("tagged-union[", "function-after["))]
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            message = "unknown key" + _suggest(e["loc"])
-        elif "input" in e and not isinstance(e["input"], dict):
+            message = "unknown key" + _suggest(e["loc"], root or TrainConfig)
+        elif "input" in e and not isinstance(e["input"], dict) and repr(e["input"]) not in message:
             message += f" (got {e['input']!r})"
-        lines.append(f"{where}: {message}")
+        lines.append(f"{'.'.join(loc)}: {message}" if loc else message)
     return "; ".join(lines)
 
 
-def _suggest(loc: tuple) -> str:
+def _suggest(loc: tuple, root: type[BaseModel]) -> str:
     from t2t._names import close_matches
 
-    section: Any = TrainConfig
+    section: Any = root
     for part in loc[:-1]:
         field = section.model_fields.get(str(part))
         if field is None or not isinstance(field.annotation, type):

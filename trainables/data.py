@@ -187,21 +187,20 @@ def _synthetic(cfg: DataSection, seed: int) -> tuple[torch.Tensor, torch.Tensor,
     return images, labels, cfg.synthetic_classes
 
 
+_CIFAR = {  # name -> (torchvision class name, folder, title)
+    "cifar10": ("CIFAR10", "cifar-10-batches-py", "CIFAR-10"),
+    "cifar100": ("CIFAR100", "cifar-100-python", "CIFAR-100"),
+}
+
+
 def _cifar(cfg: DataSection, train: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
     from torchvision import datasets
 
-    cls, folder, title = {
-        "cifar10": (datasets.CIFAR10, "cifar-10-batches-py", "CIFAR-10"),
-        "cifar100": (datasets.CIFAR100, "cifar-100-python", "CIFAR-100"),
-    }[cfg.name]
+    check_available(cfg)
+    cls_name, folder, title = _CIFAR[cfg.name]
     root = Path(cfg.root).expanduser()
-    if not (root / folder).is_dir() and not cfg.download:
-        raise DataError(
-            f"{title} not found in {root / folder}: set data.download=true to download it once (needs internet), "
-            f"or copy {folder} into {root}"
-        )
     try:
-        ds = cls(str(root), train=train, download=cfg.download)
+        ds = getattr(datasets, cls_name)(str(root), train=train, download=cfg.download)
     except (OSError, RuntimeError) as e:  # URLError is an OSError
         raise DataError(
             f"{title} could not be read from or downloaded to {root}: {' '.join(str(e).split())}; download it on "
@@ -215,13 +214,8 @@ def _imagefolder(cfg: DataSection, device: torch.device, generator: torch.Genera
     from torchvision import datasets
     from torchvision.transforms import v2
 
+    check_available(cfg)
     root = Path(cfg.root).expanduser()
-    for split in ("train", "val"):
-        if not (root / split).is_dir():
-            raise DataError(
-                f"image folder {root / split} not found: data.root must hold train/ and val/ with one subfolder "
-                "per class"
-            )
     mean, std = IMAGENET_STATS
     size = cfg.img_size
     to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
@@ -244,6 +238,34 @@ def _imagefolder(cfg: DataSection, device: torch.device, generator: torch.Genera
     )
     val = torch.utils.data.DataLoader(val_ds, cfg.eval_batch_size, **common)
     return Data(LoaderBatches(train, device), LoaderBatches(val, device), 3, len(train_ds.classes))
+
+
+def check_available(cfg: DataSection) -> None:
+    """Raise ``DataError`` when the data set is not there (and may not be downloaded), without loading it."""
+    if cfg.name in _CIFAR:
+        _, folder, title = _CIFAR[cfg.name]
+        root = Path(cfg.root).expanduser()
+        if not (root / folder).is_dir() and not cfg.download:
+            raise DataError(
+                f"{title} not found in {root / folder}: set data.download=true to download it once (needs "
+                f"internet), or copy {folder} into {root}"
+            )
+    elif cfg.name == "imagefolder":
+        root = Path(cfg.root).expanduser()
+        for split in ("train", "val"):
+            if not (root / split).is_dir():
+                raise DataError(
+                    f"image folder {root / split} not found: data.root must hold train/ and val/ with one "
+                    "subfolder per class"
+                )
+
+
+def channels_and_classes(cfg: DataSection) -> tuple[int, int]:
+    """(in_chans, num_classes) of a data set without loading it (to price a model before it is built)."""
+    check_available(cfg)
+    if cfg.name == "imagefolder":
+        return 3, sum(1 for p in (Path(cfg.root).expanduser() / "train").iterdir() if p.is_dir())
+    return {"digits": (1, 10), "cifar10": (3, 10), "cifar100": (3, 100)}.get(cfg.name, (3, cfg.synthetic_classes))
 
 
 def build_data(cfg: DataSection, device: torch.device, seed: int, generator: torch.Generator) -> Data:

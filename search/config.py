@@ -1,0 +1,184 @@
+"""The experiment config: the fixed training config, the search space, and how to search and track.
+
+    name: t2t-search            # MLflow experiment, Tune experiment folder and Optuna study
+    base: {model: ..., data: ..., optim: ..., train: ...}     # a trainables TrainConfig
+    space: {model.depth: {type: int, low: 2, high: 6}, ...}   # see search/space.py
+    search: {num_trials: 12, scheduler: asha, ...}
+    tracking_uri: null          # MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory
+    storage_path: null          # Tune's results: ./ray_results (must be shared storage on a cluster)
+
+Everything is validated (unknown keys, bad values, an invalid corner of the space) before Ray or MLflow start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from search.space import Param, SearchSpace
+from trainables.config import ConfigError, TrainConfig, apply_assignments, describe, read_yaml
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_STORAGE = "ray_results"
+
+# The embedded default: digits with a small T2T-ViT on a laptop CPU, about 3 minutes on 2 cores.
+DEFAULT_BASE: dict[str, Any] = {
+    "model": {"name": "t2t_vit_mini"},
+    "train": {"epochs": 20},
+}
+DEFAULT_SPACE: dict[str, Any] = {
+    "model.depth": {"type": "int", "low": 2, "high": 5},
+    "model.token_dim": {"type": "choice", "values": [16, 32, 48]},
+    "model.embed_dim": {"type": "choice", "values": [64, 96, 128]},
+    "model.mlp_ratio": {"type": "choice", "values": [2.0, 3.0]},
+    "model.tokens_type": {"type": "choice", "values": ["performer", "transformer"]},
+    "model.performer_kernel_ratio": {"type": "float", "low": 0.25, "high": 1.0,
+                                     "when": {"model.tokens_type": "performer"}},  # fmt: skip
+    "model.drop_path_rate": {"type": "float", "low": 0.0, "high": 0.2},
+    "model.drop_rate": {"type": "float", "low": 0.0, "high": 0.1},
+    "model.attn_drop_rate": {"type": "float", "low": 0.0, "high": 0.1},
+    "optim.lr": {"type": "float", "low": 5.0e-4, "high": 5.0e-3, "log": True},
+    "optim.weight_decay": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
+    "data.batch_size": {"type": "choice", "values": [32, 64]},
+}
+
+
+_PARAM = TypeAdapter(Param)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SearchSection(_Section):
+    num_trials: int = Field(12, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)  # None: as many as the cluster's resources allow
+    seed: int = 0
+    sampler: Literal["tpe", "random"] = "tpe"
+    multi_objective: bool = False  # maximise val_acc and minimise MACs (a Pareto front)
+    scheduler: Literal["asha", "none"] = "asha"
+    grace_period: int = Field(4, ge=1)  # ASHA: epochs every trial gets before it may be stopped
+    reduction_factor: float = Field(3.0, gt=1)  # ASHA: keep the top 1/reduction_factor at each rung
+    time_budget_s: float | None = Field(None, gt=0)  # stop the whole search after this long
+    max_params: int | None = Field(None, ge=1)  # refuse configurations above this many parameters
+    max_macs: int | None = Field(None, ge=1)  # refuse configurations above this many MACs per image
+    head_dim: int | None = Field(32, ge=1)  # derive model.num_heads = embed_dim // head_dim (null: off)
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)  # fractions share a GPU between trials
+    max_failures: int = Field(2, ge=0)  # retries of a trial whose worker or node died
+    keep_checkpoints: int = Field(2, ge=1)  # per trial, the best by val_acc
+    log_checkpoints: int = Field(3, ge=0)  # the best trials' model weights become MLflow artifacts
+
+
+class SearchConfig(_Section):
+    name: str = "t2t-search"
+    base: TrainConfig = TrainConfig.from_dict(DEFAULT_BASE)
+    space: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_SPACE), validate_default=True)
+    search: SearchSection = SearchSection()
+    tracking_uri: str | None = None
+    storage_path: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value):
+            raise ValueError(f"name must be letters, digits, '_', '.', '-' (at most 100), got {value!r}")
+        return value
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _space(cls, space: Any) -> dict[str, Any]:
+        """A mapping is a distribution (validated as one), anything else a fixed value."""
+        if not isinstance(space, dict):
+            raise ValueError("space must be a mapping of section.key to a value or a distribution")
+        out = {}
+        for key, value in space.items():
+            if not isinstance(key, str) or "." not in key or key.split(".")[0] not in ("model", "data", "optim", "train"):
+                raise ValueError(f"space key {key!r} must be section.key with section model, data, optim or train")
+            if isinstance(value, dict):
+                try:
+                    value = _PARAM.validate_python(value)
+                except ValidationError as e:
+                    raise ValueError(f"{key}: {describe(e)}") from None
+            elif isinstance(value, (list, tuple)):
+                raise ValueError(f"{key}: a list is not a distribution; write {{type: choice, values: [...]}}")
+            out[key] = value
+        return out
+
+    @model_validator(mode="after")
+    def _check_space(self) -> SearchConfig:
+        self.search_space.check(self.base.to_dict())
+        return self
+
+    @property
+    def search_space(self) -> SearchSpace:
+        return SearchSpace(self.space, self.search.head_dim)
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+    @property
+    def resolved_storage_path(self) -> str:
+        path = self.storage_path or os.environ.get("T2T_STORAGE_PATH") or DEFAULT_STORAGE
+        return path if "://" in path else str(Path(path).expanduser().resolve())
+
+    @property
+    def experiment_path(self) -> str:
+        return f"{self.resolved_storage_path.rstrip('/')}/{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=False)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, assignments: list[str] = (), **overrides: Any) -> SearchConfig:
+        """The YAML at ``path`` (or the embedded default), then ``--set`` assignments, then flag overrides."""
+        values = read_yaml(path) if path else {}
+        # space keys are dotted paths themselves: `--set space.model.depth={...}` sets space["model.depth"]
+        space_sets = [a.removeprefix("space.") for a in assignments if a.startswith("space.")]
+        values = apply_assignments(values, [a for a in assignments if not a.startswith("space.")])
+        if space_sets:
+            if not isinstance(values.get("space", {}), dict):
+                raise ConfigError("space must be a mapping of section.key to a value or distribution")
+            space = dict(values["space"] if "space" in values else DEFAULT_SPACE)
+            space.update(apply_flat(space_sets))
+            values["space"] = space
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as e:
+            raise ConfigError(describe(e, SearchConfig)) from None
+
+
+def apply_flat(assignments: list[str]) -> dict[str, Any]:
+    """``key=value`` strings to a flat dict (keys kept whole, values parsed as YAML)."""
+    out = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"--set space.SECTION.KEY=VALUE expected, got 'space.{assignment}'")
+        out.update({key: apply_assignments({}, [f"v={raw}"])["v"]})
+    return out
+
+
+SMOKE_TEST = [  # --smoke-test: every part of the path, in well under a minute
+    "base.model.name=t2t_vit_test",
+    "base.train.epochs=2",
+    "base.data.batch_size=128",
+    "search.num_trials=3",
+    "search.grace_period=1",
+    "search.reduction_factor=2",
+    "search.head_dim=16",
+    "search.log_checkpoints=1",
+]
+SMOKE_SPACE = {
+    "model.depth": {"type": "int", "low": 1, "high": 2},
+    "model.embed_dim": {"type": "choice", "values": [32, 48]},
+    "model.token_dim": {"type": "choice", "values": [16, 32]},
+    "model.drop_path_rate": {"type": "float", "low": 0.0, "high": 0.2},
+    "optim.lr": {"type": "float", "low": 1.0e-3, "high": 5.0e-3, "log": True},
+}

@@ -1,0 +1,305 @@
+"""``python -m search.run``: a hyperparameter search of T2T-ViT.
+
+    python -m search.run                                  # the embedded default: digits, local Ray, ~3 min on 2 CPUs
+    python -m search.run --smoke-test                     # 3 tiny trials: every part of the path in seconds
+    python -m search.run --config configs/cifar10.yaml --address auto --storage-path s3://bucket/t2t
+    python -m search.run --name my-search --resume        # continue an interrupted search
+
+Ray Tune schedules the trials (ASHA stops hopeless ones), Optuna proposes them (TPE), and every trial is an MLflow
+run nested under the search's parent run (``mlflow ui`` shows them). Bad input exits 2 with one line, before Ray
+or MLflow start and without writing anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from search.config import SMOKE_SPACE, SMOKE_TEST, SearchConfig
+from trainables import metrics as M
+from trainables.config import ConfigError
+from trainables.data import DataError, check_available
+
+log = logging.getLogger("search.run")
+
+
+class UsageError(ValueError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the whole usage)
+        self.exit(2, f"error: {message} (see python -m search.run --help)\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = _Parser(prog="python -m search.run", description=__doc__.split("\n")[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])  # fmt: skip
+    parser.add_argument("--config", help="YAML experiment config (default: the embedded digits search)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value: search.num_trials=20, base.optim.lr=1e-3, "
+                             "'space.model.depth={type: int, low: 2, high: 8}' (repeatable)")  # fmt: skip
+    parser.add_argument("--name", help="experiment name: MLflow experiment, results folder, Optuna study")
+    parser.add_argument("--smoke-test", action="store_true", help="3 tiny trials of 2 epochs: the whole path, fast")
+    parser.add_argument("--resume", action="store_true", help="continue the experiment --name")
+    parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                        help="Ray cluster to join ('auto' on a cluster node; default: start a local Ray)")  # fmt: skip
+    parser.add_argument("--storage-path", help="where Tune keeps results and checkpoints (shared storage on a "
+                                               "cluster: s3://... or an NFS mount; default ./ray_results)")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def load_config(args: argparse.Namespace) -> SearchConfig:
+    sets = list(args.sets)
+    if args.smoke_test:
+        sets = SMOKE_TEST + [f"space.{k}={json.dumps(v)}" for k, v in SMOKE_SPACE.items()] + sets
+        if not any(s.startswith("space.") for s in args.sets):
+            sets.insert(0, "space={}")  # the smoke space replaces the default one
+    return SearchConfig.load(args.config, sets, name=args.name, storage_path=args.storage_path)
+
+
+def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
+    """Everything that can be checked before Ray or MLflow start, writing nothing."""
+    from ray import tune
+
+    from search.tracking import check_tracking
+
+    exists = tune.Tuner.can_restore(cfg.experiment_path)
+    if args.resume and not exists:
+        raise UsageError(f"nothing to resume: no experiment at {cfg.experiment_path} (check --name and --storage-path)")
+    if exists and not args.resume:
+        raise UsageError(
+            f"experiment {cfg.name!r} already exists at {cfg.experiment_path}: pass --resume to continue it, "
+            "or --name to start another"
+        )
+    if args.address and "://" not in cfg.resolved_storage_path:
+        log.warning("warning: --address with a local storage path (%s): every node must see it at that path (an "
+                    "NFS mount), else give --storage-path s3://...", cfg.resolved_storage_path)  # fmt: skip
+    check_available(cfg.base.data)
+    check_tracking(cfg.resolved_tracking_uri)
+
+
+def study_storage(cfg: SearchConfig) -> str:
+    """The Optuna study: an sqlite file in the experiment folder (local storage) or the working directory."""
+    if "://" in cfg.resolved_storage_path:
+        return f"sqlite:///{Path(f'{cfg.name}.optuna.db').resolve()}"
+    Path(cfg.experiment_path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(cfg.experiment_path) / 'optuna.db'}"
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("t2t-search", "torch", "ray", "optuna", "mlflow"):
+        try:
+            out[f"version.{name}"] = md.version(name)
+        except md.PackageNotFoundError:
+            out[f"version.{name}"] = "not installed"
+    try:
+        here = Path(__file__).resolve().parent
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        out["git.revision"] = rev.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        out["git.revision"] = "unknown"
+    return out
+
+
+def build_tuner(cfg: SearchConfig, args: argparse.Namespace, tracker, storage: str):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from search.searcher import StudySearcher
+    from search.tracking import MlflowCallback, Progress
+    from trainables.tune import train_t2t
+
+    s = cfg.search
+    resources = {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial}
+    trainable = tune.with_resources(train_t2t, resources)
+    if args.resume:
+        return tune.Tuner.restore(cfg.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
+    searcher = StudySearcher(cfg.search_space, cfg.base.to_dict(), cfg.name, storage, s.sampler, s.seed,
+                             s.multi_objective, s.max_params, s.max_macs)  # fmt: skip
+    if s.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr=M.EPOCH, max_t=cfg.base.train.epochs, grace_period=s.grace_period,
+                                  reduction_factor=s.reduction_factor)  # fmt: skip
+    else:
+        scheduler = FIFOScheduler()
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=M.OBJECTIVE,
+            mode=M.OBJECTIVE_MODE,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=s.num_trials,
+            max_concurrent_trials=s.max_concurrent,
+            time_budget_s=s.time_budget_s,
+            trial_name_creator=lambda trial: f"trial_{trial.trial_id}",
+            trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.name,
+            storage_path=cfg.resolved_storage_path,
+            callbacks=[MlflowCallback(tracker), Progress()],
+            failure_config=tune.FailureConfig(max_failures=s.max_failures),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=M.VAL_ACC, checkpoint_score_order="max"
+            ),
+            verbose=0,  # progress comes from search.tracking.Progress, one line per event
+        ),
+    )
+
+
+def summarize(results, tracker, cfg: SearchConfig, started: float) -> dict[str, Any]:
+    """Statuses, the best trial, and the best trials' weights as artifacts of their runs."""
+    from search.tracking import trial_status
+
+    trials = []
+    for result in results:
+        metrics = result.metrics or {}
+        status = trial_status(metrics, error=result.error is not None)
+        trials.append((status, metrics, result))
+    counts = {status: sum(t[0] == status for t in trials) for status in (M.COMPLETED, M.PRUNED, M.DIVERGED, M.FAILED)}
+    ranked = sorted((t for t in trials if M.BEST_VAL_ACC in t[1]), key=lambda t: -t[1][M.BEST_VAL_ACC])
+    completed = [t for t in ranked if t[0] == M.COMPLETED]
+    summary: dict[str, Any] = {f"trials_{k}": v for k, v in counts.items()}
+    summary["wall_time_s"] = time.monotonic() - started
+    if ranked:
+        status, best, result = (completed or ranked)[0]
+        summary.update(best_val_acc=best[M.BEST_VAL_ACC], best_trial_id=best["trial_id"], best_status=status,
+                       best_config=result.config, best_params=best.get(M.PARAMS), best_macs=best.get(M.MACS),
+                       best_run_id=tracker.run_id(best["trial_id"]), best_path=result.path)  # fmt: skip
+        if "://" not in cfg.experiment_path:
+            import yaml
+
+            path = Path(cfg.experiment_path) / "best_config.yaml"
+            path.write_text(yaml.safe_dump(result.config, sort_keys=False))
+            summary["best_config_file"] = str(path)
+    for _, metrics, result in completed[: cfg.search.log_checkpoints]:
+        _log_weights(tracker, metrics["trial_id"], result)
+    return summary
+
+
+def _log_weights(tracker, trial_id: str, result) -> None:
+    """The best checkpoint's model weights (loadable with ``t2t.load_pretrained``) as an MLflow artifact."""
+    import tempfile
+
+    import torch
+
+    checkpoint = result.get_best_checkpoint(M.VAL_ACC, "max") or result.checkpoint
+    run_id = tracker.run_id(trial_id)
+    if checkpoint is None or run_id is None:
+        return
+    try:
+        with checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as out:
+            state = torch.load(Path(folder) / "checkpoint.pt", map_location="cpu", weights_only=True)
+            torch.save(state["model"], Path(out) / "model.pt")
+            (Path(out) / "config.json").write_text(json.dumps(state["config"], indent=2))
+            tracker.client.log_artifacts(run_id, out, artifact_path="model")
+    except Exception as e:  # noqa: BLE001 -- an artifact upload must not lose the search's results
+        log.warning("could not log the weights of trial %s to MLflow: %s", trial_id, e)
+
+
+def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) -> None:
+    lines = ["", f"search {cfg.name!r} done in {summary['wall_time_s']:.0f} s: "
+                 + ", ".join(f"{summary[f'trials_{k}']} {k}" for k in (M.COMPLETED, M.PRUNED, M.DIVERGED, M.FAILED))]  # fmt: skip
+    if "best_val_acc" in summary:
+        lines += [
+            f"best trial {summary['best_trial_id']} ({summary['best_status']}): val_acc {summary['best_val_acc']:.4f}, "
+            f"{(summary['best_params'] or 0) / 1e6:.2f}M parameters, {(summary['best_macs'] or 0) / 1e6:.1f} MMACs",
+        ]
+        if summary.get("best_config_file"):
+            lines.append(f"  retrain it: python -m trainables.train --config {summary['best_config_file']}")
+    uri = cfg.resolved_tracking_uri
+    ui = "mlflow ui" if uri == "sqlite:///mlflow.db" else f"mlflow ui --backend-store-uri {uri}"
+    lines += [
+        f"results:  {cfg.experiment_path}",
+        f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; compare the trials with `{ui}`",
+    ]
+    print("\n".join(lines))
+
+
+def local_ray(**kwargs: Any) -> None:
+    """Start a local Ray whose every socket listens on 127.0.0.1 only.
+
+    Ray binds its gRPC servers to all interfaces unless clustering is off; this variable (named for macOS and
+    Windows, where it is the default) turns it off, and the worker processes inherit it.
+    """
+    import ray
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False, **kwargs)
+
+
+def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
+    # MLflow's HTTP client otherwise retries a dead server for minutes inside Tune's event loop;
+    # Tune saves the experiment state often so a killed driver loses little.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # ...and forces a snapshot whenever a trial has made num_to_keep checkpoints: wanted here, so no warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    import ray
+
+    from search.tracking import PARENT, MlflowTracker, flatten
+
+    started = time.monotonic()
+    if args.address:
+        ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    else:
+        local_ray()
+    try:
+        storage = study_storage(cfg)
+        pending = Path(cfg.experiment_path) / "mlflow_pending.json" if "://" not in cfg.experiment_path else None
+        tracker = MlflowTracker(cfg.resolved_tracking_uri, cfg.name, cfg.experiment_path, str(pending or ""))
+        config = cfg.to_dict()
+        parent_id = tracker.start_parent(
+            run_name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            params={k: v for k, v in flatten(config).items() if not k.startswith("space.")},
+            tags={**versions(), "optuna.storage": storage, "search.role": "parent"},
+            artifacts={"config.json": config, "search_space.json": config["space"]},
+        )
+        log.info("search %r: %d trials, results in %s, MLflow parent run %s", cfg.name, cfg.search.num_trials,
+                 cfg.experiment_path, parent_id)  # fmt: skip
+        tuner = build_tuner(cfg, args, tracker, storage)
+        try:
+            results = tuner.fit()
+        except KeyboardInterrupt:
+            tracker.close(timeout_s=10)
+            print(f"interrupted; continue with: python -m search.run --name {cfg.name} --resume", file=sys.stderr)
+            return 130
+        summary = summarize(results, tracker, cfg, started)
+        tracker.log_metrics(PARENT, {k: v for k, v in summary.items() if k.startswith("trials_") or k == "best_val_acc"})
+        tracker.set_tags(PARENT, {k: v for k, v in summary.items() if k in ("best_trial_id", "best_run_id")})
+        tracker.trial_ended(PARENT, M.COMPLETED)
+        tracker.close()
+        print_summary(summary, cfg, parent_id)
+        return 0 if summary.get(f"trials_{M.COMPLETED}", 0) or summary.get(f"trials_{M.PRUNED}", 0) else 1
+    finally:
+        ray.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from search.tracking import TrackingError
+
+    try:
+        cfg = load_config(args)
+        preflight(cfg, args)
+    except (ConfigError, DataError, UsageError, TrackingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return run_search(cfg, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

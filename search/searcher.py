@@ -1,0 +1,184 @@
+"""Optuna behind Ray Tune's ``Searcher`` interface, closing the holes of the stock ``OptunaSearch``:
+
+- a trial that the scheduler (ASHA) or the time budget stops is told to Optuna as PRUNED, with its intermediate
+  values, not as COMPLETE with a truncated metric;
+- a diverged or failed trial is FAIL, with the reason as a user attribute;
+- a configuration over the parameter/MAC budget is refused before it trains: it gets ``set_constraint`` values
+  > 0 and is told PRUNED, so TPE ranks it below every feasible trial, and the next one is asked for;
+- the study lives in Optuna storage (an RDB file by default), so optuna-dashboard can read it, a resumed
+  search continues it, and the Ray-trial -> Optuna-trial map is rebuilt from the study itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+import t2t
+from search.space import SearchSpace
+from trainables import metrics as M
+from trainables.config import TrainConfig
+from trainables.data import channels_and_classes
+
+log = logging.getLogger(__name__)
+
+RAY_TRIAL_ID = "ray_trial_id"  # user attribute of an Optuna trial: the Ray trial it became
+MAX_REFUSALS = 200  # consecutive over-budget proposals before the search gives up
+
+
+class BudgetExhaustedError(RuntimeError):
+    pass
+
+
+def make_sampler(kind: str, seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # few startup trials: a search here is tens of trials, not thousands
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4 if not multi_objective else 6, multivariate=True)
+
+
+class StudySearcher(Searcher):
+    def __init__(
+        self,
+        space: SearchSpace,
+        base: dict[str, Any],
+        study_name: str,
+        storage: str | None,
+        sampler: str = "tpe",
+        seed: int = 0,
+        multi_objective: bool = False,
+        max_params: int | None = None,
+        max_macs: int | None = None,
+    ) -> None:
+        super().__init__(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE)
+        self.space, self.base = space, base
+        self.study_name, self.storage_url = study_name, storage
+        self.sampler_kind, self.seed, self.multi_objective = sampler, seed, multi_objective
+        self.max_params, self.max_macs = max_params, max_macs
+        self._study: optuna.Study | None = None
+        self._live: dict[str, int] = {}  # Ray trial id -> Optuna trial id (storage id)
+
+    # --- the study, reconnected lazily (the searcher is pickled with the experiment) ---
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            storage = optuna.storages.RDBStorage(self.storage_url) if self.storage_url else None
+            directions = ["maximize", "minimize"] if self.multi_objective else ["maximize"]
+            self._study = optuna.create_study(
+                study_name=self.study_name,
+                storage=storage,
+                sampler=make_sampler(self.sampler_kind, self.seed, self.multi_objective),
+                directions=directions,
+                load_if_exists=True,
+            )
+            self._rebuild_live()
+        return self._study
+
+    def _rebuild_live(self) -> None:
+        for frozen in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            ray_id = frozen.user_attrs.get(RAY_TRIAL_ID)
+            if ray_id:
+                self._live[ray_id] = frozen._trial_id
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_study"] = None
+        if self.storage_url is None:
+            raise RuntimeError("an in-memory study cannot be saved; give the searcher a storage URL")
+        return state
+
+    # --- Searcher interface ---
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True  # metric and mode are fixed (trainables.metrics.OBJECTIVE); the space is our own
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if trial_id in self._live:  # asked again for a trial it already proposed (restore)
+            trial = optuna.Trial(self.study, self._live[trial_id])
+            return self.space.apply(self.base, self.space.sample(trial))
+        for _ in range(MAX_REFUSALS):
+            trial = self.study.ask()
+            config = self.space.apply(self.base, self.space.sample(trial))
+            violations = self._constraints(config)
+            for key, value in violations.items():
+                trial.set_constraint(key, value)
+            over = {k: v for k, v in violations.items() if v > 0}
+            if not over:
+                trial.set_user_attr(RAY_TRIAL_ID, trial_id)
+                self._live[trial_id] = trial._trial_id
+                return config
+            reason = ", ".join(f"{k} by {v:,.0f}" for k, v in over.items())
+            trial.set_user_attr(M.STATUS, "refused")
+            trial.set_user_attr(M.REASON, f"over budget: {reason}")
+            self.study.tell(trial, state=TrialState.PRUNED)
+            log.info("refused Optuna trial %d before training: over budget (%s)", trial.number, reason)
+        raise BudgetExhaustedError(
+            f"{MAX_REFUSALS} proposals in a row were over search.max_params/max_macs: raise the budget or "
+            "narrow the space to smaller models"
+        )
+
+    def _constraints(self, config: dict[str, Any]) -> dict[str, float]:
+        """Constraint values (> 0: violated by that much), from the config alone: nothing is built."""
+        if not (self.max_params or self.max_macs):
+            return {}
+        cfg = TrainConfig.from_dict(config)
+        cost = t2t.complexity(cfg.model.build_config(cfg.data.img_size, *channels_and_classes(cfg.data)))
+        out = {}
+        if self.max_params:
+            out["params"] = float(cost.params - self.max_params)
+        if self.max_macs:
+            out["macs"] = float(cost.macs - self.max_macs)
+        return out
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id in self._live:
+            self._report(optuna.Trial(self.study, self._live[trial_id]), result)
+
+    def _report(self, trial: optuna.Trial, result: dict[str, Any]) -> None:
+        """The epoch's val_acc as an intermediate value (single objective; each epoch once)."""
+        if self.multi_objective or M.VAL_ACC not in result or M.EPOCH not in result:
+            return
+        step = int(result[M.EPOCH])
+        if step not in trial.storage.get_trial(trial._trial_id).intermediate_values:
+            trial.report(float(result[M.VAL_ACC]), step)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        optuna_id = self._live.pop(trial_id, None)
+        if optuna_id is None:
+            return
+        trial = optuna.Trial(self.study, optuna_id)
+        if result and not error and result.get(M.STATUS) != M.DIVERGED:
+            self._report(trial, result)  # Tune delivers a trial's last result here, not to on_trial_result
+        status = (result or {}).get(M.STATUS)
+        if error or status == M.DIVERGED or not result:
+            trial.set_user_attr(M.STATUS, M.DIVERGED if status == M.DIVERGED else M.FAILED)
+            if result and result.get(M.REASON):
+                trial.set_user_attr(M.REASON, str(result[M.REASON]))
+            self.study.tell(trial, state=TrialState.FAIL)
+        elif status == M.COMPLETED:
+            trial.set_user_attr(M.STATUS, M.COMPLETED)
+            values = [float(result[M.BEST_VAL_ACC])]
+            if self.multi_objective:
+                values.append(float(result[M.MACS]))
+            self.study.tell(trial, values)
+        else:  # stopped before its last epoch: by the scheduler or the time budget
+            trial.set_user_attr(M.STATUS, M.PRUNED)
+            trial.set_user_attr("stopped_at_epoch", int(result.get(M.EPOCH, 0)))
+            self.study.tell(trial, state=TrialState.PRUNED)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+        self._study = None
+        self._live = {}
+        self.study  # noqa: B018 -- reconnects and rebuilds the live map from the study
