@@ -36,8 +36,12 @@ DEFAULT_SPACE: dict[str, Any] = {
     "model.embed_dim": {"type": "choice", "values": [64, 96, 128]},
     "model.mlp_ratio": {"type": "choice", "values": [2.0, 3.0]},
     "model.tokens_type": {"type": "choice", "values": ["performer", "transformer"]},
-    "model.performer_kernel_ratio": {"type": "float", "low": 0.25, "high": 1.0,
-                                     "when": {"model.tokens_type": "performer"}},  # fmt: skip
+    "model.performer_kernel_ratio": {
+        "type": "float",
+        "low": 0.25,
+        "high": 1.0,
+        "when": {"model.tokens_type": "performer"},
+    },  # fmt: skip
     "model.drop_path_rate": {"type": "float", "low": 0.0, "high": 0.2},
     "model.drop_rate": {"type": "float", "low": 0.0, "high": 0.1},
     "model.attn_drop_rate": {"type": "float", "low": 0.0, "high": 0.1},
@@ -97,7 +101,11 @@ class SearchConfig(_Section):
             raise ValueError("space must be a mapping of section.key to a value or a distribution")
         out = {}
         for key, value in space.items():
-            if not isinstance(key, str) or "." not in key or key.split(".")[0] not in ("model", "data", "optim", "train"):
+            if (
+                not isinstance(key, str)
+                or "." not in key
+                or key.split(".")[0] not in ("model", "data", "optim", "train")
+            ):
                 raise ValueError(f"space key {key!r} must be section.key with section model, data, optim or train")
             if isinstance(value, dict):
                 try:

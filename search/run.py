@@ -58,10 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_config(args: argparse.Namespace) -> SearchConfig:
     sets = list(args.sets)
-    if args.smoke_test:
-        sets = SMOKE_TEST + [f"space.{k}={json.dumps(v)}" for k, v in SMOKE_SPACE.items()] + sets
-        if not any(s.startswith("space.") for s in args.sets):
-            sets.insert(0, "space={}")  # the smoke space replaces the default one
+    if args.smoke_test:  # the smoke space replaces the default one; the user's --set still apply on top
+        sets = ["space={}", *SMOKE_TEST, *(f"space.{k}={json.dumps(v)}" for k, v in SMOKE_SPACE.items()), *sets]
     return SearchConfig.load(args.config, sets, name=args.name, storage_path=args.storage_path)
 
 
@@ -204,7 +202,7 @@ def _log_weights(tracker, trial_id: str, result) -> None:
             torch.save(state["model"], Path(out) / "model.pt")
             (Path(out) / "config.json").write_text(json.dumps(state["config"], indent=2))
             tracker.client.log_artifacts(run_id, out, artifact_path="model")
-    except Exception as e:  # noqa: BLE001 -- an artifact upload must not lose the search's results
+    except Exception as e:
         log.warning("could not log the weights of trial %s to MLflow: %s", trial_id, e)
 
 
@@ -277,7 +275,9 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
             print(f"interrupted; continue with: python -m search.run --name {cfg.name} --resume", file=sys.stderr)
             return 130
         summary = summarize(results, tracker, cfg, started)
-        tracker.log_metrics(PARENT, {k: v for k, v in summary.items() if k.startswith("trials_") or k == "best_val_acc"})
+        tracker.log_metrics(
+            PARENT, {k: v for k, v in summary.items() if k.startswith("trials_") or k == "best_val_acc"}
+        )
         tracker.set_tags(PARENT, {k: v for k, v in summary.items() if k in ("best_trial_id", "best_run_id")})
         tracker.trial_ended(PARENT, M.COMPLETED)
         tracker.close()

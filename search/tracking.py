@@ -230,7 +230,7 @@ class MlflowTracker:
         while self._pending:
             try:
                 self._apply(self._pending[0])
-            except Exception as e:  # noqa: BLE001 -- the store is away or refused: keep the write for later
+            except Exception as e:
                 if self._outage_since is None:
                     self._outage_since = time.monotonic()
                     log.warning("MLflow at %s is not answering (%s: %s); buffering, will retry with the next write",

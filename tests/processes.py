@@ -1,0 +1,91 @@
+"""Processes that tests start: each in its own session, stopped by PID (the whole session), even on failure."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def session_pids(sid: int) -> list[int]:
+    """Every live process whose session id is ``sid`` (read from /proc; no names, no pkill)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state, ppid, pgrp, session, ...
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_session(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    """SIGKILL the process and everything in its session (Ray agents a killed driver leaves behind)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pids = session_pids(proc.pid)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
+    try:
+        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def spawn(args: list[str], log: Path, cwd: Path | None = None, env: dict | None = None) -> subprocess.Popen:
+    out = open(log, "ab")  # noqa: SIM115 -- owned by the child
+    return subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval_s)
+    raise TimeoutError(f"gave up after {timeout_s:.0f} s waiting for {what}")
+
+
+def mlflow_server(port: int, store: Path, artifacts: Path, log: Path) -> subprocess.Popen:
+    """A real MLflow tracking server on 127.0.0.1:port (1 worker), healthy when this returns."""
+    import requests
+
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = spawn([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                  "--workers", "1", "--backend-store-uri", f"sqlite:///{store}",
+                  "--artifacts-destination", str(artifacts)], log, env=env)  # fmt: skip
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {log.read_text()[-2000:]}")
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_for(healthy, 90, f"the MLflow server on port {port}")
+    except BaseException:
+        kill_session(proc)
+        raise
+    return proc

@@ -1,0 +1,153 @@
+"""``python -m search.run`` end to end, as a user runs it: a real local Ray, Optuna study and MLflow store.
+
+Each search runs as a subprocess in its own session (so a test can SIGKILL the driver), stopped by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from search.searcher import RAY_TRIAL_ID
+from tests.processes import kill_session, spawn, wait_for
+from trainables import metrics as M
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _search(tmp_path: Path, *args: str, log: str = "search.log"):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONPATH": str(ROOT)}
+    return spawn([sys.executable, "-m", "search.run", *args], tmp_path / log, cwd=tmp_path, env=env)
+
+
+def _finish(proc, timeout_s: float = 300) -> int:
+    try:
+        return proc.wait(timeout=timeout_s)
+    finally:
+        kill_session(proc)
+
+
+def _runs(tmp_path: Path, name: str):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def _study(tmp_path: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/ray_results/{name}/optuna.db")
+
+
+def _epochs(client, run) -> list[int]:
+    return [m.step for m in client.get_metric_history(run.info.run_id, M.VAL_ACC)]
+
+
+def test_smoke_search_end_to_end(tmp_path):
+    assert _finish(_search(tmp_path, "--smoke-test", "--name", "smoke")) == 0, (tmp_path / "search.log").read_text()
+    log = (tmp_path / "search.log").read_text()
+    assert "search 'smoke' done" in log and "retrain it: python -m trainables.train --config" in log
+
+    client, parents, children = _runs(tmp_path, "smoke")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags[M.STATUS] == M.COMPLETED
+    assert parent.data.tags["version.ray"].startswith("2.60")
+    trial_ids = {t.user_attrs[RAY_TRIAL_ID] for t in _study(tmp_path, "smoke").trials}
+    assert len(children) == len(trial_ids) == 3
+    assert {c.data.tags["trial_id"] for c in children} == trial_ids
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+        assert child.data.tags[M.STATUS] in (M.COMPLETED, M.PRUNED)
+        epochs = _epochs(client, child)
+        assert epochs == list(range(1, len(epochs) + 1)) and epochs
+    assert parent.data.metrics["trials_completed"] + parent.data.metrics["trials_pruned"] == 3
+    best = parent.data.tags["best_run_id"]
+    assert [a.path for a in client.list_artifacts(best, "model")] == ["model/config.json", "model/model.pt"]
+
+    # the same name again without --resume is refused and changes nothing
+    assert _finish(_search(tmp_path, "--smoke-test", "--name", "smoke", log="again.log")) == 2
+    assert "already exists" in (tmp_path / "again.log").read_text()
+    assert len(_runs(tmp_path, "smoke")[1]) == 1
+
+
+def test_asha_stops_are_pruned_and_the_budget_refuses_before_training(tmp_path):
+    # Sequential trials, a good and a hopeless learning rate, two model sizes of which one is over budget.
+    args = ["--smoke-test", "--name", "asha",
+            "--set", "search.num_trials=5", "--set", "search.max_concurrent=1", "--set", "search.sampler=random",
+            "--set", "search.seed=5", "--set", "base.train.epochs=4", "--set", "base.optim.warmup_epochs=0", "--set", "base.optim.min_lr=0",
+            "--set", "search.grace_period=1", "--set", "search.reduction_factor=2",
+            "--set", "search.max_params=60000", "--set", "space.optim.lr={type: choice, values: [0.004, 1.0e-7]}",
+            "--set", "space.model.embed_dim={type: choice, values: [32, 96]}"]  # fmt: skip
+    assert _finish(_search(tmp_path, *args)) == 0, (tmp_path / "search.log").read_text()
+    study = _study(tmp_path, "asha")
+    client, _, children = _runs(tmp_path, "asha")
+    by_trial = {c.data.tags["trial_id"]: c for c in children}
+
+    refused = [t for t in study.trials if t.user_attrs.get(M.STATUS) == "refused"]
+    assert refused, "seed 5 proposes embed_dim 96 (over 60k parameters) at least once"
+    for trial in refused:
+        assert trial.state == TrialState.PRUNED and trial.constraints["params"] > 0
+        assert RAY_TRIAL_ID not in trial.user_attrs and not trial.intermediate_values  # never trained
+
+    ran = [t for t in study.trials if RAY_TRIAL_ID in t.user_attrs]
+    assert len(ran) == 5 == len(children)
+    pruned = [t for t in ran if t.state == TrialState.PRUNED]
+    assert pruned, "seed 5 runs two learning trials (lr 0.004), then hopeless ones (lr 1e-7) that ASHA stops"
+    for trial in pruned:
+        child = by_trial[trial.user_attrs[RAY_TRIAL_ID]]
+        assert child.data.tags[M.STATUS] == M.PRUNED
+        stopped = trial.user_attrs["stopped_at_epoch"]
+        assert stopped < 4 and sorted(trial.intermediate_values) == list(range(1, stopped + 1))
+        assert _epochs(client, child) == list(range(1, stopped + 1))
+    for trial in ran:
+        if trial.state == TrialState.COMPLETE:
+            assert by_trial[trial.user_attrs[RAY_TRIAL_ID]].data.tags[M.STATUS] == M.COMPLETED
+            assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
+
+
+def test_driver_killed_mid_search_then_resumed(tmp_path):
+    args = ["--smoke-test", "--name", "crash", "--set", "search.scheduler=none", "--set", "search.num_trials=3",
+            "--set", "search.max_concurrent=2", "--set", "base.train.epochs=6", "--set", "base.data.batch_size=32"]  # fmt: skip
+    driver = _search(tmp_path, *args)
+    folder = tmp_path / "ray_results" / "crash"
+
+    def some_trial_is_midway() -> bool:
+        for result in folder.glob("trial_*/result.json"):
+            if 2 <= len(result.read_text().splitlines()) < 6:
+                return True
+        return False
+
+    try:
+        wait_for(some_trial_is_midway, 180, "a trial past its second epoch")
+    finally:
+        kill_session(driver)  # SIGKILL: no cleanup in the driver, the Ray it started goes too
+
+    _, parents, children = _runs(tmp_path, "crash")
+    assert any(c.info.status == "RUNNING" for c in children)  # the crash left runs open...
+
+    resumed = _search(tmp_path, *args, "--resume", log="resume.log")
+    assert _finish(resumed) == 0, (tmp_path / "resume.log").read_text()
+
+    client, parents, children = _runs(tmp_path, "crash")  # ...the resume closed them, and added none
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    study = _study(tmp_path, "crash")
+    assert all(t.state == TrialState.COMPLETE for t in study.trials) and len(study.trials) == 3
+    assert len(children) == 3 and {c.data.tags["trial_id"] for c in children} == {
+        t.user_attrs[RAY_TRIAL_ID] for t in study.trials
+    }
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == M.COMPLETED
+        assert _epochs(client, child) == [1, 2, 3, 4, 5, 6]  # nothing lost, nothing logged twice
+    for result in folder.glob("trial_*/result.json"):
+        epochs = [json.loads(line)[M.EPOCH] for line in result.read_text().splitlines()]
+        assert epochs == sorted(set(epochs)), f"{result}: {epochs}"  # Tune's own history has no repeats either

@@ -1,0 +1,100 @@
+"""MLflow runs that are found again (no duplicates), never log an epoch twice, and survive a server outage."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search.tracking import PARENT, MlflowTracker, check_tracking, trial_status
+from tests.processes import free_port, kill_session, mlflow_server
+from trainables import metrics as M
+
+
+def _row(epoch: int) -> dict:
+    return {M.EPOCH: epoch, M.VAL_ACC: epoch / 10, M.TRAIN_LOSS: 1 / epoch, M.PARAMS: 1000, M.MACS: 5000,
+            M.STATUS: M.RUNNING, "config": {"not": "logged"}}  # fmt: skip
+
+
+def _tracker(uri: str, tmp_path) -> MlflowTracker:
+    return MlflowTracker(uri, "exp", str(tmp_path / "ray_results" / "exp"), str(tmp_path / "pending.json"))
+
+
+def _start(tracker: MlflowTracker) -> str:
+    return tracker.start_parent("search", {"search.num_trials": 2}, {"role": "parent"}, {"config.json": {"a": 1}})
+
+
+def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = _tracker(uri, tmp_path)
+    parent = _start(tracker)
+    tracker.trial_started("t1", {"model": {"depth": 3}})
+    tracker.epoch("t1", _row(1))
+    tracker.epoch("t1", _row(2))
+
+    again = _tracker(uri, tmp_path)  # a restarted driver: nothing in memory
+    assert _start(again) == parent
+    again.trial_started("t1", {"model": {"depth": 3}})
+    for epoch in (2, 3):  # the restored trial repeats epoch 2 and goes on
+        again.epoch("t1", _row(epoch))
+    again.trial_ended("t1", M.COMPLETED)
+    again.trial_ended(PARENT, M.COMPLETED)
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    assert len(runs) == 2
+    child = next(r for r in runs if r.data.tags.get("trial_id") == "t1")
+    assert child.data.tags["mlflow.parentRunId"] == parent
+    assert child.data.params["model.depth"] == "3"
+    assert [m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)] == [1, 2, 3]
+    assert [m.step for m in client.get_metric_history(child.info.run_id, M.PARAMS)] == [0]
+    assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == M.COMPLETED
+    assert client.get_run(parent).info.status == "FINISHED"
+
+
+def test_trial_status_from_its_last_result():
+    assert trial_status({M.STATUS: M.COMPLETED}, error=False) == M.COMPLETED
+    assert trial_status({M.STATUS: M.RUNNING}, error=False) == M.PRUNED  # stopped before its last epoch
+    assert trial_status({M.STATUS: M.DIVERGED}, error=False) == M.DIVERGED
+    assert trial_status({M.STATUS: M.RUNNING}, error=True) == M.FAILED
+    assert trial_status(None, error=False) == M.FAILED
+
+
+@pytest.mark.slow
+def test_a_server_that_goes_away_loses_nothing(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    store, artifacts, log = tmp_path / "server.db", tmp_path / "artifacts", tmp_path / "server.log"
+    server = mlflow_server(port, store, artifacts, log)
+    try:
+        check_tracking(uri)
+        tracker = _tracker(uri, tmp_path)
+        _start(tracker)
+        tracker.trial_started("t1", {"model": {"depth": 2}})
+        tracker.epoch("t1", _row(1))
+        kill_session(server)  # the server goes away mid-run
+
+        with caplog.at_level(logging.WARNING, logger="search.tracking"):
+            tracker.epoch("t1", _row(2))
+            tracker.epoch("t1", _row(3))
+        assert len(tracker._pending) == 2
+        assert sum("is not answering" in r.message for r in caplog.records) == 1  # one warning per outage
+
+        server = mlflow_server(port, store, artifacts, log)  # back, same store
+        tracker.epoch("t1", _row(4))
+        tracker.trial_ended("t1", M.COMPLETED)
+        assert tracker._pending == []
+        client = MlflowClient(uri)
+        child = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.trial_id = 't1'")[0]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)] == [1, 2, 3, 4]
+        assert child.info.status == "FINISHED"
+
+        kill_session(server)  # away at the very end: what is left is saved, not lost
+        tracker.epoch("t1", _row(5))
+        tracker.close(timeout_s=2)
+        assert "epoch" in (tmp_path / "pending.json").read_text()
+    finally:
+        kill_session(server)
