@@ -41,7 +41,7 @@ DEFAULT_SPACE: dict[str, Any] = {
         "low": 0.25,
         "high": 1.0,
         "when": {"model.tokens_type": "performer"},
-    },  # fmt: skip
+    },
     "model.drop_path_rate": {"type": "float", "low": 0.0, "high": 0.2},
     "model.drop_rate": {"type": "float", "low": 0.0, "high": 0.1},
     "model.attn_drop_rate": {"type": "float", "low": 0.0, "high": 0.1},
@@ -152,7 +152,7 @@ class SearchConfig(_Section):
         if space_sets:
             if not isinstance(values.get("space", {}), dict):
                 raise ConfigError("space must be a mapping of section.key to a value or distribution")
-            space = dict(values["space"] if "space" in values else DEFAULT_SPACE)
+            space = dict(values.get("space", DEFAULT_SPACE))
             space.update(apply_flat(space_sets))
             values["space"] = space
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -40,19 +40,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog="python -m search.run", description=__doc__.split("\n")[0],
-                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])  # fmt: skip
+    parser = _Parser(
+        prog="python -m search.run",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
     parser.add_argument("--config", help="YAML experiment config (default: the embedded digits search)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value: search.num_trials=20, base.optim.lr=1e-3, "
-                             "'space.model.depth={type: int, low: 2, high: 8}' (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value: search.num_trials=20, base.optim.lr=1e-3, "
+        "'space.model.depth={type: int, low: 2, high: 8}' (repeatable)",
+    )
     parser.add_argument("--name", help="experiment name: MLflow experiment, results folder, Optuna study")
     parser.add_argument("--smoke-test", action="store_true", help="3 tiny trials of 2 epochs: the whole path, fast")
     parser.add_argument("--resume", action="store_true", help="continue the experiment --name")
-    parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
-                        help="Ray cluster to join ('auto' on a cluster node; default: start a local Ray)")  # fmt: skip
-    parser.add_argument("--storage-path", help="where Tune keeps results and checkpoints (shared storage on a "
-                                               "cluster: s3://... or an NFS mount; default ./ray_results)")  # fmt: skip
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS"),
+        help="Ray cluster to join ('auto' on a cluster node; default: start a local Ray)",
+    )
+    parser.add_argument(
+        "--storage-path",
+        help="where Tune keeps results and checkpoints (shared storage on a "
+        "cluster: s3://... or an NFS mount; default ./ray_results)",
+    )
     return parser.parse_args(argv)
 
 
@@ -78,8 +94,11 @@ def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
             "or --name to start another"
         )
     if args.address and "://" not in cfg.resolved_storage_path:
-        log.warning("warning: --address with a local storage path (%s): every node must see it at that path (an "
-                    "NFS mount), else give --storage-path s3://...", cfg.resolved_storage_path)  # fmt: skip
+        log.warning(
+            "warning: --address with a local storage path (%s): every node must see it at that path (an "
+            "NFS mount), else give --storage-path s3://...",
+            cfg.resolved_storage_path,
+        )
     check_available(cfg.base.data)
     check_tracking(cfg.resolved_tracking_uri)
 
@@ -123,11 +142,24 @@ def build_tuner(cfg: SearchConfig, args: argparse.Namespace, tracker, storage: s
     trainable = tune.with_resources(train_t2t, resources)
     if args.resume:
         return tune.Tuner.restore(cfg.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
-    searcher = StudySearcher(cfg.search_space, cfg.base.to_dict(), cfg.name, storage, s.sampler, s.seed,
-                             s.multi_objective, s.max_params, s.max_macs)  # fmt: skip
+    searcher = StudySearcher(
+        cfg.search_space,
+        cfg.base.to_dict(),
+        cfg.name,
+        storage,
+        s.sampler,
+        s.seed,
+        s.multi_objective,
+        s.max_params,
+        s.max_macs,
+    )
     if s.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr=M.EPOCH, max_t=cfg.base.train.epochs, grace_period=s.grace_period,
-                                  reduction_factor=s.reduction_factor)  # fmt: skip
+        scheduler = ASHAScheduler(
+            time_attr=M.EPOCH,
+            max_t=cfg.base.train.epochs,
+            grace_period=s.grace_period,
+            reduction_factor=s.reduction_factor,
+        )
     else:
         scheduler = FIFOScheduler()
     return tune.Tuner(
@@ -172,9 +204,16 @@ def summarize(results, tracker, cfg: SearchConfig, started: float) -> dict[str, 
     summary["wall_time_s"] = time.monotonic() - started
     if ranked:
         status, best, result = (completed or ranked)[0]
-        summary.update(best_val_acc=best[M.BEST_VAL_ACC], best_trial_id=best["trial_id"], best_status=status,
-                       best_config=result.config, best_params=best.get(M.PARAMS), best_macs=best.get(M.MACS),
-                       best_run_id=tracker.run_id(best["trial_id"]), best_path=result.path)  # fmt: skip
+        summary.update(
+            best_val_acc=best[M.BEST_VAL_ACC],
+            best_trial_id=best["trial_id"],
+            best_status=status,
+            best_config=result.config,
+            best_params=best.get(M.PARAMS),
+            best_macs=best.get(M.MACS),
+            best_run_id=tracker.run_id(best["trial_id"]),
+            best_path=result.path,
+        )
         if "://" not in cfg.experiment_path:
             import yaml
 
@@ -207,8 +246,11 @@ def _log_weights(tracker, trial_id: str, result) -> None:
 
 
 def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) -> None:
-    lines = ["", f"search {cfg.name!r} done in {summary['wall_time_s']:.0f} s: "
-                 + ", ".join(f"{summary[f'trials_{k}']} {k}" for k in (M.COMPLETED, M.PRUNED, M.DIVERGED, M.FAILED))]  # fmt: skip
+    lines = [
+        "",
+        f"search {cfg.name!r} done in {summary['wall_time_s']:.0f} s: "
+        + ", ".join(f"{summary[f'trials_{k}']} {k}" for k in (M.COMPLETED, M.PRUNED, M.DIVERGED, M.FAILED)),
+    ]
     if "best_val_acc" in summary:
         lines += [
             f"best trial {summary['best_trial_id']} ({summary['best_status']}): val_acc {summary['best_val_acc']:.4f}, "
@@ -265,8 +307,13 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
             tags={**versions(), "optuna.storage": storage, "search.role": "parent"},
             artifacts={"config.json": config, "search_space.json": config["space"]},
         )
-        log.info("search %r: %d trials, results in %s, MLflow parent run %s", cfg.name, cfg.search.num_trials,
-                 cfg.experiment_path, parent_id)  # fmt: skip
+        log.info(
+            "search %r: %d trials, results in %s, MLflow parent run %s",
+            cfg.name,
+            cfg.search.num_trials,
+            cfg.experiment_path,
+            parent_id,
+        )
         tuner = build_tuner(cfg, args, tracker, storage)
         try:
             results = tuner.fit()

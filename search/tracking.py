@@ -32,8 +32,17 @@ TRIAL_ID_TAG = "trial_id"
 PARENT_TAG = "mlflow.parentRunId"
 PARENT = "parent"  # the key of the parent run among the trial ids
 _PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
-_LOGGED_METRICS = (M.EPOCH, M.TRAIN_LOSS, M.VAL_LOSS, M.VAL_ACC, M.VAL_ACC5, M.BEST_VAL_ACC, M.LR,
-                   M.EPOCH_TIME_S, M.IMAGES_PER_S)  # fmt: skip
+_LOGGED_METRICS = (
+    M.EPOCH,
+    M.TRAIN_LOSS,
+    M.VAL_LOSS,
+    M.VAL_ACC,
+    M.VAL_ACC5,
+    M.BEST_VAL_ACC,
+    M.LR,
+    M.EPOCH_TIME_S,
+    M.IMAGES_PER_S,
+)
 _FINAL_STATUS = {M.COMPLETED: "FINISHED", M.PRUNED: "FINISHED", M.DIVERGED: "FAILED", M.FAILED: "FAILED"}
 
 
@@ -67,12 +76,11 @@ def check_tracking(uri: str, timeout_s: float = 10.0) -> None:
         folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise TrackingError(f"cannot write the MLflow store {uri}: folder {folder} is missing or read-only")
-    elif uri.startswith("file:") or "://" not in uri:
-        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
-            raise TrackingError(
-                f"tracking URI {uri} is MLflow's legacy file store, which MLflow 3.7+ refuses: use "
-                "sqlite:///mlflow.db (the default) or a tracking server"
-            )
+    elif (uri.startswith("file:") or "://" not in uri) and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "") != "true":
+        raise TrackingError(
+            f"tracking URI {uri} is MLflow's legacy file store, which MLflow 3.7+ refuses: use "
+            "sqlite:///mlflow.db (the default) or a tracking server"
+        )
 
 
 class MlflowTracker:
@@ -124,8 +132,9 @@ class MlflowTracker:
         )
         return runs[0].info.run_id if runs else None
 
-    def start_parent(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str],
-                     artifacts: Mapping[str, Any]) -> str:  # fmt: skip
+    def start_parent(
+        self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str], artifacts: Mapping[str, Any]
+    ) -> str:
         """The search's parent run: found again by the experiment path (a resume), else created."""
         run_id = self.find_parent()
         if run_id:
@@ -233,13 +242,20 @@ class MlflowTracker:
             except Exception as e:
                 if self._outage_since is None:
                     self._outage_since = time.monotonic()
-                    log.warning("MLflow at %s is not answering (%s: %s); buffering, will retry with the next write",
-                                self.uri, type(e).__name__, str(e).splitlines()[0][:200])  # fmt: skip
+                    log.warning(
+                        "MLflow at %s is not answering (%s: %s); buffering, will retry with the next write",
+                        self.uri,
+                        type(e).__name__,
+                        str(e).splitlines()[0][:200],
+                    )
                 return False
             self._pending.pop(0)
         if self._outage_since is not None:
-            log.warning("MLflow at %s is back after %.0f s; buffered writes delivered", self.uri,
-                        time.monotonic() - self._outage_since)  # fmt: skip
+            log.warning(
+                "MLflow at %s is back after %.0f s; buffered writes delivered",
+                self.uri,
+                time.monotonic() - self._outage_since,
+            )
             self._outage_since = None
         return True
 
@@ -252,8 +268,12 @@ class MlflowTracker:
             delay = min(delay * 2, 10.0)
         if self._pending and self.pending_file:
             Path(self.pending_file).write_text(json.dumps(self._pending, default=str, indent=1))
-            log.error("%d MLflow writes could not be delivered to %s; they are saved in %s",
-                      len(self._pending), self.uri, self.pending_file)  # fmt: skip
+            log.error(
+                "%d MLflow writes could not be delivered to %s; they are saved in %s",
+                len(self._pending),
+                self.uri,
+                self.pending_file,
+            )
 
     # --- what the search calls ---
 
@@ -351,8 +371,10 @@ class Progress(Callback):
         result = trial.last_result or {}
         self.on_trial_result(iteration, trials, trial, result)
         status = trial_status(result, error=False)
-        self._say(f"trial {trial.trial_id} {status} at epoch {result.get(M.EPOCH)}: best val_acc "
-                  f"{_fmt(result.get(M.BEST_VAL_ACC))}" + (f" ({result[M.REASON]})" if result.get(M.REASON) else ""))  # fmt: skip
+        self._say(
+            f"trial {trial.trial_id} {status} at epoch {result.get(M.EPOCH)}: best val_acc "
+            f"{_fmt(result.get(M.BEST_VAL_ACC))}" + (f" ({result[M.REASON]})" if result.get(M.REASON) else "")
+        )
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._say(f"trial {trial.trial_id} failed (see {trial.error_file})")

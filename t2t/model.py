@@ -180,22 +180,37 @@ def t2t_vit_c_14(**kwargs: Any):
 @register_model
 def t2t_vit_mini(**kwargs: Any):
     """About 0.6M parameters, 16 tokens at 32 px: the default of the CPU search."""
-    variant = dict(img_size=32, num_classes=10, soft_split="compact", token_dim=32, embed_dim=128, depth=4,
-                   num_heads=4, mlp_ratio=2.0)  # fmt: skip
+    variant = dict(
+        img_size=32,
+        num_classes=10,
+        soft_split="compact",
+        token_dim=32,
+        embed_dim=128,
+        depth=4,
+        num_heads=4,
+        mlp_ratio=2.0,
+    )
     return _create(variant, **kwargs)
 
 
 @register_model
 def t2t_vit_7_cifar(**kwargs: Any):
     """t2t_vit_7 on 32 px images with 64 tokens; loads the ImageNet t2t_vit_7 checkpoint."""
-    variant = dict(img_size=32, num_classes=10, soft_split="cifar", embed_dim=256, depth=7, num_heads=4,
-                   mlp_ratio=2.0)  # fmt: skip
+    variant = dict(img_size=32, num_classes=10, soft_split="cifar", embed_dim=256, depth=7, num_heads=4, mlp_ratio=2.0)
     return _create(variant, **kwargs)
 
 
 @register_model
 def t2t_vit_test(**kwargs: Any):
     """Tiny, for tests: 2 blocks of width 32 on 32 px images."""
-    variant = dict(img_size=32, num_classes=10, soft_split="compact", token_dim=16, embed_dim=32, depth=2,
-                   num_heads=2, mlp_ratio=2.0)  # fmt: skip
+    variant = dict(
+        img_size=32,
+        num_classes=10,
+        soft_split="compact",
+        token_dim=16,
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        mlp_ratio=2.0,
+    )
     return _create(variant, **kwargs)

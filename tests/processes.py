@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -35,15 +36,11 @@ def kill_session(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
         if not pids:
             break
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.2)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def spawn(args: list[str], log: Path, cwd: Path | None = None, env: dict | None = None) -> subprocess.Popen:
@@ -71,9 +68,26 @@ def mlflow_server(port: int, store: Path, artifacts: Path, log: Path) -> subproc
     import requests
 
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = spawn([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                  "--workers", "1", "--backend-store-uri", f"sqlite:///{store}",
-                  "--artifacts-destination", str(artifacts)], log, env=env)  # fmt: skip
+    proc = spawn(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{store}",
+            "--artifacts-destination",
+            str(artifacts),
+        ],
+        log,
+        env=env,
+    )
 
     def healthy() -> bool:
         if proc.poll() is not None:

@@ -24,8 +24,14 @@ log = logging.getLogger("trainables.train")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m trainables.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="YAML experiment config (sections model, data, optim, train)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config value, e.g. --set optim.lr=0.001 (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set optim.lr=0.001 (repeatable)",
+    )
     parser.add_argument("--output-dir", default="outputs/train", help="where checkpoint and metrics go")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -45,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output_dir)
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not args.resume:
-        print(f"error: {out} already holds a run: pass --resume to continue it, or another --output-dir",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: {out} already holds a run: pass --resume to continue it, or another --output-dir", file=sys.stderr
+        )
         return 2
     if args.resume and not checkpoint.exists():
         print(f"error: nothing to resume: {checkpoint} does not exist", file=sys.stderr)
@@ -64,9 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    log.info("training %s on %s (%s) for %d epochs: %.2fM parameters, %.1f MMACs/image -> %s",
-             cfg.model.name, cfg.data.name, trainer.device, cfg.train.epochs, trainer.cost.params / 1e6,
-             trainer.cost.macs / 1e6, out)  # fmt: skip
+    log.info(
+        "training %s on %s (%s) for %d epochs: %.2fM parameters, %.1f MMACs/image -> %s",
+        cfg.model.name,
+        cfg.data.name,
+        trainer.device,
+        cfg.train.epochs,
+        trainer.cost.params / 1e6,
+        trainer.cost.macs / 1e6,
+        out,
+    )
 
     def write_metrics(status: str, reason: str | None = None) -> None:
         summary = {M.STATUS: status, **({M.REASON: reason} if reason else {}), **trainer.summary()}
@@ -81,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             if trainer.best[M.EPOCH] == trainer.epoch:
                 atomic_save(trainer.model.state_dict(), out / "best_model.pt")
             write_metrics(M.COMPLETED if trainer.done else M.RUNNING)
-            bar.set_postfix(loss=f"{row[M.TRAIN_LOSS]:.3f}", val_acc=f"{row[M.VAL_ACC]:.4f}",
-                            best=f"{row[M.BEST_VAL_ACC]:.4f}")  # fmt: skip
+            bar.set_postfix(
+                loss=f"{row[M.TRAIN_LOSS]:.3f}", val_acc=f"{row[M.VAL_ACC]:.4f}", best=f"{row[M.BEST_VAL_ACC]:.4f}"
+            )
             bar.update()
     except Diverged as e:
         write_metrics(M.DIVERGED, str(e))
@@ -94,8 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bar.close()
     best = trainer.best
-    log.info("done: best val_acc %.4f at epoch %d (final %.4f); %s", best[M.VAL_ACC], best[M.EPOCH],
-             trainer.history[-1][M.VAL_ACC], out / "metrics.json")  # fmt: skip
+    log.info(
+        "done: best val_acc %.4f at epoch %d (final %.4f); %s",
+        best[M.VAL_ACC],
+        best[M.EPOCH],
+        trainer.history[-1][M.VAL_ACC],
+        out / "metrics.json",
+    )
     return 0
 
 

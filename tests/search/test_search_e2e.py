@@ -82,12 +82,35 @@ def test_smoke_search_end_to_end(tmp_path):
 
 def test_asha_stops_are_pruned_and_the_budget_refuses_before_training(tmp_path):
     # Sequential trials, a good and a hopeless learning rate, two model sizes of which one is over budget.
-    args = ["--smoke-test", "--name", "asha",
-            "--set", "search.num_trials=5", "--set", "search.max_concurrent=1", "--set", "search.sampler=random",
-            "--set", "search.seed=5", "--set", "base.train.epochs=4", "--set", "base.optim.warmup_epochs=0", "--set", "base.optim.min_lr=0",
-            "--set", "search.grace_period=1", "--set", "search.reduction_factor=2",
-            "--set", "search.max_params=60000", "--set", "space.optim.lr={type: choice, values: [0.004, 1.0e-7]}",
-            "--set", "space.model.embed_dim={type: choice, values: [32, 96]}"]  # fmt: skip
+    args = [
+        "--smoke-test",
+        "--name",
+        "asha",
+        "--set",
+        "search.num_trials=5",
+        "--set",
+        "search.max_concurrent=1",
+        "--set",
+        "search.sampler=random",
+        "--set",
+        "search.seed=5",
+        "--set",
+        "base.train.epochs=4",
+        "--set",
+        "base.optim.warmup_epochs=0",
+        "--set",
+        "base.optim.min_lr=0",
+        "--set",
+        "search.grace_period=1",
+        "--set",
+        "search.reduction_factor=2",
+        "--set",
+        "search.max_params=60000",
+        "--set",
+        "space.optim.lr={type: choice, values: [0.004, 1.0e-7]}",
+        "--set",
+        "space.model.embed_dim={type: choice, values: [32, 96]}",
+    ]
     assert _finish(_search(tmp_path, *args)) == 0, (tmp_path / "search.log").read_text()
     study = _study(tmp_path, "asha")
     client, _, children = _runs(tmp_path, "asha")
@@ -116,16 +139,26 @@ def test_asha_stops_are_pruned_and_the_budget_refuses_before_training(tmp_path):
 
 
 def test_driver_killed_mid_search_then_resumed(tmp_path):
-    args = ["--smoke-test", "--name", "crash", "--set", "search.scheduler=none", "--set", "search.num_trials=3",
-            "--set", "search.max_concurrent=2", "--set", "base.train.epochs=6", "--set", "base.data.batch_size=32"]  # fmt: skip
+    args = [
+        "--smoke-test",
+        "--name",
+        "crash",
+        "--set",
+        "search.scheduler=none",
+        "--set",
+        "search.num_trials=3",
+        "--set",
+        "search.max_concurrent=2",
+        "--set",
+        "base.train.epochs=6",
+        "--set",
+        "base.data.batch_size=32",
+    ]
     driver = _search(tmp_path, *args)
     folder = tmp_path / "ray_results" / "crash"
 
     def some_trial_is_midway() -> bool:
-        for result in folder.glob("trial_*/result.json"):
-            if 2 <= len(result.read_text().splitlines()) < 6:
-                return True
-        return False
+        return any(2 <= len(result.read_text().splitlines()) < 6 for result in folder.glob("trial_*/result.json"))
 
     try:
         wait_for(some_trial_is_midway, 180, "a trial past its second epoch")

@@ -13,8 +13,15 @@ from trainables import metrics as M
 
 
 def _row(epoch: int) -> dict:
-    return {M.EPOCH: epoch, M.VAL_ACC: epoch / 10, M.TRAIN_LOSS: 1 / epoch, M.PARAMS: 1000, M.MACS: 5000,
-            M.STATUS: M.RUNNING, "config": {"not": "logged"}}  # fmt: skip
+    return {
+        M.EPOCH: epoch,
+        M.VAL_ACC: epoch / 10,
+        M.TRAIN_LOSS: 1 / epoch,
+        M.PARAMS: 1000,
+        M.MACS: 5000,
+        M.STATUS: M.RUNNING,
+        "config": {"not": "logged"},
+    }
 
 
 def _tracker(uri: str, tmp_path) -> MlflowTracker:

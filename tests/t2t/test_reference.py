@@ -8,8 +8,17 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import t2t
 
-OFFICIAL = ["t2t_vit_7", "t2t_vit_10", "t2t_vit_12", "t2t_vit_14", "t2t_vit_19", "t2t_vit_24",
-            "t2t_vit_t_14", "t2t_vit_t_19", "t2t_vit_t_24"]  # fmt: skip
+OFFICIAL = [
+    "t2t_vit_7",
+    "t2t_vit_10",
+    "t2t_vit_12",
+    "t2t_vit_14",
+    "t2t_vit_19",
+    "t2t_vit_24",
+    "t2t_vit_t_14",
+    "t2t_vit_t_19",
+    "t2t_vit_t_24",
+]
 MANIFEST_ENTRIES = [*OFFICIAL, "t2t_vit_14@384"]
 
 

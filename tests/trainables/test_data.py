@@ -95,8 +95,14 @@ def test_image_folder_streams_real_files(tmp_path):
             for i in range(6):
                 pixels = (torch.rand(40, 36, 3, generator=g) * 255).to(torch.uint8).numpy()
                 Image.fromarray(pixels).save(tmp_path / split / cls / f"{i}.png")
-    data = _data(name="imagefolder", root=str(tmp_path), batch_size=4, num_workers=0, randaugment_magnitude=9,
-                 random_erasing=0.25)  # fmt: skip
+    data = _data(
+        name="imagefolder",
+        root=str(tmp_path),
+        batch_size=4,
+        num_workers=0,
+        randaugment_magnitude=9,
+        random_erasing=0.25,
+    )
     assert (data.in_chans, data.num_classes) == (3, 2)
     assert len(data.train) == 3
     x, y = next(iter(data.train))

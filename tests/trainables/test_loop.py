@@ -25,15 +25,34 @@ def test_default_digits_config_learns():
     assert [r[M.EPOCH] for r in rows] == list(range(1, 13))
     assert trainer.best[M.VAL_ACC] >= 0.90
     assert rows[-1][M.TRAIN_LOSS] < rows[0][M.TRAIN_LOSS] / 2
-    assert set(rows[0]) >= {M.TRAIN_LOSS, M.VAL_LOSS, M.VAL_ACC, M.VAL_ACC5, M.LR, M.EPOCH_TIME_S, M.IMAGES_PER_S,
-                            M.PARAMS, M.MACS, M.BEST_VAL_ACC}  # fmt: skip
+    assert set(rows[0]) >= {
+        M.TRAIN_LOSS,
+        M.VAL_LOSS,
+        M.VAL_ACC,
+        M.VAL_ACC5,
+        M.LR,
+        M.EPOCH_TIME_S,
+        M.IMAGES_PER_S,
+        M.PARAMS,
+        M.MACS,
+        M.BEST_VAL_ACC,
+    }
     assert rows[0][M.PARAMS] == t2t.complexity(trainer.model).params
 
 
 # Every source of randomness on: dropout, drop path, augmentation, random erasing, mixup/cutmix, EMA.
-STOCHASTIC = ["model.drop_rate=0.1", "model.drop_path_rate=0.2", "model.attn_drop_rate=0.1", "data.mixup=0.4",
-              "data.cutmix=1.0", "data.random_erasing=0.5", "train.ema_decay=0.9", "optim.clip_grad=1.0",
-              "train.epochs=4", "optim.warmup_epochs=1"]  # fmt: skip
+STOCHASTIC = [
+    "model.drop_rate=0.1",
+    "model.drop_path_rate=0.2",
+    "model.attn_drop_rate=0.1",
+    "data.mixup=0.4",
+    "data.cutmix=1.0",
+    "data.random_erasing=0.5",
+    "train.ema_decay=0.9",
+    "optim.clip_grad=1.0",
+    "train.epochs=4",
+    "optim.warmup_epochs=1",
+]
 
 
 def test_resume_is_exact(tmp_path):

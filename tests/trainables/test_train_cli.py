@@ -8,8 +8,17 @@ import t2t
 from trainables import metrics as M
 from trainables.train import main
 
-TINY = ["--set", "model.name=t2t_vit_test", "--set", "data.name=synthetic", "--set", "data.synthetic_samples=64",
-        "--set", "data.batch_size=16", "--quiet"]  # fmt: skip
+TINY = [
+    "--set",
+    "model.name=t2t_vit_test",
+    "--set",
+    "data.name=synthetic",
+    "--set",
+    "data.synthetic_samples=64",
+    "--set",
+    "data.batch_size=16",
+    "--quiet",
+]
 
 
 def test_trains_writes_metrics_and_resumes(tmp_path):
