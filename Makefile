@@ -14,9 +14,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Until the search (`python -m search.run`, issue #4) lands, the main job trains the embedded default once.
 run: $(STAMP)
-	$(PY) -m trainables.train $(ARGS)
+	$(PY) -m search.run $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)

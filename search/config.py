@@ -28,12 +28,13 @@ DEFAULT_STORAGE = "ray_results"
 # The embedded default: digits with a small T2T-ViT on a laptop CPU, about 3 minutes on 2 cores.
 DEFAULT_BASE: dict[str, Any] = {
     "model": {"name": "t2t_vit_mini"},
+    "optim": {"warmup_epochs": 1.0},
     "train": {"epochs": 20},
 }
 DEFAULT_SPACE: dict[str, Any] = {
-    "model.depth": {"type": "int", "low": 2, "high": 5},
-    "model.token_dim": {"type": "choice", "values": [16, 32, 48]},
-    "model.embed_dim": {"type": "choice", "values": [64, 96, 128]},
+    "model.depth": {"type": "int", "low": 3, "high": 5},
+    "model.token_dim": {"type": "choice", "values": [16, 32]},
+    "model.embed_dim": {"type": "choice", "values": [96, 128]},
     "model.mlp_ratio": {"type": "choice", "values": [2.0, 3.0]},
     "model.tokens_type": {"type": "choice", "values": ["performer", "transformer"]},
     "model.performer_kernel_ratio": {
@@ -45,9 +46,8 @@ DEFAULT_SPACE: dict[str, Any] = {
     "model.drop_path_rate": {"type": "float", "low": 0.0, "high": 0.2},
     "model.drop_rate": {"type": "float", "low": 0.0, "high": 0.1},
     "model.attn_drop_rate": {"type": "float", "low": 0.0, "high": 0.1},
-    "optim.lr": {"type": "float", "low": 5.0e-4, "high": 5.0e-3, "log": True},
+    "optim.lr": {"type": "float", "low": 1.0e-3, "high": 5.0e-3, "log": True},
     "optim.weight_decay": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
-    "data.batch_size": {"type": "choice", "values": [32, 64]},
 }
 
 
@@ -59,14 +59,14 @@ class _Section(BaseModel):
 
 
 class SearchSection(_Section):
-    num_trials: int = Field(12, ge=1)
+    num_trials: int = Field(14, ge=1)
     max_concurrent: int | None = Field(None, ge=1)  # None: as many as the cluster's resources allow
     seed: int = 0
     sampler: Literal["tpe", "random"] = "tpe"
     multi_objective: bool = False  # maximise val_acc and minimise MACs (a Pareto front)
     scheduler: Literal["asha", "none"] = "asha"
     grace_period: int = Field(4, ge=1)  # ASHA: epochs every trial gets before it may be stopped
-    reduction_factor: float = Field(3.0, gt=1)  # ASHA: keep the top 1/reduction_factor at each rung
+    reduction_factor: float = Field(2.0, gt=1)  # ASHA: keep the top 1/reduction_factor at each rung
     time_budget_s: float | None = Field(None, gt=0)  # stop the whole search after this long
     max_params: int | None = Field(None, ge=1)  # refuse configurations above this many parameters
     max_macs: int | None = Field(None, ge=1)  # refuse configurations above this many MACs per image

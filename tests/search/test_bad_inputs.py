@@ -28,7 +28,7 @@ CASES = {
     ),
     "scheduler": (["--set", "search.scheduler=hyperband"], "search.scheduler: Input should be 'asha' or 'none'"),
     "zero trials": (["--set", "search.num_trials=0"], "search.num_trials: Input should be greater than or equal to 1"),
-    "head_dim": (["--set", "search.head_dim=48"], "search.head_dim=48 does not divide model.embed_dim 64"),
+    "head_dim": (["--set", "search.head_dim=48"], "search.head_dim=48 does not divide model.embed_dim 128"),
     "heads corner": (
         ["--set", "search.head_dim=null", "--set", "space.model.num_heads={type: choice, values: [3]}"],
         "embed_dim must be divisible by num_heads, got embed_dim=128 num_heads=3",
@@ -55,6 +55,7 @@ CASES = {
     "unreachable server": (["--set", "tracking_uri=http://127.0.0.1:9"], "cannot reach the MLflow tracking server"),
     "file store": (["--set", "tracking_uri=./mlruns"], "legacy file store"),
     "set syntax": (["--set", "search.num_trials"], "--set expects key=value"),
+    "missing checkpoint": (["--set", "base.model.pretrained=nope.pth"], "checkpoint file not found: nope.pth"),
 }
 
 
