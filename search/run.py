@@ -24,6 +24,7 @@ from typing import Any
 
 from search.config import SMOKE_SPACE, SMOKE_TEST, SearchConfig
 from trainables import metrics as M
+from trainables.cli import Parser, add_config_arguments
 from trainables.config import ConfigError
 from trainables.data import DataError, check_available
 
@@ -34,27 +35,17 @@ class UsageError(ValueError):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the whole usage)
-        self.exit(2, f"error: {message} (see python -m search.run --help)\n")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(
+    parser = Parser(
         prog="python -m search.run",
         description=__doc__.split("\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n", 2)[2],
     )
-    parser.add_argument("--config", help="YAML experiment config (default: the embedded digits search)")
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value: search.num_trials=20, base.optim.lr=1e-3, "
-        "'space.model.depth={type: int, low: 2, high: 8}' (repeatable)",
+    add_config_arguments(
+        parser,
+        "YAML experiment config (default: the embedded digits search)",
+        "search.num_trials=20, base.optim.lr=1e-3 or 'space.model.depth={type: int, low: 2, high: 8}'",
     )
     parser.add_argument("--name", help="experiment name: MLflow experiment, results folder, Optuna study")
     parser.add_argument("--smoke-test", action="store_true", help="3 tiny trials of 2 epochs: the whole path, fast")

@@ -17,21 +17,14 @@ import sys
 from pathlib import Path
 
 from trainables import metrics as M
+from trainables.cli import Parser, add_config_arguments
 
 log = logging.getLogger("trainables.train")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m trainables.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="YAML experiment config (sections model, data, optim, train)")
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value, e.g. --set optim.lr=0.001 (repeatable)",
-    )
+    parser = Parser(prog="python -m trainables.train", description=__doc__.split("\n")[0])
+    add_config_arguments(parser, "YAML config (sections model, data, optim, train)", "optim.lr=0.001")
     parser.add_argument("--output-dir", default="outputs/train", help="where checkpoint and metrics go")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
