@@ -94,6 +94,16 @@ def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
     pretrained = cfg.base.model.pretrained
     if pretrained and not Path(pretrained).expanduser().is_file():
         raise UsageError(f"base.model.pretrained: checkpoint file not found: {pretrained}")
+    if cfg.search.warm_start:
+        from search.searcher import previous_trials
+
+        url = cfg.search.warm_start
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            raise UsageError(f"search.warm_start: no study file at {url.removeprefix('sqlite:///')}")
+        try:
+            previous_trials(url)
+        except Exception as e:  # any way the old study cannot be read is a usage error
+            raise UsageError(f"search.warm_start: cannot read a study from {url}: {str(e).splitlines()[0]}") from None
     check_tracking(cfg.resolved_tracking_uri)
 
 
@@ -146,6 +156,7 @@ def build_tuner(cfg: SearchConfig, args: argparse.Namespace, tracker, storage: s
         s.multi_objective,
         s.max_params,
         s.max_macs,
+        s.warm_start,
     )
     if s.scheduler == "asha":
         scheduler = ASHAScheduler(

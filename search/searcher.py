@@ -42,6 +42,16 @@ def make_sampler(kind: str, seed: int, multi_objective: bool) -> optuna.samplers
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4 if not multi_objective else 6, multivariate=True)
 
 
+def previous_trials(storage: str) -> list[optuna.trial.FrozenTrial]:
+    """The finished trials of the one study in ``storage`` (a previous search), to warm-start TPE."""
+    summaries = optuna.get_all_study_summaries(storage=storage)
+    if len(summaries) != 1:
+        raise ValueError(f"search.warm_start: expected one study in {storage}, found {len(summaries)}")
+    old = optuna.load_study(study_name=summaries[0].study_name, storage=storage)
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    return [t for t in old.get_trials(deepcopy=False, states=finished) if RAY_TRIAL_ID in t.user_attrs]
+
+
 class StudySearcher(Searcher):
     def __init__(
         self,
@@ -54,12 +64,14 @@ class StudySearcher(Searcher):
         multi_objective: bool = False,
         max_params: int | None = None,
         max_macs: int | None = None,
+        warm_start: str | None = None,
     ) -> None:
         super().__init__(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE)
         self.space, self.base = space, base
         self.study_name, self.storage_url = study_name, storage
         self.sampler_kind, self.seed, self.multi_objective = sampler, seed, multi_objective
         self.max_params, self.max_macs = max_params, max_macs
+        self.warm_start = warm_start
         self._study: optuna.Study | None = None
         self._live: dict[str, int] = {}  # Ray trial id -> Optuna trial id (storage id)
 
@@ -77,6 +89,8 @@ class StudySearcher(Searcher):
                 directions=directions,
                 load_if_exists=True,
             )
+            if self.warm_start and not self._study.trials:
+                self._study.add_trials(previous_trials(self.warm_start))
             self._rebuild_live()
         return self._study
 

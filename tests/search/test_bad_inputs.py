@@ -55,6 +55,10 @@ CASES = {
     "unreachable server": (["--set", "tracking_uri=http://127.0.0.1:9"], "cannot reach the MLflow tracking server"),
     "file store": (["--set", "tracking_uri=./mlruns"], "legacy file store"),
     "set syntax": (["--set", "search.num_trials"], "--set expects key=value"),
+    "warm start": (
+        ["--set", "search.warm_start=sqlite:///nowhere/optuna.db"],
+        "search.warm_start: no study file at nowhere/optuna.db",
+    ),
     "missing checkpoint": (["--set", "base.model.pretrained=nope.pth"], "checkpoint file not found: nope.pth"),
 }
 

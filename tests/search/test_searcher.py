@@ -36,6 +36,7 @@ def _searcher(tmp_path, *sets: str, storage: bool = True) -> StudySearcher:
         s.multi_objective,
         s.max_params,
         s.max_macs,
+        s.warm_start,
     )
 
 
@@ -123,3 +124,17 @@ def test_in_memory_study_cannot_be_pickled_silently(tmp_path):
 
     with pytest.raises(RuntimeError, match="give the searcher a storage URL"):
         pickle.dumps(_searcher(tmp_path, storage=False))
+
+
+def test_warm_start_copies_the_finished_trials_of_a_previous_search(tmp_path):
+    old = _searcher(tmp_path)
+    for name, status in (("a", M.COMPLETED), ("b", M.RUNNING)):
+        old.suggest(name)
+        old.on_trial_complete(name, _result(2, 0.4, status))
+    (tmp_path / "new").mkdir()
+    new = _searcher(tmp_path / "new", f"search.warm_start=sqlite:///{tmp_path}/o.db")
+    copied = new.study.get_trials()
+    assert [t.state for t in copied] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert copied[0].params == old.study.get_trials()[0].params
+    new.suggest("c")  # proposals continue after the copied trials
+    assert len(new.study.get_trials()) == 3
