@@ -251,6 +251,20 @@ def _log_weights(tracker, trial_id: str, result) -> None:
         log.warning("could not log the weights of trial %s to MLflow: %s", trial_id, e)
 
 
+def write_report(cfg: SearchConfig, parent_id: str) -> str | None:
+    """The analysis report, beside the results and on the parent run; a failure here only warns."""
+    from analysis.report import attach, make_report
+
+    out = Path(cfg.experiment_path) / "report" if "://" not in cfg.experiment_path else Path("reports") / cfg.name
+    try:
+        exp, files = make_report(parent_id, cfg.resolved_tracking_uri, out)
+        attach(exp, files)
+    except Exception as e:  # the search's results are safe; a report can be made again later
+        log.warning("could not write the report (%s); make it with: python -m analysis.report %s", e, parent_id)
+        return None
+    return str(out / "report.html")
+
+
 def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) -> None:
     lines = [
         "",
@@ -266,6 +280,8 @@ def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) ->
             lines.append(f"  retrain it: python -m trainables.train --config {summary['best_config_file']}")
     uri = cfg.resolved_tracking_uri
     ui = "mlflow ui" if uri == "sqlite:///mlflow.db" else f"mlflow ui --backend-store-uri {uri}"
+    if summary.get("report"):
+        lines.append(f"report:   {summary['report']}")
     lines += [
         f"results:  {cfg.experiment_path}",
         f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; compare the trials with `{ui}`",
@@ -334,6 +350,9 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
         tracker.set_tags(PARENT, {k: v for k, v in summary.items() if k in ("best_trial_id", "best_run_id")})
         tracker.trial_ended(PARENT, M.COMPLETED)
         tracker.close()
+        if "://" not in cfg.experiment_path:
+            Path(cfg.experiment_path, "search_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        summary["report"] = write_report(cfg, parent_id)
         print_summary(summary, cfg, parent_id)
         return 0 if summary.get(f"trials_{M.COMPLETED}", 0) or summary.get(f"trials_{M.PRUNED}", 0) else 1
     finally:

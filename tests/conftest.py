@@ -37,6 +37,31 @@ def ray_local():
         ray.shutdown()
 
 
+def run_search(folder: Path, *args: str, log: str = "search.log", timeout_s: float = 300) -> int:
+    """``python -m search.run ARGS`` in ``folder`` as a subprocess in its own session, stopped by PID."""
+    import os
+    import sys
+
+    from tests.processes import kill_session, spawn
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db", "PYTHONPATH": str(root)}
+    proc = spawn([sys.executable, "-m", "search.run", *args], folder / log, cwd=folder, env=env)
+    try:
+        return proc.wait(timeout=timeout_s)
+    finally:
+        kill_session(proc)
+
+
+@pytest.fixture(scope="session")
+def smoke_search(tmp_path_factory) -> Path:
+    """One finished ``--smoke-test`` search named 'smoke', shared read-only by the tests that inspect one."""
+    folder = tmp_path_factory.mktemp("smoke")
+    code = run_search(folder, "--smoke-test", "--name", "smoke")
+    assert code == 0, (folder / "search.log").read_text()[-3000:]
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from search.searcher import RAY_TRIAL_ID
+from tests.conftest import run_search
 from tests.processes import kill_session, spawn, wait_for
 from trainables import metrics as M
 
@@ -51,8 +52,8 @@ def _epochs(client, run) -> list[int]:
     return [m.step for m in client.get_metric_history(run.info.run_id, M.VAL_ACC)]
 
 
-def test_smoke_search_end_to_end(tmp_path):
-    assert _finish(_search(tmp_path, "--smoke-test", "--name", "smoke")) == 0, (tmp_path / "search.log").read_text()
+def test_smoke_search_end_to_end(smoke_search):
+    tmp_path = smoke_search
     log = (tmp_path / "search.log").read_text()
     assert "search 'smoke' done" in log and "retrain it: python -m trainables.train --config" in log
 
@@ -73,9 +74,12 @@ def test_smoke_search_end_to_end(tmp_path):
     assert parent.data.metrics["trials_completed"] + parent.data.metrics["trials_pruned"] == 3
     best = parent.data.tags["best_run_id"]
     assert [a.path for a in client.list_artifacts(best, "model")] == ["model/config.json", "model/model.pt"]
+    report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.html", "report/report.md", "report/trials.csv", "report/best_config.yaml"} <= report
+    assert "report:   " in log and (tmp_path / "ray_results" / "smoke" / "report" / "report.html").is_file()
 
     # the same name again without --resume is refused and changes nothing
-    assert _finish(_search(tmp_path, "--smoke-test", "--name", "smoke", log="again.log")) == 2
+    assert run_search(tmp_path, "--smoke-test", "--name", "smoke", log="again.log") == 2
     assert "already exists" in (tmp_path / "again.log").read_text()
     assert len(_runs(tmp_path, "smoke")[1]) == 1
 

@@ -1,0 +1,126 @@
+"""Figures of a report, drawn from the loaded tables and the summaries; each returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from analysis.load import Experiment
+from trainables import metrics as M
+
+STATUS_COLORS = {
+    M.COMPLETED: "tab:green",
+    M.PRUNED: "tab:gray",
+    M.DIVERGED: "tab:red",
+    M.FAILED: "black",
+    M.RUNNING: "tab:blue",
+}
+
+
+def _figure(width: float = 7, height: float = 4):
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100, layout="constrained")
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def _legend_by_status(ax, statuses) -> None:
+    handles = [
+        plt.Line2D([], [], color=STATUS_COLORS.get(s, "tab:blue"), marker="o", ls="", label=s)
+        for s in sorted(set(statuses))
+    ]
+    ax.legend(handles=handles, fontsize=8)
+
+
+def importance_bar(scores: dict[str, float]):
+    fig, ax = _figure(7, 0.5 + 0.4 * max(1, len(scores)))
+    names = list(scores)[::-1]
+    ax.barh(names, [scores[n] for n in names], color="tab:blue")
+    ax.set_xlabel("importance (share of val_acc variance)")
+    ax.set_title("Hyperparameter importance")
+    return fig
+
+
+def _numeric(values: pd.Series) -> tuple[np.ndarray, list[str] | None]:
+    """Values as floats, with tick labels for a categorical parameter."""
+    if values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all():
+        return values.astype(float).to_numpy(), None
+    labels = sorted(values.astype(str).unique())
+    return values.astype(str).map(labels.index).astype(float).to_numpy(), labels
+
+
+def slices(exp: Experiment, params: list[str]):
+    """val_acc against each parameter's value, one panel per parameter."""
+    fig, axes = plt.subplots(
+        1, max(1, len(params)), figsize=(3.2 * max(1, len(params)), 3.2), dpi=100, layout="constrained", squeeze=False
+    )
+    data = exp.trials.dropna(subset=[M.BEST_VAL_ACC])
+    for ax, p in zip(axes[0], params, strict=False):
+        rows = data.dropna(subset=[p])
+        x, labels = _numeric(rows[p])
+        ax.scatter(x, rows[M.BEST_VAL_ACC], c=[STATUS_COLORS.get(s, "tab:blue") for s in rows[M.STATUS]], s=25)
+        if labels:
+            ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+        elif (exp.space.get(p) or {}).get("log") if isinstance(exp.space.get(p), dict) else False:
+            ax.set_xscale("log")
+        ax.set_xlabel(p, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best val_acc")
+    _legend_by_status(axes[0][-1], data[M.STATUS])
+    return fig
+
+
+def parallel_coordinates(exp: Experiment, params: list[str]):
+    """One line per trial across the searched parameters (each scaled to [0, 1]), coloured by val_acc."""
+    data = exp.trials.dropna(subset=[M.BEST_VAL_ACC])
+    axes_names = [*params, M.BEST_VAL_ACC]
+    fig, ax = _figure(max(7, 1.3 * len(axes_names)), 4.5)
+    columns = []
+    for name in axes_names:
+        x, _labels = _numeric(data[name].fillna("-") if name != M.BEST_VAL_ACC else data[name])
+        low, high = np.nanmin(x), np.nanmax(x)
+        columns.append((x - low) / (high - low) if high > low else np.full_like(x, 0.5))
+    matrix = np.vstack(columns).T
+    norm = plt.Normalize(data[M.BEST_VAL_ACC].min(), data[M.BEST_VAL_ACC].max())
+    for row, acc in sorted(zip(matrix, data[M.BEST_VAL_ACC], strict=True), key=lambda t: t[1]):
+        ax.plot(range(len(axes_names)), row, color=plt.cm.viridis(norm(acc)), alpha=0.8, lw=1.5)
+    ax.set_xticks(range(len(axes_names)), axes_names, rotation=25, fontsize=8, ha="right")
+    ax.set_yticks([])
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="best val_acc")
+    ax.set_title("Parallel coordinates (each axis scaled to its range)")
+    return fig
+
+
+def learning_curves(exp: Experiment, rungs: list[int]):
+    fig, ax = _figure(7, 4)
+    status = exp.trials.set_index("trial_id")[M.STATUS]
+    for trial_id, h in exp.history.groupby("trial_id"):
+        s = status.get(trial_id, M.RUNNING)
+        ax.plot(h[M.EPOCH], h[M.VAL_ACC], color=STATUS_COLORS.get(s, "tab:blue"), alpha=0.8, marker=".", lw=1)
+    for r in rungs:
+        ax.axvline(r, color="tab:orange", ls="--", lw=1)
+    ax.set_xlabel("epoch" + (f" (dashed: ASHA rungs {rungs})" if rungs else ""))
+    ax.set_ylabel("val_acc")
+    ax.set_title("Learning curves")
+    _legend_by_status(ax, status)
+    return fig
+
+
+def pareto(trials: pd.DataFrame, front: pd.DataFrame, cost: str):
+    fig, ax = _figure(6, 4)
+    data = trials.dropna(subset=[M.BEST_VAL_ACC, cost])
+    ax.scatter(
+        data[cost], data[M.BEST_VAL_ACC], c=[STATUS_COLORS.get(s, "tab:blue") for s in data[M.STATUS]], s=25, alpha=0.7
+    )
+    ax.step(front[cost], front[M.BEST_VAL_ACC], where="post", color="tab:purple", lw=1.5, label="Pareto front")
+    ax.scatter(front[cost], front[M.BEST_VAL_ACC], facecolors="none", edgecolors="tab:purple", s=80)
+    ax.set_xscale("log")
+    ax.set_xlabel(cost + (" per image" if cost == M.MACS else ""))
+    ax.set_ylabel("best val_acc")
+    ax.set_title(f"Accuracy vs {cost}")
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,176 @@
+"""What a report says, as plain data: every function takes the loaded tables and returns a DataFrame or dict."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import Experiment
+from trainables import metrics as M
+
+LEADERBOARD_COLUMNS = ["trial_id", M.STATUS, M.BEST_VAL_ACC, M.VAL_LOSS, M.PARAMS, M.MACS, "epochs", "trial_time_s"]
+
+
+def searched_params(exp: Experiment) -> list[str]:
+    """Configuration keys the search varied: the space's keys, else those that differ across trials."""
+    keys = [k for k in exp.space if k in exp.trials.columns]
+    if keys:
+        return keys
+    meta = {
+        "trial_id",
+        "run_id",
+        M.STATUS,
+        M.REASON,
+        M.PARAMS,
+        M.MACS,
+        M.VAL_ACC,
+        M.VAL_LOSS,
+        M.BEST_VAL_ACC,
+        "epochs",
+        "trial_time_s",
+        "start_s",
+        "end_s",
+    }
+    return [c for c in exp.trials.columns if c not in meta and exp.trials[c].astype(str).nunique() > 1]
+
+
+def leaderboard(exp: Experiment, k: int = 10) -> pd.DataFrame:
+    """Top-k trials by best val_acc (ties: fewer MACs), with the searched parameters."""
+    cols = [c for c in LEADERBOARD_COLUMNS if c in exp.trials.columns] + searched_params(exp)
+    ranked = exp.trials.sort_values([M.BEST_VAL_ACC, M.MACS], ascending=[False, True], na_position="last")
+    return ranked[cols].head(k).reset_index(drop=True)
+
+
+def best_config(exp: Experiment) -> dict[str, Any]:
+    """The winning trial's configuration as nested sections (base config + its sampled values)."""
+    best = leaderboard(exp, 1).iloc[0]
+    row = exp.trials.set_index("trial_id").loc[best["trial_id"]]
+    nested: dict[str, Any] = {}
+    for key, value in row.items():
+        section, _, rest = str(key).partition(".")
+        if section in ("model", "data", "optim", "train") and rest and not _missing(value):
+            node = nested.setdefault(section, {})
+            *parents, leaf = rest.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = _plain(value)
+    return nested
+
+
+def importance(exp: Experiment) -> tuple[dict[str, float], str]:
+    """Hyperparameter importance with Optuna's fANOVA evaluator, and a sentence naming the method and data."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    params = searched_params(exp)
+    usable = exp.trials[exp.trials[M.STATUS].isin([M.COMPLETED, M.PRUNED])].dropna(subset=[M.BEST_VAL_ACC])
+    if len(usable) < 3 or not params:
+        return {}, f"not computed: needs at least 3 completed or pruned trials, has {len(usable)}"
+    distributions = {}
+    for p in params:
+        values = usable[p].dropna()
+        spec = exp.space.get(p) if isinstance(exp.space.get(p), dict) else {}
+        numeric = spec.get("type") in ("int", "float") or (
+            values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all() and values.nunique() > 2
+        )
+        if numeric and len(values):
+            low, high = float(spec.get("low", values.min())), float(spec.get("high", values.max()))
+            if low < high:
+                distributions[p] = FloatDistribution(low, high, log=bool(spec.get("log")) and low > 0)
+                continue
+        distributions[p] = CategoricalDistribution(sorted({_plain(v) for v in values}, key=str))
+    study = optuna.create_study(direction="maximize")
+    for _, row in usable.iterrows():
+        present = {
+            p: (float(row[p]) if isinstance(distributions[p], FloatDistribution) else _plain(row[p]))
+            for p in params
+            if not _missing(row[p])
+        }
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=present, distributions={p: distributions[p] for p in present}, value=float(row[M.BEST_VAL_ACC])
+            )
+        )
+    try:
+        scores = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+        )
+    except (RuntimeError, ValueError) as e:
+        return {}, f"not computed: {e}"
+    n_pruned = int((usable[M.STATUS] == M.PRUNED).sum())
+    method = (
+        f"fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0) on best val_acc of {len(usable)} "
+        f"trials ({n_pruned} pruned, counted at the epoch they were stopped)"
+    )
+    return dict(scores), method
+
+
+def rung_counts(exp: Experiment) -> pd.DataFrame:
+    """How many trials stopped at each epoch, by status (ASHA's rungs show as the stopping epochs)."""
+    table = exp.trials.pivot_table(index="epochs", columns=M.STATUS, values="trial_id", aggfunc="count", fill_value=0)
+    table.columns.name = None
+    return table.reset_index().rename(columns={"epochs": "stopped_at_epoch"})
+
+
+def asha_rungs(exp: Experiment) -> list[int]:
+    """The epochs where ASHA compared trials, from the search settings (empty without ASHA)."""
+    if exp.setting("search.scheduler", "asha") != "asha":
+        return []
+    grace = exp.setting("search.grace_period")
+    factor = exp.setting("search.reduction_factor")
+    max_t = exp.setting("base.train.epochs") or int(exp.trials["epochs"].max())
+    if not grace or not factor:
+        return []
+    rungs, r = [], float(grace)
+    while r < max_t:
+        rungs.append(int(r))
+        r *= factor
+    return rungs
+
+
+def pareto_front(trials: pd.DataFrame, cost: str = M.MACS) -> pd.DataFrame:
+    """Trials that no other trial beats on both accuracy (higher) and ``cost`` (lower), by cost."""
+    data = trials.dropna(subset=[M.BEST_VAL_ACC, cost])
+    acc, c = data[M.BEST_VAL_ACC].to_numpy(), data[cost].to_numpy()
+    keep = [not np.any((acc >= acc[i]) & (c <= c[i]) & ((acc > acc[i]) | (c < c[i]))) for i in range(len(data))]
+    return data[keep].sort_values(cost).reset_index(drop=True)
+
+
+def cost(exp: Experiment) -> dict[str, float]:
+    """Trial time in total, until the best result, and in trials that were later pruned; GPU hours if GPUs ran."""
+    hist, trials = exp.history, exp.trials
+    total = float(hist[M.EPOCH_TIME_S].sum())
+    best = hist.loc[hist[M.VAL_ACC].idxmax()]
+    until_best = float(hist.loc[hist["time_s"] <= best["time_s"], M.EPOCH_TIME_S].sum())
+    pruned_ids = set(trials.loc[trials[M.STATUS] == M.PRUNED, "trial_id"])
+    gpus = float(exp.setting("search.gpus_per_trial", 0) or 0)
+    return {
+        "trials": len(trials),
+        "trial_time_s": total,
+        "wall_time_s": float(hist["time_s"].max()),
+        "time_to_best_s": float(best["time_s"]),
+        "trial_time_to_best_s": until_best,
+        "pruned_trial_time_s": float(hist.loc[hist["trial_id"].isin(pruned_ids), M.EPOCH_TIME_S].sum()),
+        "gpu_hours": total * gpus / 3600,
+    }
+
+
+def failures(exp: Experiment) -> pd.DataFrame:
+    bad = exp.trials[exp.trials[M.STATUS].isin([M.FAILED, M.DIVERGED])]
+    return bad[["trial_id", M.STATUS, M.REASON, "epochs"]].reset_index(drop=True)
+
+
+def status_counts(exp: Experiment) -> dict[str, int]:
+    return {s: int((exp.trials[M.STATUS] == s).sum()) for s in (M.COMPLETED, M.PRUNED, M.DIVERGED, M.FAILED, M.RUNNING)}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python ones (YAML, JSON and Optuna want plain values)."""
+    return value.item() if isinstance(value, np.generic) else value
