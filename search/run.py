@@ -289,6 +289,9 @@ def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) ->
     print("\n".join(lines))
 
 
+INTERRUPTED = "interrupted"  # status of the runs of a search stopped by Ctrl-C (a --resume reopens them)
+
+
 def local_ray(**kwargs: Any) -> None:
     """Start a local Ray whose every socket listens on 127.0.0.1 only.
 
@@ -337,11 +340,16 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
             parent_id,
         )
         tuner = build_tuner(cfg, args, tracker, storage)
-        try:
-            results = tuner.fit()
-        except KeyboardInterrupt:
+        results = tuner.fit()  # Ctrl-C: Tune stops gracefully, saves its state and returns
+        if tracker.open_trials():  # trials that Tune stopped without ending them: an interrupted search
+            for trial_id in tracker.open_trials():
+                tracker.trial_ended(trial_id, INTERRUPTED)
+            tracker.trial_ended(PARENT, INTERRUPTED)
             tracker.close(timeout_s=10)
-            print(f"interrupted; continue with: python -m search.run --name {cfg.name} --resume", file=sys.stderr)
+            resume = f"python -m search.run --name {cfg.name} --resume"
+            if cfg.storage_path or os.environ.get("T2T_STORAGE_PATH"):
+                resume += f" --storage-path {cfg.resolved_storage_path}"
+            print(f"interrupted with trials unfinished; continue with: {resume}", file=sys.stderr)
             return 130
         summary = summarize(results, tracker, cfg, started)
         tracker.log_metrics(

@@ -43,7 +43,13 @@ _LOGGED_METRICS = (
     M.EPOCH_TIME_S,
     M.IMAGES_PER_S,
 )
-_FINAL_STATUS = {M.COMPLETED: "FINISHED", M.PRUNED: "FINISHED", M.DIVERGED: "FAILED", M.FAILED: "FAILED"}
+_FINAL_STATUS = {
+    M.COMPLETED: "FINISHED",
+    M.PRUNED: "FINISHED",
+    M.DIVERGED: "FAILED",
+    M.FAILED: "FAILED",
+    "interrupted": "KILLED",
+}
 
 
 class TrackingError(RuntimeError):
@@ -98,6 +104,7 @@ class MlflowTracker:
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
         self._pending: list[tuple] = []
         self._outage_since: float | None = None
+        self._open: set[str] = set()  # trials started and not yet ended in this process
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("uri", "experiment", "experiment_path", "pending_file")}
@@ -278,13 +285,18 @@ class MlflowTracker:
     # --- what the search calls ---
 
     def trial_started(self, trial_id: str, params: Mapping[str, Any]) -> None:
+        self._open.add(trial_id)
         self._submit(("start", trial_id, dict(params)))
 
     def epoch(self, trial_id: str, row: Mapping[str, Any]) -> None:
         self._submit(("epoch", trial_id, {k: v for k, v in row.items() if _is_number(v)}, int(time.time() * 1000)))
 
     def trial_ended(self, trial_id: str, status: str, reason: str | None = None) -> None:
+        self._open.discard(trial_id)
         self._submit(("end", trial_id, status, reason))
+
+    def open_trials(self) -> list[str]:
+        return sorted(self._open)
 
     def log_metrics(self, trial_id: str, values: Mapping[str, float]) -> None:
         self._submit(("metrics", trial_id, dict(values), int(time.time() * 1000)))

@@ -188,3 +188,27 @@ def test_driver_killed_mid_search_then_resumed(tmp_path):
     for result in folder.glob("trial_*/result.json"):
         epochs = [json.loads(line)[M.EPOCH] for line in result.read_text().splitlines()]
         assert epochs == sorted(set(epochs)), f"{result}: {epochs}"  # Tune's own history has no repeats either
+
+
+def test_ctrl_c_leaves_a_resumable_search(tmp_path):
+    import signal
+
+    args = ["--smoke-test", "--name", "ctrlc", "--set", "search.scheduler=none", "--set", "base.train.epochs=8"]
+    driver = _search(tmp_path, *args)
+    folder = tmp_path / "ray_results" / "ctrlc"
+    try:
+        wait_for(lambda: any(folder.glob("trial_*/result.json")), 180, "a first epoch")
+        driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert driver.wait(timeout=120) == 130
+    finally:
+        kill_session(driver)
+    assert "continue with: python -m search.run --name ctrlc --resume" in (tmp_path / "search.log").read_text()
+    _, parents, children = _runs(tmp_path, "ctrlc")
+    assert parents[0].info.status == "KILLED" and parents[0].data.tags[M.STATUS] == "interrupted"
+    assert children and all(c.info.status != "RUNNING" for c in children)
+
+    assert _finish(_search(tmp_path, *args, "--resume", log="resume.log")) == 0, (tmp_path / "resume.log").read_text()
+    client, parents, children = _runs(tmp_path, "ctrlc")
+    assert parents[0].info.status == "FINISHED" and parents[0].data.tags[M.STATUS] == M.COMPLETED
+    assert len(children) == 3 and all(c.data.tags[M.STATUS] == M.COMPLETED for c in children)
+    assert all(_epochs(client, c) == list(range(1, 9)) for c in children)
