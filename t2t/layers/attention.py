@@ -6,16 +6,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# On a CPU, SDPA is slower than the explicit product for short sequences (measured in benchmarks/model_step.py:
+# the 197-token backbone and 32 px models lose 5-10%) and much faster for long ones (3136 tokens, first soft split).
+CPU_SDPA_MIN_TOKENS = 1024
+
 
 def attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, dropout_p: float, fused: bool
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    dropout_p: float,
+    fused: bool,
+    cpu_min_tokens: int = CPU_SDPA_MIN_TOKENS,
 ) -> torch.Tensor:
     """softmax(q k^T * scale) v over (B, heads, N, head_dim) tensors.
 
-    ``fused`` uses ``F.scaled_dot_product_attention``; otherwise the explicit reference computation, in the
-    official order (q is scaled before the product).
+    ``fused`` uses ``F.scaled_dot_product_attention`` (on a CPU only from ``cpu_min_tokens`` tokens, where it
+    wins); otherwise the explicit reference computation, in the official order (q is scaled before the product).
     """
-    if fused:
+    if fused and (q.device.type != "cpu" or q.shape[-2] >= cpu_min_tokens):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
     attn = (q * scale) @ k.transpose(-2, -1)  # (B, H, N, N)
     attn = attn.softmax(dim=-1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from t2t.layers import Attention, DropPath, drop_path
+from t2t.layers import Attention, DropPath, attend, drop_path
 from t2t.tokens import performer_attention
 
 
@@ -33,10 +33,16 @@ def test_drop_path_rejects_bad_rate_and_shows_it():
     assert "p=0.100" in repr(DropPath(0.1))
 
 
-@pytest.mark.parametrize("num_heads, tokens", [(1, 7), (4, 50), (3, 197)])
+@pytest.mark.parametrize("num_heads, tokens", [(1, 7), (4, 50), (3, 197), (1, 1100)])
 def test_fused_and_plain_attention_agree(num_heads, tokens):
-    attn = Attention(48, num_heads, qkv_bias=True).eval()
-    x = torch.randn(2, tokens, 48)
+    q, k, v = (torch.randn(2, num_heads, tokens, 16) for _ in range(3))
+    fused = attend(q, k, v, 0.3, 0.0, fused=True, cpu_min_tokens=0)  # SDPA whatever the length
+    torch.testing.assert_close(fused, attend(q, k, v, 0.3, 0.0, fused=False), atol=1e-5, rtol=1e-5)
+
+
+def test_attention_module_switches_paths():
+    attn = Attention(48, 4, qkv_bias=True).eval()
+    x = torch.randn(2, 1100, 48)  # long enough for SDPA on a CPU
     fused = attn(x)
     attn.fused_attn = False
     torch.testing.assert_close(fused, attn(x), atol=1e-5, rtol=1e-5)
