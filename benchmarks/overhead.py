@@ -1,0 +1,92 @@
+"""Benchmark 3: what Ray Tune + MLflow add to a trial: the same epochs in a bare loop and inside a Tune trial
+(per-epoch checkpoint, report, MLflow logging through search.tracking), interleaved, one thread each.
+
+    python benchmarks/overhead.py [--epochs 6] [--rounds 3]
+
+Per epoch, from the second on: bare, the wall time of ``Trainer.run_epoch``; in Tune, the trial's
+``time_this_iter_s`` (Tune's clock from report to report: the epoch plus its checkpoint and report). The first
+iteration also holds the trial's setup (data, model), reported apart. Writes benchmarks/results/overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def bare(config: dict) -> list[float]:
+    import torch
+
+    from trainables.config import TrainConfig
+    from trainables.loop import Trainer
+
+    torch.set_num_threads(1)
+    trainer = Trainer(TrainConfig.from_dict(config), torch.device("cpu"))
+    times = []
+    while not trainer.done:
+        start = time.perf_counter()
+        trainer.run_epoch()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def in_tune(config: dict, folder: Path, name: str) -> list[float]:
+    from ray import tune
+
+    from search.tracking import MlflowCallback, MlflowTracker
+    from trainables.tune import train_t2t
+
+    tracker = MlflowTracker(f"sqlite:///{folder}/mlflow.db", "overhead", str(folder / name))
+    tracker.start_parent(name, {}, {"search.role": "parent"}, {})
+    tuner = tune.Tuner(
+        tune.with_resources(train_t2t, {"cpu": 1}),
+        param_space=config,
+        run_config=tune.RunConfig(name=name, storage_path=str(folder), callbacks=[MlflowCallback(tracker)],
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=0),
+    )  # fmt: skip
+    result = tuner.fit()[0]
+    tracker.close()
+    return result.metrics_dataframe["time_this_iter_s"].tolist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    from search.run import local_ray
+    from trainables.config import TrainConfig
+
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    config = TrainConfig.load(None, [f"train.epochs={args.epochs}"]).to_dict()
+    local_ray(num_cpus=2)
+    per_epoch: dict[str, list[float]] = {"bare": [], "tune": []}
+    first: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            b, t = bare(config), in_tune(config, Path(tmp), f"round{r}")
+            per_epoch["bare"] += b[1:]
+            per_epoch["tune"] += t[1:]
+            first.append(t[0] - b[0])
+            bare_s, tune_s = statistics.median(b[1:]), statistics.median(t[1:])
+            print(f"round {r}: per epoch bare {bare_s:.3f} s, in Tune {tune_s:.3f} s; trial setup {t[0] - b[0]:.2f} s")
+    med = {k: statistics.median(v) for k, v in per_epoch.items()}
+    ratio = med["tune"] / med["bare"]
+    print(f"median epoch: bare {med['bare']:.3f} s, in a Tune trial with MLflow {med['tune']:.3f} s: {ratio:.3f}x "
+          f"(target <= 1.03x); trial setup {statistics.median(first):.2f} s once per trial")  # fmt: skip
+    out = Path(__file__).resolve().parent / "results" / "overhead.json"
+    out.parent.mkdir(exist_ok=True)
+    result = {"epochs": args.epochs, "per_epoch": per_epoch, "median": med, "ratio": ratio, "setup_s": first}
+    out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
