@@ -77,6 +77,9 @@ def _finish(name: str, source: str, rows: list[dict], history: list[dict], **kwa
     if not rows or not history:
         raise NoTrialsError(f"experiment {name!r} ({source}) has no trial with a finished epoch yet")
     hist = pd.DataFrame(history).sort_values(["trial_id", M.EPOCH]).reset_index(drop=True)
+    for key in HISTORY_METRICS:  # a trial that diverged in its first epoch has no time or loss
+        if key not in hist:
+            hist[key] = float("nan")
     first = hist.groupby("trial_id").first()
     start = (first["timestamp"] - first[M.EPOCH_TIME_S].fillna(0)).min()  # when the first epoch began
     hist["time_s"] = hist.pop("timestamp") - start

@@ -204,7 +204,9 @@ def summarize(results, tracker, cfg: SearchConfig, started: float) -> dict[str, 
         status = trial_status(metrics, error=result.error is not None)
         trials.append((status, metrics, result))
     counts = {status: sum(t[0] == status for t in trials) for status in (M.COMPLETED, M.PRUNED, M.DIVERGED, M.FAILED)}
-    ranked = sorted((t for t in trials if M.BEST_VAL_ACC in t[1]), key=lambda t: -t[1][M.BEST_VAL_ACC])
+    finished = (M.COMPLETED, M.PRUNED)  # a diverged or failed trial is no candidate for "best"
+    candidates = [t for t in trials if M.BEST_VAL_ACC in t[1] and t[0] in finished]
+    ranked = sorted(candidates, key=lambda t: -t[1][M.BEST_VAL_ACC])
     completed = [t for t in ranked if t[0] == M.COMPLETED]
     summary: dict[str, Any] = {f"trials_{k}": v for k, v in counts.items()}
     summary["wall_time_s"] = time.monotonic() - started
@@ -278,6 +280,11 @@ def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) ->
         ]
         if summary.get("best_config_file"):
             lines.append(f"  retrain it: python -m trainables.train --config {summary['best_config_file']}")
+    else:
+        lines.append(
+            "no trial finished without diverging or failing: their reasons are above and in MLflow "
+            "(a diverging search often needs a lower base.optim.lr or base.optim.clip_grad)"
+        )
     uri = cfg.resolved_tracking_uri
     ui = "mlflow ui" if uri == "sqlite:///mlflow.db" else f"mlflow ui --backend-store-uri {uri}"
     if summary.get("report"):

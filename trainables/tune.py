@@ -58,6 +58,7 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None)
                     report({**row, M.STATUS: status}, checkpoint=tune.Checkpoint.from_directory(folder))
         except Diverged as e:
             last = trainer.history[-1] if trainer.history else {M.VAL_ACC: 0.0, M.BEST_VAL_ACC: 0.0}
+            last = {**last, M.PARAMS: trainer.cost.params, M.MACS: trainer.cost.macs}
             report(
                 {**last, M.EPOCH: trainer.epoch + 1, M.TRAIN_LOSS: float("nan"), M.STATUS: M.DIVERGED, M.REASON: str(e)}
             )

@@ -212,3 +212,23 @@ def test_ctrl_c_leaves_a_resumable_search(tmp_path):
     assert parents[0].info.status == "FINISHED" and parents[0].data.tags[M.STATUS] == M.COMPLETED
     assert len(children) == 3 and all(c.data.tags[M.STATUS] == M.COMPLETED for c in children)
     assert all(_epochs(client, c) == list(range(1, 9)) for c in children)
+
+
+def test_diverging_trials_are_recorded_not_crashes(tmp_path):
+    import torch
+
+    import t2t
+
+    weights = t2t.create_model("t2t_vit_test", num_classes=10, in_chans=1).state_dict()
+    weights["head.weight"].fill_(float("nan"))  # every step's loss is NaN
+    torch.save(weights, tmp_path / "nan.pt")
+    args = ["--smoke-test", "--name", "nan", "--set", "space={}", "--set", f"base.model.pretrained={tmp_path}/nan.pt"]
+    assert _finish(_search(tmp_path, *args)) == 1  # nothing finished: not a success
+    assert "no trial finished without diverging" in (tmp_path / "search.log").read_text()
+    _, parents, children = _runs(tmp_path, "nan")
+    assert parents[0].info.status == "FINISHED" and len(children) == 3
+    for child in children:
+        assert child.info.status == "FAILED" and child.data.tags[M.STATUS] == M.DIVERGED
+        assert "loss became nan" in child.data.tags[M.REASON]
+    assert all(t.state == TrialState.FAIL for t in _study(tmp_path, "nan").trials)
+    assert (tmp_path / "ray_results" / "nan" / "report" / "report.md").is_file()
