@@ -175,12 +175,16 @@ class StudySearcher(Searcher):
             if result and result.get(M.REASON):
                 trial.set_user_attr(M.REASON, str(result[M.REASON]))
             self.study.tell(trial, state=TrialState.FAIL)
-        elif status == M.COMPLETED:
+        elif status == M.COMPLETED and result.get(M.BEST_VAL_ACC, result.get(M.VAL_ACC)) is not None:
             trial.set_user_attr(M.STATUS, M.COMPLETED)
-            values = [float(result[M.BEST_VAL_ACC])]
+            values = [float(result.get(M.BEST_VAL_ACC, result.get(M.VAL_ACC)))]
             if self.multi_objective:
-                values.append(float(result[M.MACS]))
+                values.append(float(result.get(M.MACS, float("inf"))))
             self.study.tell(trial, values)
+        elif status == M.COMPLETED:  # never raise into Tune's loop: a result without the metric is a failure
+            trial.set_user_attr(M.STATUS, M.FAILED)
+            trial.set_user_attr(M.REASON, f"the last result has no {M.VAL_ACC}")
+            self.study.tell(trial, state=TrialState.FAIL)
         else:  # stopped before its last epoch: by the scheduler or the time budget
             trial.set_user_attr(M.STATUS, M.PRUNED)
             trial.set_user_attr("stopped_at_epoch", int(result.get(M.EPOCH, 0)))
