@@ -50,6 +50,7 @@ class Experiment:
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> dotted keys (as search.tracking logs them; analysis does not import the search layer)."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, dict):

@@ -146,18 +146,7 @@ def build_tuner(cfg: SearchConfig, args: argparse.Namespace, tracker, storage: s
     trainable = tune.with_resources(train_t2t, resources)
     if args.resume:
         return tune.Tuner.restore(cfg.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
-    searcher = StudySearcher(
-        cfg.search_space,
-        cfg.base.to_dict(),
-        cfg.name,
-        storage,
-        s.sampler,
-        s.seed,
-        s.multi_objective,
-        s.max_params,
-        s.max_macs,
-        s.warm_start,
-    )
+    searcher = StudySearcher.from_config(cfg, storage)
     if s.scheduler == "asha":
         scheduler = ASHAScheduler(
             time_attr=M.EPOCH,

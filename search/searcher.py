@@ -75,6 +75,13 @@ class StudySearcher(Searcher):
         self._study: optuna.Study | None = None
         self._live: dict[str, int] = {}  # Ray trial id -> Optuna trial id (storage id)
 
+    @classmethod
+    def from_config(cls, cfg, storage: str | None) -> StudySearcher:
+        """The searcher of a ``search.config.SearchConfig``, its study in ``storage``."""
+        s = cfg.search
+        return cls(cfg.search_space, cfg.base.to_dict(), cfg.name, storage, s.sampler, s.seed, s.multi_objective,
+                   s.max_params, s.max_macs, s.warm_start)  # fmt: skip
+
     # --- the study, reconnected lazily (the searcher is pickled with the experiment) ---
 
     @property

@@ -24,20 +24,8 @@ SPACE = [
 
 
 def _searcher(tmp_path, *sets: str, storage: bool = True) -> StudySearcher:
-    cfg = SearchConfig.load(None, [*SPACE, *sets])
-    s = cfg.search
-    return StudySearcher(
-        cfg.search_space,
-        cfg.base.to_dict(),
-        "study",
-        f"sqlite:///{tmp_path}/o.db" if storage else None,
-        s.sampler,
-        s.seed,
-        s.multi_objective,
-        s.max_params,
-        s.max_macs,
-        s.warm_start,
-    )
+    cfg = SearchConfig.load(None, [*SPACE, *sets], name="study")
+    return StudySearcher.from_config(cfg, f"sqlite:///{tmp_path}/o.db" if storage else None)
 
 
 def _params(config: dict) -> int:
