@@ -172,7 +172,7 @@ def _split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.
     return torch.cat(train).sort().values, torch.cat(val).sort().values
 
 
-def _digits(cfg: DataSection, seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _digits() -> tuple[torch.Tensor, torch.Tensor, int]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()  # bundled with scikit-learn: 1,797 8x8 images, values 0..16
@@ -278,7 +278,7 @@ def build_data(cfg: DataSection, device: torch.device, seed: int, generator: tor
         mean, std = CIFAR_STATS[cfg.name]
         flip = True
     else:
-        images, labels, classes = _digits(cfg, seed) if cfg.name == "digits" else _synthetic(cfg, seed)
+        images, labels, classes = _digits() if cfg.name == "digits" else _synthetic(cfg, seed)
         train_idx, val_idx = _split(labels, cfg.val_fraction, seed)
         train_x, train_y, val_x, val_y = images[train_idx], labels[train_idx], images[val_idx], labels[val_idx]
         mean = tuple(train_x.mean(dim=(0, 2, 3)).tolist())
