@@ -140,6 +140,11 @@ class SearchConfig(_Section):
     def experiment_path(self) -> str:
         return f"{self.resolved_storage_path.rstrip('/')}/{self.name}"
 
+    @property
+    def local_experiment_dir(self) -> Path | None:
+        """The experiment folder when results are on a local (or mounted) file system; None for s3:// etc."""
+        return None if "://" in self.resolved_storage_path else Path(self.experiment_path)
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=False)
 

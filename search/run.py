@@ -84,7 +84,7 @@ def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
             f"experiment {cfg.name!r} already exists at {cfg.experiment_path}: pass --resume to continue it, "
             "or --name to start another"
         )
-    if args.address and "://" not in cfg.resolved_storage_path:
+    if args.address and cfg.local_experiment_dir:
         log.warning(
             "warning: --address with a local storage path (%s): every node must see it at that path (an "
             "NFS mount), else give --storage-path s3://...",
@@ -109,10 +109,11 @@ def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
 
 def study_storage(cfg: SearchConfig) -> str:
     """The Optuna study: an sqlite file in the experiment folder (local storage) or the working directory."""
-    if "://" in cfg.resolved_storage_path:
+    folder = cfg.local_experiment_dir
+    if folder is None:
         return f"sqlite:///{Path(f'{cfg.name}.optuna.db').resolve()}"
-    Path(cfg.experiment_path).mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{Path(cfg.experiment_path) / 'optuna.db'}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'optuna.db'}"
 
 
 def versions() -> dict[str, str]:
@@ -211,10 +212,10 @@ def summarize(results, tracker, cfg: SearchConfig, started: float) -> dict[str, 
             best_run_id=tracker.run_id(best["trial_id"]),
             best_path=result.path,
         )
-        if "://" not in cfg.experiment_path:
+        if cfg.local_experiment_dir:
             import yaml
 
-            path = Path(cfg.experiment_path) / "best_config.yaml"
+            path = cfg.local_experiment_dir / "best_config.yaml"
             path.write_text(yaml.safe_dump(result.config, sort_keys=False))
             summary["best_config_file"] = str(path)
     for _, metrics, result in completed[: cfg.search.log_checkpoints]:
@@ -246,7 +247,8 @@ def write_report(cfg: SearchConfig, parent_id: str) -> str | None:
     """The analysis report, beside the results and on the parent run; a failure here only warns."""
     from analysis.report import attach, make_report
 
-    out = Path(cfg.experiment_path) / "report" if "://" not in cfg.experiment_path else Path("reports") / cfg.name
+    folder = cfg.local_experiment_dir
+    out = folder / "report" if folder else Path("reports") / cfg.name
     try:
         exp, files = make_report(parent_id, cfg.resolved_tracking_uri, out)
         attach(exp, files)
@@ -285,9 +287,6 @@ def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) ->
     print("\n".join(lines))
 
 
-INTERRUPTED = "interrupted"  # status of the runs of a search stopped by Ctrl-C (a --resume reopens them)
-
-
 def local_ray(**kwargs: Any) -> None:
     """Start a local Ray whose every socket listens on 127.0.0.1 only.
 
@@ -319,8 +318,9 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
         local_ray()
     try:
         storage = study_storage(cfg)
-        pending = Path(cfg.experiment_path) / "mlflow_pending.json" if "://" not in cfg.experiment_path else None
-        tracker = MlflowTracker(cfg.resolved_tracking_uri, cfg.name, cfg.experiment_path, str(pending or ""))
+        folder = cfg.local_experiment_dir
+        pending = str(folder / "mlflow_pending.json") if folder else None
+        tracker = MlflowTracker(cfg.resolved_tracking_uri, cfg.name, cfg.experiment_path, pending)
         config = cfg.to_dict()
         parent_id = tracker.start_parent(
             run_name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -339,8 +339,8 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
         results = tuner.fit()  # Ctrl-C: Tune stops gracefully, saves its state and returns
         if tracker.open_trials():  # trials that Tune stopped without ending them: an interrupted search
             for trial_id in tracker.open_trials():
-                tracker.trial_ended(trial_id, INTERRUPTED)
-            tracker.trial_ended(PARENT, INTERRUPTED)
+                tracker.trial_ended(trial_id, M.INTERRUPTED)
+            tracker.trial_ended(PARENT, M.INTERRUPTED)
             tracker.close(timeout_s=10)
             resume = f"python -m search.run --name {cfg.name} --resume"
             if cfg.storage_path or os.environ.get("T2T_STORAGE_PATH"):
@@ -354,8 +354,8 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
         tracker.set_tags(PARENT, {k: v for k, v in summary.items() if k in ("best_trial_id", "best_run_id")})
         tracker.trial_ended(PARENT, M.COMPLETED)
         tracker.close()
-        if "://" not in cfg.experiment_path:
-            Path(cfg.experiment_path, "search_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        if folder:
+            (folder / "search_summary.json").write_text(json.dumps(summary, indent=1, default=str))
         summary["report"] = write_report(cfg, parent_id)
         print_summary(summary, cfg, parent_id)
         return 0 if summary.get(f"trials_{M.COMPLETED}", 0) or summary.get(f"trials_{M.PRUNED}", 0) else 1

@@ -48,7 +48,7 @@ _FINAL_STATUS = {
     M.PRUNED: "FINISHED",
     M.DIVERGED: "FAILED",
     M.FAILED: "FAILED",
-    "interrupted": "KILLED",
+    M.INTERRUPTED: "KILLED",
 }
 
 
@@ -185,6 +185,10 @@ class MlflowTracker:
         self._runs[trial_id] = run_id
         return run_id
 
+    def _run(self, trial_id: str) -> str:
+        """The run of a trial, or the parent run for ``PARENT``."""
+        return self.parent_id if trial_id == PARENT else self._child(trial_id)
+
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -213,13 +217,13 @@ class MlflowTracker:
             if step <= self._last_logged(run_id):
                 return  # already logged (a trial that repeated an epoch after a restore)
             metrics = [Metric(k, float(row[k]), timestamp, step) for k in _LOGGED_METRICS if _is_number(row.get(k))]
-            if step == 1 or self._last_logged(run_id) == 0:
+            if self._last_logged(run_id) == 0:  # the run's first epoch: its size, once
                 metrics += [Metric(k, float(row[k]), timestamp, 0) for k in (M.PARAMS, M.MACS) if k in row]
             self.client.log_batch(run_id, metrics=metrics)
             self._last_step[run_id] = step
         elif kind == "end":
             status, reason = args
-            run_id = self._runs[PARENT] if trial_id == PARENT else self._child(trial_id)
+            run_id = self._run(trial_id)
             self.client.set_tag(run_id, M.STATUS, status)
             if reason:
                 self.client.set_tag(run_id, M.REASON, str(reason)[:5000])
@@ -228,10 +232,10 @@ class MlflowTracker:
             from mlflow.entities import Metric
 
             values, timestamp = args
-            run_id = self._runs[PARENT] if trial_id == PARENT else self._child(trial_id)
+            run_id = self._run(trial_id)
             self.client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in values.items()])
         elif kind == "tags":
-            run_id = self._runs[PARENT] if trial_id == PARENT else self._child(trial_id)
+            run_id = self._run(trial_id)
             for key, value in args[0].items():
                 self.client.set_tag(run_id, key, str(value))
         else:

@@ -26,4 +26,5 @@ COMPLETED = "completed"
 PRUNED = "pruned"
 FAILED = "failed"
 DIVERGED = "diverged"
-STATUSES = (RUNNING, COMPLETED, PRUNED, FAILED, DIVERGED)
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C; a --resume reopens the run
+STATUSES = (RUNNING, COMPLETED, PRUNED, FAILED, DIVERGED, INTERRUPTED)
