@@ -328,6 +328,8 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
             tags={**versions(), "optuna.storage": storage, "search.role": "parent"},
             artifacts={"config.json": config, "search_space.json": config["space"]},
         )
+        if folder:  # lets `python -m analysis.report FOLDER` work without MLflow
+            (folder / "search_config.json").write_text(json.dumps(config, indent=1))
         log.info(
             "search %r: %d trials, results in %s, MLflow parent run %s",
             cfg.name,

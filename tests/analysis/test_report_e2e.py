@@ -54,7 +54,9 @@ def test_report_from_the_tune_folder(smoke_search, tmp_path):
     folder = smoke_search / "ray_results" / "smoke"
     assert main([str(folder), "--output-dir", str(out), "--format", "md,csv", "--no-attach"]) == 0
     assert not (out / "report.html").exists() and (out / "report.md").is_file()
-    assert "Source: Tune folder" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert "Source: Tune folder" in markdown
+    assert "ASHA compared trials at epochs [1]" in markdown  # the search's settings travel with the folder
 
 
 def test_html_renders_in_headless_chromium(smoke_search, tmp_path):
