@@ -41,7 +41,7 @@ def build_sections(exp: Experiment) -> list[Section]:
         )
     ]
     board = S.leaderboard(exp)
-    best = board.iloc[0]
+    best = S.best_trial(exp)
     config = S.best_config(exp)
     sections.append(
         Section(

@@ -44,10 +44,18 @@ def leaderboard(exp: Experiment, k: int = 10) -> pd.DataFrame:
     return ranked[cols].head(k).reset_index(drop=True)
 
 
+def best_trial(exp: Experiment) -> pd.Series:
+    """The trial to recommend, by the rule search.run's summary uses: the most accurate completed trial, else
+    the most accurate pruned one, else the most accurate of any (a diverged or failed trial only then)."""
+    rank = {M.COMPLETED: 0, M.PRUNED: 1}
+    trials = exp.trials.assign(_rank=exp.trials[M.STATUS].map(rank).fillna(2))
+    ordered = trials.sort_values(["_rank", M.BEST_VAL_ACC, M.MACS], ascending=[True, False, True], na_position="last")
+    return ordered.drop(columns="_rank").iloc[0]
+
+
 def best_config(exp: Experiment) -> dict[str, Any]:
-    """The winning trial's configuration as nested sections (base config + its sampled values)."""
-    best = leaderboard(exp, 1).iloc[0]
-    row = exp.trials.set_index("trial_id").loc[best["trial_id"]]
+    """The recommended trial's configuration as nested sections (base config + its sampled values)."""
+    row = best_trial(exp)
     nested: dict[str, Any] = {}
     for key, value in row.items():
         section, _, rest = str(key).partition(".")

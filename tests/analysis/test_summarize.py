@@ -69,7 +69,17 @@ def test_leaderboard_orders_by_accuracy_and_shows_the_searched_parameters():
 
 
 def test_best_config_is_nested_sections():
-    assert S.best_config(_experiment()) == {"model": {"depth": 6}, "optim": {"lr": 0.002}}
+    assert S.best_config(_experiment()) == {"model": {"depth": 4}, "optim": {"lr": 0.002}}
+
+
+def test_best_trial_prefers_completed_as_the_search_summary_does():
+    exp = _experiment()
+    assert S.leaderboard(exp, 1)["trial_id"].item() == "d"  # pruned at epoch 4 with 0.97: tops the board
+    assert S.best_trial(exp)["trial_id"] == "a"  # but the recommendation is the best completed trial
+    exp.trials = exp.trials[exp.trials[M.STATUS] != M.COMPLETED]
+    assert S.best_trial(exp)["trial_id"] == "d"  # no completed trial: the best pruned one
+    exp.trials = exp.trials[exp.trials[M.STATUS] == M.DIVERGED]
+    assert S.best_trial(exp)["trial_id"] == "e"
 
 
 def test_pareto_front_keeps_only_the_non_dominated():
