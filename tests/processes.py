@@ -28,19 +28,24 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
-def kill_session(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
-    """SIGKILL the process and everything in its session (Ray agents a killed driver leaves behind)."""
+def kill_sid(sid: int, timeout_s: float = 15.0) -> None:
+    """SIGKILL every process of session ``sid`` (a process started with a new session has sid == its pid)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        pids = session_pids(proc.pid)
+        pids = session_pids(sid)
         if not pids:
-            break
+            return
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
+
+
+def kill_session(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    """SIGKILL the process and everything in its session (Ray agents a killed driver leaves behind)."""
+    kill_sid(proc.pid, timeout_s)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        proc.wait(timeout=5)
 
 
 def spawn(args: list[str], log: Path, cwd: Path | None = None, env: dict | None = None) -> subprocess.Popen:
