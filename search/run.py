@@ -277,7 +277,10 @@ def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) ->
             "(a diverging search often needs a lower base.optim.lr or base.optim.clip_grad)"
         )
     uri = cfg.resolved_tracking_uri
-    ui = "mlflow ui" if uri == "sqlite:///mlflow.db" else f"mlflow ui --backend-store-uri {uri}"
+    if uri.startswith(("http://", "https://")):  # a tracking server is its own UI (on a cluster: through the tunnel)
+        ui = f"open {uri}" + (" (from your machine: `ray attach cluster.yaml -p 5000`)" if "127.0.0.1" in uri else "")
+    else:
+        ui = "mlflow ui" if uri == "sqlite:///mlflow.db" else f"mlflow ui --backend-store-uri {uri}"
     if summary.get("report"):
         lines.append(f"report:   {summary['report']}")
     lines += [
@@ -304,6 +307,7 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
     # Tune saves the experiment state often so a killed driver loses little.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a URL per run; the summary has one
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     # ...and forces a snapshot whenever a trial has made num_to_keep checkpoints: wanted here, so no warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -317,6 +321,14 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
     else:
         local_ray()
     try:
+        if args.address:  # a node that cannot see the storage would fail every trial it gets: stop before any
+            from search.cluster import StorageError, check_storage
+
+            try:
+                check_storage(cfg.resolved_storage_path)
+            except StorageError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
         storage = study_storage(cfg)
         folder = cfg.local_experiment_dir
         pending = str(folder / "mlflow_pending.json") if folder else None

@@ -31,6 +31,9 @@ EXPERIMENT_PATH_TAG = "t2t.experiment_path"
 TRIAL_ID_TAG = "trial_id"
 PARENT_TAG = "mlflow.parentRunId"
 PARENT = "parent"  # the key of the parent run among the trial ids
+NODE_IP = "node_ip"  # the address of the node that produced a result (Tune fills it in)
+NODE_IP_TAG = "ray.node_ip"  # a trial run's latest node
+NODE_IPS_TAG = "ray.node_ips"  # every node a trial ran on, in order ("a,b" after a node died)
 _PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 _LOGGED_METRICS = (
     M.EPOCH,
@@ -70,14 +73,27 @@ def check_tracking(uri: str, timeout_s: float = 10.0) -> None:
     """Fail fast, before the search starts, when the tracking store cannot be reached or written."""
     if uri.startswith(("http://", "https://")):
         import requests
+        from mlflow.utils.credentials import read_mlflow_creds
 
         try:
             requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+            creds = read_mlflow_creds()  # what the client sends: MLFLOW_TRACKING_* or ~/.mlflow/credentials
+            auth = (creds.username, creds.password) if creds.username and creds.password else None
+            answer = requests.get(
+                f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=auth,
+                timeout=timeout_s,
+            )  # fmt: skip
         except requests.RequestException as e:
             raise TrackingError(
                 f"cannot reach the MLflow tracking server at {uri} ({type(e).__name__}): start it, or set "
                 "MLFLOW_TRACKING_URI / tracking_uri to a reachable server or to sqlite:///mlflow.db"
             ) from None
+        if answer.status_code in (401, 403):
+            raise TrackingError(
+                f"the MLflow tracking server at {uri} refused {'the' if auth else 'missing'} credentials "
+                f"(HTTP {answer.status_code}): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or write "
+                "them to ~/.mlflow/credentials"
+            )
     elif uri.startswith("sqlite:///"):
         folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
@@ -331,12 +347,18 @@ class MlflowCallback(Callback):
 
     def __init__(self, tracker: MlflowTracker) -> None:
         self.tracker = tracker
+        self._nodes: dict[str, list[str]] = {}  # trial id -> the nodes it ran on, in order
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self.tracker.trial_started(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.tracker.epoch(trial.trial_id, result)
+        node = result.get(NODE_IP)
+        nodes = self._nodes.setdefault(trial.trial_id, [])
+        if node and (not nodes or nodes[-1] != node):  # where the trial ran: a moved trial lists both nodes
+            nodes.append(node)
+            self.tracker.set_tags(trial.trial_id, {NODE_IP_TAG: node, NODE_IPS_TAG: ",".join(nodes)})
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
@@ -363,6 +385,7 @@ class Progress(Callback):
         self._start = time.monotonic()
         self._last = 0.0
         self._best: tuple[float, str] | None = None
+        self._node: dict[str, str] = {}  # trial id -> the node of its last result
 
     def __getstate__(self) -> dict[str, Any]:
         return {"every_s": self.every_s}
@@ -379,6 +402,11 @@ class Progress(Callback):
         self._say(f"trial {trial.trial_id} started ({shape})")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        node = result.get(NODE_IP)
+        if node and self._node.get(trial.trial_id, node) != node:
+            self._say(f"trial {trial.trial_id} continues on node {node} at epoch {result.get(M.EPOCH)}")
+        if node:
+            self._node[trial.trial_id] = node
         acc = result.get(M.VAL_ACC)
         if _is_number(acc) and (self._best is None or acc > self._best[0]):
             self._best = (acc, trial.trial_id)
@@ -394,6 +422,14 @@ class Progress(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._say(f"trial {trial.trial_id} failed (see {trial.error_file})")
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        where = self._node.get(trial.trial_id)
+        self._say(
+            f"trial {trial.trial_id} lost its worker"
+            + (f" on node {where}" if where else "")
+            + f" (failure {trial.num_failures}); it restarts from its last checkpoint"
+        )
 
     def on_step_end(self, iteration, trials, **info) -> None:
         now = time.monotonic()

@@ -1,0 +1,223 @@
+"""A real two-host Ray cluster on this machine: two network namespaces with their own addresses, joined by a veth.
+
+Host A (the head, 10.77.0.1) runs the GCS, a raylet, the MLflow server (``python -m search.cluster mlflow-server``,
+as cluster.yaml starts it: basic auth) and the search driver; host B (10.77.0.2) runs a worker raylet. Both use
+token auth. Every process started here carries ``T2T_TEST_CLUSTER=<id>`` in its environment, so ``down`` finds
+and SIGKILLs all of them by PID (Ray daemonizes some), even after a failure; it never runs ``ray stop``.
+
+Traffic: the namespaces have no route out and the root namespace has no leg into them, so every probe runs
+inside a namespace (``ip netns exec``); nothing goes to an address outside them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from tests.processes import kill_sid, session_pids, spawn, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAD_IP, WORKER_IP = "10.77.0.1", "10.77.0.2"
+GCS_PORT, MLFLOW_PORT = 6379, 5000
+MLFLOW_PASSWORD = "cluster-test-" + uuid.uuid4().hex[:12]
+TAG = "T2T_TEST_CLUSTER"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+def pids_tagged(tag: str) -> list[int]:
+    """Every live process whose environment holds ``T2T_TEST_CLUSTER=tag`` (read from /proc)."""
+    needle = f"{TAG}={tag}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+class Cluster:
+    """Two namespaces, a Ray head and worker, an MLflow server; ``down()`` undoes all of it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.id = uuid.uuid4().hex[:8]
+        self.folder = folder
+        self.ns = {HEAD_IP: f"t2t{self.id}a", WORKER_IP: f"t2t{self.id}b"}
+        self.home = folder / "home"  # the token and the MLflow credentials live here, as in ~ on a real node
+        self.temp = Path(f"/tmp/t2tc{self.id}")  # short: Ray's socket paths must stay under 108 characters
+        self.storage = folder / "storage"  # "shared storage": both hosts see this filesystem
+        self.mlflow = folder / "mlflow"
+        self.nodes: dict[str, subprocess.Popen] = {}
+        self.created: list[str] = []
+
+    # --- setup ---
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MLFLOW_", "T2T_"))}
+        env.update(
+            HOME=str(self.home),
+            PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+            PYTHONPATH=str(ROOT),
+            RAY_AUTH_MODE="token",
+            RAY_USAGE_STATS_ENABLED="0",
+            **{TAG: self.id},
+            **extra,
+        )
+        return env
+
+    def up(self) -> Cluster:
+        (self.home / ".ray").mkdir(parents=True)
+        (self.home / ".ray" / "auth_token").write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+        (self.home / ".mlflow").mkdir()
+        credentials = self.home / ".mlflow" / "credentials"
+        credentials.write_text(
+            f"[mlflow]\nmlflow_tracking_username = admin\nmlflow_tracking_password = {MLFLOW_PASSWORD}\n"
+        )
+        credentials.chmod(0o600)
+        self.storage.mkdir()
+        a, b = self.ns[HEAD_IP], self.ns[WORKER_IP]
+        for ns in (a, b):
+            _ip("netns", "add", ns)
+            self.created.append(ns)
+        _ip("link", "add", f"v{self.id}a", "type", "veth", "peer", "name", f"v{self.id}b")
+        for ns, leg, ip in ((a, f"v{self.id}a", HEAD_IP), (b, f"v{self.id}b", WORKER_IP)):
+            _ip("link", "set", leg, "netns", ns)
+            _ip("-n", ns, "addr", "add", f"{ip}/24", "dev", leg)
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "link", "set", leg, "up")
+        return self
+
+    def spawn_in(self, ip: str, args: list[str], log: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """``args`` inside host ``ip``'s namespace, in its own session, output to ``folder/log``."""
+        command = ["ip", "netns", "exec", self.ns[ip], *args]
+        return spawn(command, self.folder / log, cwd=self.folder, env=env or self.env())
+
+    def run_in(self, ip: str, args: list[str], timeout_s: float = 60) -> subprocess.CompletedProcess:
+        command = ["ip", "netns", "exec", self.ns[ip], *args]
+        return subprocess.run(command, env=self.env(), capture_output=True, text=True, timeout=timeout_s)
+
+    def start_node(self, ip: str, cpus: int = 1, private_storage: bool = False) -> subprocess.Popen:
+        """``ray start --block`` on host ``ip`` (the head if it is HEAD_IP), connected when this returns.
+
+        ``private_storage``: the host gets its own empty tmpfs over the storage folder (a worker without the
+        shared storage), through a private mount namespace; the real filesystem is untouched.
+        """
+        ray = str(Path(sys.executable).parent / "ray")
+        common = [
+            f"--node-ip-address={ip}",
+            f"--num-cpus={cpus}",
+            "--num-gpus=0",
+            "--memory=3000000000",
+            "--object-store-memory=200000000",
+            f"--temp-dir={self.temp}/{ip.rsplit('.', 1)[1]}",
+            "--disable-usage-stats",
+            "--block",
+        ]
+        if ip == HEAD_IP:
+            args = [ray, "start", "--head", f"--port={GCS_PORT}", "--include-dashboard=false", *common]
+        else:
+            args = [ray, "start", f"--address={HEAD_IP}:{GCS_PORT}", *common]
+        if private_storage:
+            script = f'mount -t tmpfs tmpfs "{self.storage}" && exec "$@"'
+            args = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *args]
+        proc = self.spawn_in(ip, args, f"ray-{ip}.log")
+        self.nodes[ip] = proc
+        wait_for(lambda: self._alive_nodes(proc) >= (1 if ip == HEAD_IP else 2), 120, f"the Ray node on {ip}", 2)
+        return proc
+
+    def _alive_nodes(self, proc: subprocess.Popen) -> int:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray start exited with {proc.returncode}: {self.log(proc)}")
+        check = "import ray; ray.init(address='auto', log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
+        out = self.run_in(HEAD_IP, [sys.executable, "-c", check], timeout_s=60)
+        if out.returncode != 0:
+            return 0
+        return int(out.stdout.strip().splitlines()[-1])
+
+    def log(self, proc: subprocess.Popen) -> str:
+        name = {p.pid: f"ray-{ip}.log" for ip, p in self.nodes.items()}.get(proc.pid)
+        return (self.folder / name).read_text()[-3000:] if name else ""
+
+    def start_mlflow(self) -> None:
+        """The head's tracking server exactly as cluster.yaml starts it (basic auth), on the head's address."""
+        out = self.run_in(
+            HEAD_IP,
+            [
+                sys.executable,
+                "-m",
+                "search.cluster",
+                "mlflow-server",
+                "--host",
+                HEAD_IP,
+                "--port",
+                str(MLFLOW_PORT),
+                "--workers",
+                "1",
+                "--state-dir",
+                str(self.mlflow),
+                "--backend-store-uri",
+                f"sqlite:///{self.mlflow}/mlflow.db",
+                "--artifacts-destination",
+                str(self.mlflow / "artifacts"),
+            ],
+            timeout_s=180,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+
+    def stop_mlflow(self) -> None:
+        pid = int((self.mlflow / "server.pid").read_text())
+        kill_sid(pid)
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://{HEAD_IP}:{MLFLOW_PORT}"
+
+    def search(self, *args: str, tracking_uri: str | None = None, log: str = "search.log") -> subprocess.Popen:
+        """``python -m search.run --address HEAD ARGS`` on the head host, as a user runs it there."""
+        env = self.env(MLFLOW_TRACKING_URI=tracking_uri or self.tracking_uri)
+        command = [sys.executable, "-m", "search.run", "--address", f"{HEAD_IP}:{GCS_PORT}", *args]
+        return self.spawn_in(HEAD_IP, command, log, env=env)
+
+    def raylet_pid(self, ip: str) -> int:
+        """The raylet of host ``ip``: the process named raylet in its ``ray start`` session."""
+        for pid in session_pids(self.nodes[ip].pid):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/raylet"):
+                    return pid
+        raise LookupError(f"no raylet in the session of host {ip}")
+
+    # --- teardown ---
+
+    def down(self) -> None:
+        """SIGKILL every process of this cluster by PID, then remove the namespaces and the scratch folder."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pids = set(pids_tagged(self.id))
+            for proc in self.nodes.values():
+                pids.update(session_pids(proc.pid))
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.3)
+        for proc in self.nodes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        for ns in self.created:
+            with contextlib.suppress(subprocess.SubprocessError):
+                _ip("netns", "delete", ns)  # the veth pair goes with them
+        shutil.rmtree(self.temp, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""The search on a real two-host Ray cluster (two network namespaces, token auth, the head's MLflow server with basic
+auth), and the faults a cluster has: a worker host's raylet dies, the MLflow server goes away for 30 s, a worker host
+lacks the shared storage. See tests/cluster/netns.py for the hosts and how they are torn down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search.tracking import NODE_IPS_TAG
+from tests.cluster.netns import HEAD_IP, WORKER_IP, Cluster
+from tests.processes import wait_for
+from trainables import metrics as M
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    hosts = Cluster(tmp_path)
+    try:
+        yield hosts.up()
+    finally:
+        hosts.down()
+
+
+def _search_args(name: str, cluster: Cluster, *sets: str) -> list[str]:
+    args = ["--smoke-test", "--name", name, "--storage-path", str(cluster.storage)]
+    for item in ("search.scheduler=none", "base.data.batch_size=32", *sets):  # every trial runs every epoch
+        args += ["--set", item]
+    return args
+
+
+def _rows(cluster: Cluster, name: str) -> dict[str, list[dict]]:
+    """Tune's own per-trial history (result.json), by trial folder."""
+    out = {}
+    for path in (cluster.storage / name).glob("trial_*/result.json"):
+        lines = path.read_text().splitlines()
+        out[path.parent.name] = [json.loads(line) for line in lines if line.strip()]
+    return out
+
+
+def _finish(cluster: Cluster, proc, timeout_s: float) -> tuple[int, str]:
+    code = proc.wait(timeout=timeout_s)  # a driver still running after a failure goes with the cluster's teardown
+    return code, (cluster.folder / "search.log").read_text()
+
+
+def _runs(cluster: Cluster, name: str):
+    client = MlflowClient(f"sqlite:///{cluster.mlflow}/mlflow.db")  # the server's own store, read directly
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def _assert_every_epoch_once(cluster: Cluster, name: str, trials: int, epochs: int) -> list:
+    """One FINISHED run per trial, each with epochs 1..N exactly once, in MLflow and in Tune's history."""
+    client, parents, children = _runs(cluster, name)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == trials and len({c.data.tags["trial_id"] for c in children}) == trials
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == M.COMPLETED, child.data.tags
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)]
+        assert steps == list(range(1, epochs + 1)), (child.data.tags["trial_id"], steps)
+    for trial, rows in _rows(cluster, name).items():
+        assert [r[M.EPOCH] for r in rows] == list(range(1, epochs + 1)), trial
+    return children
+
+
+def test_trials_spread_over_both_hosts_and_survive_a_dead_worker_raylet(cluster):
+    cluster.start_node(HEAD_IP)
+    cluster.start_node(WORKER_IP)
+    cluster.start_mlflow()
+    name, epochs = "spread", 6
+    proc = cluster.search(*_search_args(name, cluster, "search.num_trials=3", f"base.train.epochs={epochs}"))
+
+    def a_trial_is_midway_on_the_worker() -> bool:
+        return any(
+            2 <= len(rows) < epochs and rows[-1]["node_ip"] == WORKER_IP for rows in _rows(cluster, name).values()
+        )
+
+    wait_for(a_trial_is_midway_on_the_worker, 240, "a trial past its second epoch on the worker host", 0.5)
+    os.kill(cluster.raylet_pid(WORKER_IP), signal.SIGKILL)  # the worker host's raylet dies mid-trial
+
+    code, log = _finish(cluster, proc, 420)
+    assert code == 0, log[-4000:]
+    assert f"lost its worker on node {WORKER_IP}" in log and f"continues on node {HEAD_IP}" in log, log[-4000:]
+    children = _assert_every_epoch_once(cluster, name, trials=3, epochs=epochs)  # nothing lost, nothing repeated
+
+    hosts = {c.data.tags[NODE_IPS_TAG] for c in children}
+    assert f"{WORKER_IP},{HEAD_IP}" in hosts, hosts  # the moved trial: begun on the worker, finished on the head
+    assert {HEAD_IP, WORKER_IP} <= {ip for h in hosts for ip in h.split(",")}
+    nodes = {row["node_ip"] for rows in _rows(cluster, name).values() for row in rows}
+    assert nodes == {HEAD_IP, WORKER_IP}
+    assert list(cluster.mlflow.glob("artifacts/**/report.html")), "the report reached the server's artifact store"
+
+
+def test_mlflow_server_down_for_30_s_mid_search(cluster):
+    cluster.start_node(HEAD_IP)
+    cluster.start_node(WORKER_IP)
+    cluster.start_mlflow()
+    name, epochs = "outage", 12
+    proc = cluster.search(*_search_args(name, cluster, "search.num_trials=2", f"base.train.epochs={epochs}"))
+
+    def reported() -> int:
+        return sum(len(rows) for rows in _rows(cluster, name).values())
+
+    wait_for(lambda: reported() >= 2, 240, "the first results", 0.5)
+    cluster.stop_mlflow()
+    before = reported()
+    time.sleep(30)
+    during = reported() - before
+    cluster.start_mlflow()  # same store, same port: the driver's buffered writes go through
+
+    code, log = _finish(cluster, proc, 420)
+    assert code == 0, log[-4000:]
+    assert during >= 2, "the trials kept training while MLflow was away"
+    assert log.count("is not answering") == 1 and "buffered writes delivered" in log, log[-4000:]
+    _assert_every_epoch_once(cluster, name, trials=2, epochs=epochs)
+    assert not (cluster.storage / name / "mlflow_pending.json").exists()
+
+
+def test_a_worker_without_the_shared_storage_is_a_clear_error(cluster):
+    cluster.start_node(HEAD_IP)
+    cluster.start_node(WORKER_IP, private_storage=True)  # its own empty tmpfs where the storage should be
+    tracking = f"sqlite:///{cluster.folder}/mlflow.db"
+    proc = cluster.search(*_search_args("blind", cluster), tracking_uri=tracking)
+
+    code, log = _finish(cluster, proc, 240)
+    assert code == 2, log[-4000:]
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, log[-4000:]
+    assert f"storage path {cluster.storage} is not visible from node(s) {WORKER_IP}" in errors[0]
+    assert "--storage-path s3://" in errors[0]  # ...and the fix
+    client = MlflowClient(tracking)
+    assert client.get_experiment_by_name("blind") is None  # stopped before any run or trial was made
+    assert not list(Path(cluster.storage).glob("blind/trial_*"))
