@@ -278,14 +278,17 @@ def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) ->
         )
     uri = cfg.resolved_tracking_uri
     if uri.startswith(("http://", "https://")):  # a tracking server is its own UI (on a cluster: through the tunnel)
-        ui = f"open {uri}" + (" (from your machine: `ray attach cluster.yaml -p 5000`)" if "127.0.0.1" in uri else "")
+        compare = f"compare the trials at {uri}"
+        if "127.0.0.1" in uri:
+            compare += " (from your machine: `ray attach cluster.yaml -p 5000`, then http://localhost:5000)"
     else:
         ui = "mlflow ui" if uri == "sqlite:///mlflow.db" else f"mlflow ui --backend-store-uri {uri}"
+        compare = f"compare the trials with `{ui}`"
     if summary.get("report"):
         lines.append(f"report:   {summary['report']}")
     lines += [
         f"results:  {cfg.experiment_path}",
-        f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; compare the trials with `{ui}`",
+        f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; {compare}",
     ]
     print("\n".join(lines))
 

@@ -61,6 +61,9 @@ class Cluster:
         self.storage = folder / "storage"  # "shared storage": both hosts see this filesystem
         self.mlflow = folder / "mlflow"
         self.nodes: dict[str, subprocess.Popen] = {}
+        self.daemons: list[subprocess.Popen] = []  # sshd
+        self.cluster_name = f"t2t-test-{self.id}"  # for `ray up`: its state files are named after it
+        self.launched = False
         self.created: list[str] = []
 
     # --- setup ---
@@ -98,6 +101,10 @@ class Cluster:
             _ip("-n", ns, "addr", "add", f"{ip}/24", "dev", leg)
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", leg, "up")
+            # Ray finds a host's own address by routing towards a public one (no packet is sent); without a default
+            # route it falls back to 127.0.0.1 and a head started without --node-ip-address serves only loopback.
+            # The route leads into the veth, whose only other end is the other namespace: nothing can leave.
+            _ip("-n", ns, "route", "add", "default", "dev", leg)
         return self
 
     def spawn_in(self, ip: str, args: list[str], log: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -105,9 +112,9 @@ class Cluster:
         command = ["ip", "netns", "exec", self.ns[ip], *args]
         return spawn(command, self.folder / log, cwd=self.folder, env=env or self.env())
 
-    def run_in(self, ip: str, args: list[str], timeout_s: float = 60) -> subprocess.CompletedProcess:
+    def run_in(self, ip: str, args: list[str], timeout_s: float = 60, **env: str) -> subprocess.CompletedProcess:
         command = ["ip", "netns", "exec", self.ns[ip], *args]
-        return subprocess.run(command, env=self.env(), capture_output=True, text=True, timeout=timeout_s)
+        return subprocess.run(command, env=self.env(**env), capture_output=True, text=True, timeout=timeout_s)
 
     def start_node(self, ip: str, cpus: int = 1, private_storage: bool = False) -> subprocess.Popen:
         """``ray start --block`` on host ``ip`` (the head if it is HEAD_IP), connected when this returns.
@@ -199,6 +206,45 @@ class Cluster:
                     return pid
         raise LookupError(f"no raylet in the session of host {ip}")
 
+    # --- SSH hosts and `ray up` ---
+
+    def start_sshd(self, ip: str) -> Path:
+        """An SSH server on host ``ip`` whose root home is the host's own scratch home; returns that home."""
+        from tests.cluster import sshd
+
+        root = sshd.unpacked()
+        if not (self.home / ".ssh" / "id_ed25519").is_file():
+            (self.home / ".ssh").mkdir(exist_ok=True)
+            sshd.keypair(self.home / ".ssh" / "id_ed25519")
+        Path("/tmp/ray").mkdir(exist_ok=True)  # the mount point of each host's private /tmp/ray
+        home = self.folder / "hosts" / ip
+        public = self.home / ".ssh" / "id_ed25519.pub"
+        config = sshd.host_files(self.folder / "sshd" / ip, ip, home, public, self.id)
+        proc = self.spawn_in(ip, sshd.sshd_command(root, config), f"sshd-{ip}.log")
+        self.daemons.append(proc)
+        probe = ["ssh", *self.ssh_options(), f"root@{ip}", "true"]
+        wait_for(lambda: self.run_in(ip, probe, timeout_s=20).returncode == 0, 60, f"sshd on {ip}", 1)
+        return home
+
+    def ssh_options(self) -> list[str]:
+        key = self.home / ".ssh" / "id_ed25519"
+        return ["-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"]  # fmt: skip
+
+    def ray_cli(self, *args: str, log: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
+        """``ray ARGS`` (up, exec, ...) as a user runs it, from the head host's namespace with rsync on PATH."""
+        from tests.cluster import sshd
+
+        ray = str(Path(sys.executable).parent / "ray")
+        script = f'{sshd.rsync_on_path(sshd.unpacked())} && exec "$@"'
+        command = ["ip", "netns", "exec", self.ns[HEAD_IP], "unshare", "--mount", "--propagation", "private",
+                   "sh", "-c", script, "sh", ray, *args]  # fmt: skip
+        env = self.env(RAY_UP_enable_autoscaler_v2="0")  # v2 never launches a local provider's workers
+        with open(self.folder / log, "ab") as out:
+            code = subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
+        self.launched = True
+        return code
+
     # --- teardown ---
 
     def down(self) -> None:
@@ -206,7 +252,7 @@ class Cluster:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             pids = set(pids_tagged(self.id))
-            for proc in self.nodes.values():
+            for proc in [*self.nodes.values(), *self.daemons]:
                 pids.update(session_pids(proc.pid))
             if not pids:
                 break
@@ -214,9 +260,18 @@ class Cluster:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.3)
-        for proc in self.nodes.values():
+        for proc in [*self.nodes.values(), *self.daemons]:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+        if self.launched:  # what `ray up` leaves on the machine: its state file and SSH control sockets
+            import getpass
+            import hashlib
+
+            Path(f"/tmp/ray/cluster-{self.cluster_name}.state").unlink(missing_ok=True)
+            Path(f"/tmp/ray/cluster-{self.cluster_name}.lock").unlink(missing_ok=True)
+            user = hashlib.sha256(getpass.getuser().encode()).hexdigest()[:10]
+            name = hashlib.sha256(self.cluster_name.encode()).hexdigest()[:10]
+            shutil.rmtree(f"/tmp/ray_ssh_{user}/{name}", ignore_errors=True)
         for ns in self.created:
             with contextlib.suppress(subprocess.SubprocessError):
                 _ip("netns", "delete", ns)  # the veth pair goes with them
