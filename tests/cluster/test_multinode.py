@@ -21,15 +21,6 @@ from trainables import metrics as M
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    hosts = Cluster(tmp_path)
-    try:
-        yield hosts.up()
-    finally:
-        hosts.down()
-
-
 def _search_args(name: str, cluster: Cluster, *sets: str) -> list[str]:
     args = ["--smoke-test", "--name", name, "--storage-path", str(cluster.storage)]
     for item in ("search.scheduler=none", "base.data.batch_size=32", *sets):  # every trial runs every epoch
@@ -60,6 +51,12 @@ def _runs(cluster: Cluster, name: str):
     return client, parents, children
 
 
+def _start_two_hosts_and_mlflow(cluster: Cluster) -> None:
+    cluster.start_node(HEAD_IP)
+    cluster.start_node(WORKER_IP)
+    cluster.start_mlflow()
+
+
 def _assert_every_epoch_once(cluster: Cluster, name: str, trials: int, epochs: int) -> list:
     """One FINISHED run per trial, each with epochs 1..N exactly once, in MLflow and in Tune's history."""
     client, parents, children = _runs(cluster, name)
@@ -75,9 +72,7 @@ def _assert_every_epoch_once(cluster: Cluster, name: str, trials: int, epochs: i
 
 
 def test_trials_spread_over_both_hosts_and_survive_a_dead_worker_raylet(cluster):
-    cluster.start_node(HEAD_IP)
-    cluster.start_node(WORKER_IP)
-    cluster.start_mlflow()
+    _start_two_hosts_and_mlflow(cluster)
     name, epochs = "spread", 6
     proc = cluster.search(*_search_args(name, cluster, "search.num_trials=3", f"base.train.epochs={epochs}"))
 
@@ -103,9 +98,7 @@ def test_trials_spread_over_both_hosts_and_survive_a_dead_worker_raylet(cluster)
 
 
 def test_mlflow_server_down_for_30_s_mid_search(cluster):
-    cluster.start_node(HEAD_IP)
-    cluster.start_node(WORKER_IP)
-    cluster.start_mlflow()
+    _start_two_hosts_and_mlflow(cluster)
     name, epochs = "outage", 12
     proc = cluster.search(*_search_args(name, cluster, "search.num_trials=2", f"base.train.epochs={epochs}"))
 

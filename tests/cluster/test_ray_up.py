@@ -17,15 +17,6 @@ from trainables import metrics as M
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    hosts = Cluster(tmp_path)
-    try:
-        yield hosts.up()
-    finally:
-        hosts.down()
-
-
 def _test_yaml(cluster: Cluster) -> dict:
     """cluster.local.yaml with this machine's hosts, key and user; the project's venv linked, not installed again
     (a fresh venv would download torch); Ray's memory capped (two hosts share 24 GiB). Everything else as shipped:
