@@ -302,12 +302,15 @@ def check_storage(storage_path: str, timeout_s: float = 60.0) -> None:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     uri = storage_path if "://" in storage_path else str(Path(storage_path).resolve())
-    filesystem, root = fs.FileSystem.from_uri(uri)
-    filesystem.create_dir(root, recursive=True)
     token = uuid.uuid4().hex
-    marker = f"{root.rstrip('/')}/.t2t-storage-check-{token}"
-    with filesystem.open_output_stream(marker) as f:
-        f.write(token.encode())
+    try:
+        filesystem, root = fs.FileSystem.from_uri(uri)
+        filesystem.create_dir(root, recursive=True)
+        marker = f"{root.rstrip('/')}/.t2t-storage-check-{token}"
+        with filesystem.open_output_stream(marker) as f:
+            f.write(token.encode())
+    except Exception as e:  # bad URI, no credentials, read-only: all mean this driver cannot use the storage
+        raise StorageError(f"cannot write to storage path {storage_path}: {str(e).splitlines()[0][:300]}") from None
     marker_uri = f"{uri.rstrip('/')}/.t2t-storage-check-{token}"
     read = ray.remote(num_cpus=0, max_retries=0)(_read_marker)
     try:
