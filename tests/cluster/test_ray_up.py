@@ -4,7 +4,6 @@ as the README tells users. The YAML is the shipped one with only what this machi
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import yaml
@@ -67,15 +66,19 @@ def test_ray_up_the_local_cluster_yaml_then_search_through_ray_exec(cluster):
     local = {line.split()[3] for line in listening if line.strip()}
     assert "127.0.0.1:5000" in local, local
     assert not any(a.endswith((":8265", ":5000")) and not a.startswith("127.0.0.1") for a in local), local
-    probe = (
+    # A driver on the head (through `ray exec`, so in the head's own view of /tmp/ray) with a wrong token is refused;
+    # the same driver with the token `ray up` copied connects.
+    probe = cluster.folder / "probe.py"
+    probe.write_text(
         "import ray\n"
         "try:\n"
         f"    ray.init(address='{HEAD_IP}:6379', log_to_driver=False)\n"
-        "    print('connected')\n"
+        "    print('PROBE connected')\n"
         "except Exception as e:\n"
-        "    print('refused', type(e).__name__)\n"
+        "    print('PROBE refused', type(e).__name__)\n"
     )
-    stranger = cluster.run_in(HEAD_IP, [sys.executable, "-c", probe], timeout_s=120, RAY_AUTH_TOKEN="not-the-token")
-    assert stranger.stdout.strip().splitlines()[-1].startswith("refused"), stranger.stdout + stranger.stderr
-    member = cluster.run_in(HEAD_IP, [sys.executable, "-c", probe], timeout_s=120)  # the token ray up copied
-    assert member.stdout.strip().splitlines()[-1] == "connected", member.stdout + member.stderr
+    for token, expected in (("RAY_AUTH_TOKEN=not-the-token ", "PROBE refused"), ("", "PROBE connected")):
+        log = f"probe-{'stranger' if token else 'member'}.log"
+        cluster.ray_cli("exec", str(path), f"{token}python {probe}", log=log, timeout_s=180)
+        lines = [line for line in (cluster.folder / log).read_text().splitlines() if line.startswith("PROBE")]
+        assert lines and lines[-1].startswith(expected), (cluster.folder / log).read_text()[-3000:]
