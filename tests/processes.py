@@ -28,17 +28,22 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
-def kill_sid(sid: int, timeout_s: float = 15.0) -> None:
-    """SIGKILL every process of session ``sid`` (a process started with a new session has sid == its pid)."""
+def kill_all(find: Callable[[], set[int] | list[int]], timeout_s: float = 15.0) -> None:
+    """SIGKILL what ``find()`` returns until it returns nothing (processes may fork meanwhile), for ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        pids = session_pids(sid)
+        pids = find()
         if not pids:
             return
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
+
+
+def kill_sid(sid: int, timeout_s: float = 15.0) -> None:
+    """SIGKILL every process of session ``sid`` (a process started with a new session has sid == its pid)."""
+    kill_all(lambda: session_pids(sid), timeout_s)
 
 
 def kill_session(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:

@@ -14,14 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
-from tests.processes import kill_sid, session_pids, spawn, wait_for
+from tests.processes import kill_all, kill_sid, session_pids, spawn, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD_IP, WORKER_IP = "10.77.0.1", "10.77.0.2"
@@ -148,7 +146,9 @@ class Cluster:
     def _alive_nodes(self, proc: subprocess.Popen) -> int:
         if proc.poll() is not None:
             raise RuntimeError(f"ray start exited with {proc.returncode}: {self.log(proc)}")
-        check = "import ray; ray.init(address='auto', log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
+        # The head's address, never 'auto': that reads /tmp/ray/ray_current_cluster, which another Ray may own.
+        connect = f"ray.init(address='{HEAD_IP}:{GCS_PORT}', log_to_driver=False)"
+        check = f"import ray; {connect}; print(sum(n['Alive'] for n in ray.nodes()))"
         out = self.run_in(HEAD_IP, [sys.executable, "-c", check], timeout_s=60)
         if out.returncode != 0:
             return 0
@@ -249,18 +249,16 @@ class Cluster:
 
     def down(self) -> None:
         """SIGKILL every process of this cluster by PID, then remove the namespaces and the scratch folder."""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        started = [*self.nodes.values(), *self.daemons]
+
+        def ours() -> set[int]:
             pids = set(pids_tagged(self.id))
-            for proc in [*self.nodes.values(), *self.daemons]:
+            for proc in started:
                 pids.update(session_pids(proc.pid))
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.3)
-        for proc in [*self.nodes.values(), *self.daemons]:
+            return pids
+
+        kill_all(ours, timeout_s=30)
+        for proc in started:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
         if self.launched:  # what `ray up` leaves on the machine: its state file and SSH control sockets
