@@ -3,7 +3,8 @@
     python benchmarks/model_step.py [--threads 2] [--repeats 7] [--quick]
 
 Both models hold the same weights (checked: same logits) and run in one process, interleaved; the table shows
-medians. Writes benchmarks/results/model_step.json.
+medians. A third column runs our model with ``fused_soft_split=False`` (unfold, LayerNorm and linear as three
+steps), to show what the fused soft split adds. Writes benchmarks/results/model_step.json.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def step_time(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> float:
 
 def run_case(name: str, variant: str, overrides: dict, batch: int, repeats: int, bf16: bool) -> dict:
     ours = t2t.create_model(variant, num_classes=10, performer_drop=0.0, **overrides).train()
+    unfused = t2t.create_model(variant, num_classes=10, performer_drop=0.0, fused_soft_split=False, **overrides)
+    unfused.load_state_dict(ours.state_dict())
     official = OfficialT2TViT(ours.config).train()
     for module in official.modules():  # same function: no dropout in either
         if isinstance(module, torch.nn.Dropout):
@@ -49,12 +52,12 @@ def run_case(name: str, variant: str, overrides: dict, batch: int, repeats: int,
     x = torch.randn(batch, ours.config.in_chans, *ours.img_size)
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(x), official.eval()(x), atol=1e-4, rtol=1e-4)
-    ours.train(), official.train()
-    for model in (ours, official):  # warm-up
+    models = {"ours": ours.train(), "unfused": unfused.train(), "official": official.train()}
+    for model in models.values():  # warm-up
         step_time(model, x, bf16)
-    times = {"ours": [], "official": []}
-    for _ in range(repeats):  # interleaved, so drift hits both alike
-        for label, model in (("ours", ours), ("official", official)):
+    times = {label: [] for label in models}
+    for _ in range(repeats):  # interleaved, so drift hits all alike
+        for label, model in models.items():
             model.zero_grad(set_to_none=True)
             times[label].append(step_time(model, x, bf16))
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -63,8 +66,10 @@ def run_case(name: str, variant: str, overrides: dict, batch: int, repeats: int,
         "dtype": "bf16" if bf16 else "fp32",
         "batch": batch,
         "ours_ms": med["ours"] * 1e3,
+        "unfused_ms": med["unfused"] * 1e3,
         "official_ms": med["official"] * 1e3,
         "speedup": med["official"] / med["ours"],
+        "speedup_unfused": med["official"] / med["unfused"],
         "ours_img_s": batch / med["ours"],
     }
 
@@ -84,7 +89,8 @@ def main() -> None:
             r = rows[-1]
             print(
                 f"{r['case']:<30} {r['dtype']:<5} batch {r['batch']:>3}  ours {r['ours_ms']:8.1f} ms  "
-                f"official {r['official_ms']:8.1f} ms  speedup {r['speedup']:.2f}x",
+                f"unfused split {r['unfused_ms']:8.1f} ms  official {r['official_ms']:8.1f} ms  "
+                f"speedup {r['speedup']:.2f}x (unfused split {r['speedup_unfused']:.2f}x)",
                 flush=True,
             )
     out = Path(__file__).resolve().parent / "results" / "model_step.json"

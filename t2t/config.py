@@ -49,7 +49,8 @@ class T2TConfig:
     drop_rate: float = 0.0
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.0
-    fused_attn: bool = True
+    fused_attn: bool = True  # SDPA where it wins (see t2t.layers.attention); False: the plain reference math
+    fused_soft_split: bool = True  # each soft split + LayerNorm + projection as one convolution (t2t.tokens)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)

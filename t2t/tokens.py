@@ -5,6 +5,10 @@ flattened channel-major (index = c*k*k + i*k + j) as the official weights expect
 (performer or transformer) mixes the tokens and shrinks them to ``token_dim`` channels; the tokens are then laid
 back on their (H, W) grid for the next split. After the last split ``project`` maps to the backbone's width.
 The ``convolution`` variant (the paper's T2T-ViT_c) replaces every split + token layer by a convolution.
+
+With ``fused_soft_split`` (the default) each soft split runs together with what follows it (the token layer's
+LayerNorm and first projection, or ``project``) as one convolution on channels-last tensors; see
+``split_project``. Same parameters, same function; the plain path is kept as the reference.
 """
 
 from __future__ import annotations
@@ -38,6 +42,46 @@ def performer_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: to
         return (qp @ kptv.transpose(1, 2)) / (normaliser + eps)  # (B, T, d)
 
 
+def split_project(
+    x: torch.Tensor,
+    split: tuple[int, int, int],
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    norm: nn.LayerNorm | None = None,
+) -> torch.Tensor:
+    """``F.linear(norm(unfold(x)), weight, bias)`` as a convolution: (B, C, H, W) -> (B, L, out) tokens.
+
+    An unfolded patch is flattened channel-major, the layout of a convolution kernel, so a linear map of patches is
+    a convolution with ``weight`` viewed as (out, C, k, k). A LayerNorm between them folds in as well: with
+    norm(p) = (p - mean) * rstd * g + b,
+
+        W norm(p) + c = ((W g)_0 p) * rstd + (W b + c),
+
+    where (W g)_0 is W g with each filter's mean removed, which subtracts mean(p) * sum(W g) without cancellation.
+    A patch's mean and mean square are average pools (zero padding included, as in ``nn.Unfold``) of the channel
+    means of x and x^2, computed in (at least) float32. No unfolded copy is made; for a channels-last ``x`` the
+    output is channels-last too, so the (B, L, out) result is a view.
+    """
+    k, stride, padding = split
+    out_dim, channels = weight.shape[0], x.shape[1]
+    kernel = weight.view(out_dim, channels, k, k)
+    if norm is None:
+        y = F.conv2d(x, kernel, bias, stride, padding)
+    else:
+        kernel = kernel * norm.weight.view(1, channels, k, k)
+        kernel = kernel - kernel.mean(dim=(1, 2, 3), keepdim=True)
+        shift = F.linear(norm.bias, weight, bias)  # W b + c
+        y = F.conv2d(x, kernel, None, stride, padding)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            stats_dtype = torch.promote_types(x.dtype, torch.float32)
+            xf = x.to(stats_dtype)
+            mean = F.avg_pool2d(xf.mean(dim=1, keepdim=True), k, stride, padding)
+            mean_sq = F.avg_pool2d(xf.square().mean(dim=1, keepdim=True), k, stride, padding)
+            rstd = torch.rsqrt((mean_sq - mean.square()).clamp_min(0) + norm.eps)
+            y = (y.to(stats_dtype) * rstd + shift.to(stats_dtype).view(1, -1, 1, 1)).to(y.dtype)
+    return y.flatten(2).transpose(1, 2)
+
+
 class TokenPerformer(nn.Module):
     """One-head performer from ``dim`` to ``out_dim`` channels; skip connection on ``v`` (keys as official)."""
 
@@ -54,13 +98,17 @@ class TokenPerformer(nn.Module):
         self.norm2 = nn.LayerNorm(out_dim, eps=LN_EPS)
         self.mlp = nn.Sequential(nn.Linear(out_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim), nn.Dropout(drop))
 
-    def attn(self, x: torch.Tensor) -> torch.Tensor:
-        k, q, v = self.kqv(x).split(self.out_dim, dim=-1)  # official order: k, q, v
-        y = performer_attention(q, k, v, self.w).to(v.dtype)
-        return v + self.dp(self.proj(y))
+    def input_projection(self) -> tuple[nn.LayerNorm, nn.Linear]:
+        return self.norm1, self.kqv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.attn(self.norm1(x))
+        return self.forward_projected(self.kqv(self.norm1(x)))
+
+    def forward_projected(self, kqv: torch.Tensor) -> torch.Tensor:
+        """The rest of ``forward`` after ``kqv(norm1(x))``, however that was computed."""
+        k, q, v = kqv.split(self.out_dim, dim=-1)  # official order: k, q, v
+        y = performer_attention(q, k, v, self.w).to(v.dtype)
+        x = v + self.dp(self.proj(y))
         return x + self.dp(self.mlp(self.norm2(x)))
 
     def extra_repr(self) -> str:
@@ -77,8 +125,15 @@ class TokenTransformer(nn.Module):
         self.norm2 = nn.LayerNorm(out_dim, eps=LN_EPS)
         self.mlp = Mlp(out_dim, out_dim)
 
+    def input_projection(self) -> tuple[nn.LayerNorm, nn.Linear]:
+        return self.norm1, self.attn.qkv
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.attn(self.norm1(x))
+        return self.forward_projected(self.attn.qkv(self.norm1(x)))
+
+    def forward_projected(self, qkv: torch.Tensor) -> torch.Tensor:
+        """The rest of ``forward`` after ``attn.qkv(norm1(x))``, however that was computed."""
+        x = self.attn.attend_projected(qkv)
         return x + self.mlp(self.norm2(x))
 
 
@@ -89,7 +144,8 @@ class TokensToToken(nn.Module):
         super().__init__()
         self.tokens_type = config.tokens_type
         self.grids = config.grids
-        splits = config.soft_split
+        self.splits = splits = config.soft_split
+        self.fused_soft_split = config.fused_soft_split
         chans = [config.in_chans] + [config.token_dim] * (len(splits) - 1)  # channels entering each split
         self.num_layers = len(splits) - 1  # token layers (or convolutions) before `project`
         if self.tokens_type == "convolution":
@@ -116,6 +172,8 @@ class TokensToToken(nn.Module):
             for i in range(self.num_layers):
                 x = F.gelu(getattr(self, f"soft_split{i}")(x))
             return self.project(x).flatten(2).transpose(1, 2)  # (B, N, D)
+        if self.fused_soft_split:
+            return self._forward_fused(x)
         for i in range(self.num_layers):
             x = getattr(self, f"soft_split{i}")(x).transpose(1, 2)  # (B, L, C*k*k)
             x = getattr(self, f"attention{i + 1}")(x)  # (B, L, token_dim)
@@ -123,5 +181,16 @@ class TokensToToken(nn.Module):
         x = getattr(self, f"soft_split{self.num_layers}")(x).transpose(1, 2)
         return self.project(x)  # (B, N, D)
 
+    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` with each soft split and the projection after it as one convolution (``split_project``)."""
+        x = x.contiguous(memory_format=torch.channels_last)
+        for i in range(self.num_layers):
+            layer = getattr(self, f"attention{i + 1}")
+            norm, linear = layer.input_projection()
+            x = layer.forward_projected(split_project(x, self.splits[i], linear.weight, linear.bias, norm))
+            x = x.transpose(1, 2).unflatten(2, self.grids[i])  # (B, token_dim, H, W), channels-last: a view
+        return split_project(x, self.splits[-1], self.project.weight, self.project.bias)
+
     def extra_repr(self) -> str:
-        return f"tokens_type={self.tokens_type!r}, grids={list(self.grids)}"
+        fused = f", fused_soft_split={self.fused_soft_split}" if self.tokens_type != "convolution" else ""
+        return f"tokens_type={self.tokens_type!r}, grids={list(self.grids)}{fused}"

@@ -68,8 +68,12 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, _ = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.out_dim // self.num_heads)
+        return self.attend_projected(self.qkv(x))
+
+    def attend_projected(self, qkv: torch.Tensor) -> torch.Tensor:
+        """The rest of ``forward`` after the ``qkv`` projection (B, N, 3 * out_dim), however that was computed."""
+        B, N, _ = qkv.shape
+        qkv = qkv.reshape(B, N, 3, self.num_heads, self.out_dim // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, head_dim)
         dropout_p = self.attn_drop if self.training else 0.0
         y = attend(q, k, v, self.scale, dropout_p, self.fused_attn)

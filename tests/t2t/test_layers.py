@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+import t2t
 from t2t.layers import Attention, DropPath, attend, drop_path
-from t2t.tokens import performer_attention
+from t2t.tokens import performer_attention, split_project
 
 
 def test_drop_path_is_identity_in_eval_and_at_zero():
@@ -72,3 +73,48 @@ def test_performer_kernel_keeps_float64():
     w = torch.nn.init.orthogonal_(torch.empty(8, 16)).double() * 8**0.5
     q, k, v = (torch.randn(1, 5, 16, dtype=torch.float64) for _ in range(3))
     assert performer_attention(q, k, v, w).dtype == torch.float64
+
+
+@pytest.mark.parametrize("split", [(7, 4, 2), (3, 2, 1), (3, 1, 0), (4, 4, 0)])
+@pytest.mark.parametrize("with_norm", [True, False], ids=["norm", "no-norm"])
+def test_split_project_is_unfold_norm_linear(split, with_norm):
+    k, stride, padding = split
+    x = (torch.randn(2, 5, 13, 11, dtype=torch.float64) * 3 + 7).requires_grad_()  # offset: no cancellation
+    norm = torch.nn.LayerNorm(5 * k * k).double() if with_norm else None
+    linear = torch.nn.Linear(5 * k * k, 6).double()
+    if norm is not None:
+        torch.nn.init.normal_(norm.weight, 1.0, 0.5), torch.nn.init.normal_(norm.bias, 0.0, 0.5)
+    patches = torch.nn.functional.unfold(x, k, stride=stride, padding=padding).transpose(1, 2)
+    expected = linear(norm(patches) if norm is not None else patches)
+    fused = split_project(x, split, linear.weight, linear.bias, norm)
+    torch.testing.assert_close(fused, expected, atol=1e-10, rtol=1e-10)
+    params = [x, linear.weight, linear.bias] + ([norm.weight, norm.bias] if norm is not None else [])
+    upstream = torch.randn_like(expected)
+    grads = torch.autograd.grad(fused, params, upstream)
+    torch.testing.assert_close(grads, torch.autograd.grad(expected, params, upstream), atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"tokens_type": "performer"},
+        {"tokens_type": "transformer", "token_heads": 2, "qkv_bias": True},
+        {"tokens_type": "transformer", "img_size": (40, 24), "soft_split": ((5, 3, 2), (3, 2, 1), (2, 2, 0))},
+    ],
+)
+def test_fused_soft_split_gives_the_plain_models_outputs_and_gradients(overrides):
+    torch.manual_seed(0)
+    fused = t2t.create_model("t2t_vit_test", performer_drop=0.0, **overrides).train()
+    plain = t2t.create_model("t2t_vit_test", performer_drop=0.0, fused_soft_split=False, **overrides).train()
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(3, 3, *fused.img_size)
+    outputs = [model(x) for model in (fused, plain)]
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
+    for out in outputs:
+        out.square().sum().backward()
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters(), strict=True):
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-3, msg=name)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = [model.eval()(x).float() for model in (fused, plain)]
+    torch.testing.assert_close(bf16[0], bf16[1], atol=0.05, rtol=0.05)
