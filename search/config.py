@@ -26,10 +26,14 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_STORAGE = "ray_results"
 
 # The embedded default: digits with a small T2T-ViT on a laptop CPU, about 3 minutes on 2 cores.
+# No augmentation: a random crop of an 8 px digit upscaled to 32 px shifts it by a whole pixel of the original, and
+# on 1,437 training images that costs more than it gives (measured, 1 thread, lr 1e-3: 0.992 at epoch 10 without
+# augmentation, 0.958 after 15 epochs with it).
 DEFAULT_BASE: dict[str, Any] = {
     "model": {"name": "t2t_vit_mini"},
-    "optim": {"warmup_epochs": 1.0},
-    "train": {"epochs": 20},
+    "data": {"augment": False},
+    "optim": {"lr": 1.0e-3, "warmup_epochs": 1.0},
+    "train": {"epochs": 10},
 }
 DEFAULT_SPACE: dict[str, Any] = {
     "model.depth": {"type": "int", "low": 3, "high": 5},
@@ -46,7 +50,7 @@ DEFAULT_SPACE: dict[str, Any] = {
     "model.drop_path_rate": {"type": "float", "low": 0.0, "high": 0.2},
     "model.drop_rate": {"type": "float", "low": 0.0, "high": 0.1},
     "model.attn_drop_rate": {"type": "float", "low": 0.0, "high": 0.1},
-    "optim.lr": {"type": "float", "low": 1.0e-3, "high": 5.0e-3, "log": True},
+    "optim.lr": {"type": "float", "low": 5.0e-4, "high": 3.0e-3, "log": True},
     "optim.weight_decay": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
 }
 
@@ -59,13 +63,13 @@ class _Section(BaseModel):
 
 
 class SearchSection(_Section):
-    num_trials: int = Field(14, ge=1)
+    num_trials: int = Field(9, ge=1)
     max_concurrent: int | None = Field(None, ge=1)  # None: as many as the cluster's resources allow
     seed: int = 0
     sampler: Literal["tpe", "random"] = "tpe"
     multi_objective: bool = False  # maximise val_acc and minimise MACs (a Pareto front)
     scheduler: Literal["asha", "none"] = "asha"
-    grace_period: int = Field(4, ge=1)  # ASHA: epochs every trial gets before it may be stopped
+    grace_period: int = Field(3, ge=1)  # ASHA: epochs every trial gets before it may be stopped
     reduction_factor: float = Field(2.0, gt=1)  # ASHA: keep the top 1/reduction_factor at each rung
     time_budget_s: float | None = Field(None, gt=0)  # stop the whole search after this long
     max_params: int | None = Field(None, ge=1)  # refuse configurations above this many parameters
@@ -77,6 +81,7 @@ class SearchSection(_Section):
     keep_checkpoints: int = Field(2, ge=1)  # per trial, the best by val_acc
     log_checkpoints: int = Field(3, ge=0)  # the best trials' model weights become MLflow artifacts
     warm_start: str | None = None  # a previous search's study, e.g. sqlite:///ray_results/OLD/optuna.db
+    baseline: bool = True  # the first trial trains the base config's own values (not with warm_start)
 
 
 class SearchConfig(_Section):

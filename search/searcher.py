@@ -28,6 +28,7 @@ from trainables.data import channels_and_classes
 log = logging.getLogger(__name__)
 
 RAY_TRIAL_ID = "ray_trial_id"  # user attribute of an Optuna trial: the Ray trial it became
+BASELINE = "baseline"  # user attribute of the Optuna trial that trains the base config's values
 MAX_REFUSALS = 200  # consecutive over-budget proposals before the search gives up
 
 
@@ -65,6 +66,7 @@ class StudySearcher(Searcher):
         max_params: int | None = None,
         max_macs: int | None = None,
         warm_start: str | None = None,
+        baseline: bool = False,
     ) -> None:
         super().__init__(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE)
         self.space, self.base = space, base
@@ -72,6 +74,7 @@ class StudySearcher(Searcher):
         self.sampler_kind, self.seed, self.multi_objective = sampler, seed, multi_objective
         self.max_params, self.max_macs = max_params, max_macs
         self.warm_start = warm_start
+        self.baseline = baseline
         self._study: optuna.Study | None = None
         self._live: dict[str, int] = {}  # Ray trial id -> Optuna trial id (storage id)
 
@@ -80,7 +83,7 @@ class StudySearcher(Searcher):
         """The searcher of a ``search.config.SearchConfig``, its study in ``storage``."""
         s = cfg.search
         return cls(cfg.search_space, cfg.base.to_dict(), cfg.name, storage, s.sampler, s.seed, s.multi_objective,
-                   s.max_params, s.max_macs, s.warm_start)  # fmt: skip
+                   s.max_params, s.max_macs, s.warm_start, s.baseline)  # fmt: skip
 
     # --- the study, reconnected lazily (the searcher is pickled with the experiment) ---
 
@@ -98,8 +101,17 @@ class StudySearcher(Searcher):
             )
             if self.warm_start and not self._study.trials:
                 self._study.add_trials(previous_trials(self.warm_start))
+            elif self.baseline and not self._study.trials:
+                self._enqueue_baseline()
             self._rebuild_live()
         return self._study
+
+    def _enqueue_baseline(self) -> None:
+        """The first trial trains the base config's values: the search starts from what is known to work."""
+        values, outside = self.space.base_values(self.base)
+        if outside:
+            log.info("the baseline trial samples %s: the base value lies outside the space", ", ".join(outside))
+        self._study.enqueue_trial(values, user_attrs={BASELINE: True})
 
     def _rebuild_live(self) -> None:
         for frozen in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):

@@ -48,6 +48,10 @@ class IntParam(_Param):
     def corners(self) -> list[int]:
         return [self.low, self.high]
 
+    def contains(self, value: Any) -> bool:
+        ok = isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+        return ok and (value - self.low) % self.step == 0
+
 
 class FloatParam(_Param):
     type: Literal["float"]
@@ -69,6 +73,13 @@ class FloatParam(_Param):
     def corners(self) -> list[float]:
         return [self.low, self.high]
 
+    def contains(self, value: Any) -> bool:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
+        if not ok or self.step is None:
+            return ok
+        steps = (value - self.low) / self.step
+        return abs(steps - round(steps)) < 1e-9
+
 
 class ChoiceParam(_Param):
     type: Literal["choice"]
@@ -79,6 +90,9 @@ class ChoiceParam(_Param):
 
     def corners(self) -> list[Scalar]:
         return list(self.values)
+
+    def contains(self, value: Any) -> bool:
+        return any(value == v and type(value) is type(v) for v in self.values)
 
 
 Param = Annotated[IntParam | FloatParam | ChoiceParam, Field(discriminator="type")]
@@ -107,6 +121,21 @@ class SearchSpace:
                 continue
             values[name] = param.suggest(trial, name)
         return values
+
+    def base_values(self, base: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The base config's own value of each active parameter, where it lies in that parameter's distribution
+        (to enqueue it as the search's first trial), and the names whose base value lies outside."""
+        values: dict[str, Any] = dict(self.fixed)
+        outside = []
+        for name, param in self.params.items():
+            if param.when and any(values.get(k) != v for k, v in param.when.items()):
+                continue
+            value = _base_value(base, name)
+            if param.contains(value):
+                values[name] = value
+            else:
+                outside.append(name)
+        return {k: v for k, v in values.items() if k in self.params}, outside
 
     def apply(self, base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
         """The base config (a ``TrainConfig.to_dict()``) with ``values`` set, num_heads derived if asked."""
@@ -162,6 +191,21 @@ class SearchSpace:
         if isinstance(param, ChoiceParam):
             return list(param.values)
         raise ValueError(f"space.{name} must be an int range or a choice, not a float range")
+
+
+def _base_value(base: dict[str, Any], path: str) -> Any:
+    """The value at ``section.key`` in ``base``; a model field not set there is the named variant's default."""
+    section, _, key = path.partition(".")
+    if section == "model" and key not in base.get("model", {}):
+        import t2t
+
+        return getattr(t2t.model_config(base.get("model", {}).get("name", "t2t_vit_mini")), key, None)
+    node: Any = base
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _model_field(base: dict[str, Any], name: str) -> Any:

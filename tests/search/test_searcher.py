@@ -126,3 +126,29 @@ def test_warm_start_copies_the_finished_trials_of_a_previous_search(tmp_path):
     assert copied[0].params == old.study.get_trials()[0].params
     new.suggest("c")  # proposals continue after the copied trials
     assert len(new.study.get_trials()) == 3
+
+
+def test_the_first_trial_trains_the_base_config_values(tmp_path):
+    lr = "space.optim.lr={type: float, low: 1.0e-3, high: 1.0e-2, log: true}"
+    wd = "space.optim.weight_decay={type: float, low: 0.1, high: 0.2}"  # the base's 0.05 lies outside
+    searcher = _searcher(tmp_path, "search.sampler=random", "base.optim.lr=0.003", lr, wd)
+    first = searcher.suggest("t0")
+    assert (first["model"]["embed_dim"], first["model"]["depth"]) == (32, 2)  # t2t_vit_test's own values
+    assert first["model"]["tokens_type"] == "performer" and first["model"]["performer_kernel_ratio"] == 0.5
+    assert first["optim"]["lr"] == 0.003
+    assert 0.1 <= first["optim"]["weight_decay"] <= 0.2  # sampled instead
+    for i in range(1, 8):
+        searcher.suggest(f"t{i}")
+    trials = searcher.study.get_trials()
+    assert [t.user_attrs.get("baseline", False) for t in trials] == [True] + [False] * 7
+    assert len({(t.params["model.embed_dim"], t.params["optim.lr"]) for t in trials}) == 8  # the rest are sampled
+
+    reopened = StudySearcher.from_config(SearchConfig.load(None, [*SPACE, lr, wd], name="study"), searcher.storage_url)
+    reopened.suggest("t8")  # a restored search does not enqueue the baseline again
+    assert sum(t.user_attrs.get("baseline", False) for t in reopened.study.get_trials()) == 1
+
+    (tmp_path / "off").mkdir()
+    off = _searcher(tmp_path / "off", "search.baseline=false", "search.sampler=random", "base.optim.lr=0.003", lr)
+    off.suggest("t0")
+    assert off.study.get_trials()[0].params["optim.lr"] != 0.003
+    assert "baseline" not in off.study.get_trials()[0].user_attrs
