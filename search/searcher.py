@@ -145,6 +145,8 @@ class StudySearcher(Searcher):
             if not over:
                 trial.set_user_attr(RAY_TRIAL_ID, trial_id)
                 self._live[trial_id] = trial._trial_id
+                if trial.user_attrs.get(BASELINE):
+                    log.info("trial %s trains the base config's values (search.baseline)", trial_id)
                 return config
             reason = ", ".join(f"{k} by {v:,.0f}" for k, v in over.items())
             trial.set_user_attr(M.STATUS, "refused")

@@ -9,6 +9,9 @@ so a retried trial, a restored experiment or a restarted driver continues the sa
 
 Writes that fail (the server is away) are kept in order and retried with every later write, with one warning
 per outage; what is still undelivered at the end is saved to a JSON file beside the results.
+
+A trial waits while the driver handles its report (Tune's function trainables report synchronously), so the
+callback only queues a trial's epoch and writes it at the end of Tune's step, after the trial was let go on.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class MlflowTracker:
         self._runs: dict[str, str] = {}  # trial id (or PARENT) -> run id
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
         self._pending: list[tuple] = []
+        self._deferred = False  # queued writes that no flush has tried yet
         self._outage_since: float | None = None
         self._open: set[str] = set()  # trials started and not yet ended in this process
 
@@ -257,9 +261,18 @@ class MlflowTracker:
         else:
             raise ValueError(f"unknown tracking operation {kind!r}")
 
-    def _submit(self, op: tuple) -> None:
+    def _submit(self, op: tuple, defer: bool = False) -> None:
         self._pending.append(op)
-        self.flush()
+        if defer:
+            self._deferred = True
+        else:
+            self.flush()
+
+    def flush_deferred(self) -> None:
+        """Try the writes queued with ``defer=True`` (once per batch of them, as ``_submit`` would have)."""
+        if self._deferred:
+            self._deferred = False
+            self.flush()
 
     def flush(self) -> bool:
         """Apply the pending operations in order; ``True`` when none is left. Never raises."""
@@ -308,8 +321,10 @@ class MlflowTracker:
         self._open.add(trial_id)
         self._submit(("start", trial_id, dict(params)))
 
-    def epoch(self, trial_id: str, row: Mapping[str, Any]) -> None:
-        self._submit(("epoch", trial_id, {k: v for k, v in row.items() if _is_number(v)}, int(time.time() * 1000)))
+    def epoch(self, trial_id: str, row: Mapping[str, Any], defer: bool = False) -> None:
+        """Log one epoch's numbers; ``defer``: only queue it, for ``flush_deferred`` or the next write."""
+        values = {k: v for k, v in row.items() if _is_number(v)}
+        self._submit(("epoch", trial_id, values, int(time.time() * 1000)), defer)
 
     def trial_ended(self, trial_id: str, status: str, reason: str | None = None) -> None:
         self._open.discard(trial_id)
@@ -321,8 +336,8 @@ class MlflowTracker:
     def log_metrics(self, trial_id: str, values: Mapping[str, float]) -> None:
         self._submit(("metrics", trial_id, dict(values), int(time.time() * 1000)))
 
-    def set_tags(self, trial_id: str, tags: Mapping[str, Any]) -> None:
-        self._submit(("tags", trial_id, dict(tags)))
+    def set_tags(self, trial_id: str, tags: Mapping[str, Any], defer: bool = False) -> None:
+        self._submit(("tags", trial_id, dict(tags)), defer)
 
     def run_id(self, trial_id: str) -> str | None:
         return self._runs.get(trial_id)
@@ -353,12 +368,15 @@ class MlflowCallback(Callback):
         self.tracker.trial_started(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self.tracker.epoch(trial.trial_id, result)
+        self.tracker.epoch(trial.trial_id, result, defer=True)  # written in on_step_end: the trial is not kept waiting
         node = result.get(NODE_IP)
         nodes = self._nodes.setdefault(trial.trial_id, [])
         if node and (not nodes or nodes[-1] != node):  # where the trial ran: a moved trial lists both nodes
             nodes.append(node)
-            self.tracker.set_tags(trial.trial_id, {NODE_IP_TAG: node, NODE_IPS_TAG: ",".join(nodes)})
+            self.tracker.set_tags(trial.trial_id, {NODE_IP_TAG: node, NODE_IPS_TAG: ",".join(nodes)}, defer=True)
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        self.tracker.flush_deferred()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}

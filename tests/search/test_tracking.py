@@ -32,6 +32,24 @@ def _start(tracker: MlflowTracker) -> str:
     return tracker.start_parent("search", {"search.num_trials": 2}, {"role": "parent"}, {"config.json": {"a": 1}})
 
 
+def test_deferred_epochs_wait_for_the_step_end_and_keep_their_order(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = _tracker(uri, tmp_path)
+    _start(tracker)
+    tracker.trial_started("t1", {"model": {"depth": 3}})
+    tracker.epoch("t1", _row(1), defer=True)
+    tracker.epoch("t1", _row(2), defer=True)
+    client = MlflowClient(uri)
+    run_id = tracker.run_id("t1")
+    assert client.get_metric_history(run_id, M.VAL_ACC) == []  # queued, not yet written
+    tracker.flush_deferred()
+    assert [m.step for m in client.get_metric_history(run_id, M.VAL_ACC)] == [1, 2]
+    tracker.epoch("t1", _row(3), defer=True)
+    tracker.trial_ended("t1", M.COMPLETED)  # a write that is not deferred delivers the queue first, in order
+    assert [m.step for m in client.get_metric_history(run_id, M.VAL_ACC)] == [1, 2, 3]
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
 def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = _tracker(uri, tmp_path)
