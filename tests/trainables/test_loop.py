@@ -98,6 +98,17 @@ def test_nan_loss_raises_diverged_with_reason():
         trainer.run_epoch()
 
 
+def test_nan_between_sparse_checks_is_caught_at_the_epoch_end():
+    trainer = _trainer()
+    trainer.nan_check_every = 10_000  # as on a GPU, where the loss is read only every CHECK_EVERY steps
+    trainer.step = 1  # so no step of this epoch is a checked one
+    with torch.no_grad():
+        trainer.model.head.weight.fill_(float("nan"))
+    with pytest.raises(Diverged, match=r"loss became nan in epoch 1, by step \d+"):
+        trainer.run_epoch()
+    assert trainer.history == []  # nothing of the diverged epoch is reported
+
+
 def test_bf16_autocast_on_cpu_trains():
     trainer = _trainer("train.precision=bf16", "train.epochs=1")
     row = trainer.run_epoch()
