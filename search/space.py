@@ -196,10 +196,11 @@ class SearchSpace:
 def _base_value(base: dict[str, Any], path: str) -> Any:
     """The value at ``section.key`` in ``base``; a model field not set there is the named variant's default."""
     section, _, key = path.partition(".")
-    if section == "model" and key not in base.get("model", {}):
-        import t2t
-
-        return getattr(t2t.model_config(base.get("model", {}).get("name", "t2t_vit_mini")), key, None)
+    if section == "model":
+        try:
+            return _model_field(base, key)
+        except AttributeError:  # not a T2TConfig field
+            return None
     node: Any = base
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
