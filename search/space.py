@@ -29,6 +29,10 @@ class _Param(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     when: dict[str, Scalar] | None = None  # sample only when these earlier parameters have these values
 
+    def active(self, values: dict[str, Any]) -> bool:
+        """Whether the parameter is sampled, given the values chosen before it."""
+        return not self.when or all(values.get(k) == v for k, v in self.when.items())
+
 
 class IntParam(_Param):
     type: Literal["int"]
@@ -117,7 +121,7 @@ class SearchSpace:
         """Suggest every active parameter; return the sampled and fixed values by path."""
         values: dict[str, Any] = dict(self.fixed)
         for name, param in self.params.items():
-            if param.when and any(values.get(k) != v for k, v in param.when.items()):
+            if not param.active(values):
                 continue
             values[name] = param.suggest(trial, name)
         return values
@@ -128,7 +132,7 @@ class SearchSpace:
         values: dict[str, Any] = dict(self.fixed)
         outside = []
         for name, param in self.params.items():
-            if param.when and any(values.get(k) != v for k, v in param.when.items()):
+            if not param.active(values):
                 continue
             value = _base_value(base, name)
             if param.contains(value):

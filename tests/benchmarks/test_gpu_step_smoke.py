@@ -4,6 +4,7 @@ No timing is asserted."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,9 @@ def test_gpu_benchmark_smoke_runs_every_part_on_the_cpu(tmp_path):
 
 
 def test_gpu_benchmark_without_a_gpu_says_so_in_one_line():
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no GPU, also on a machine that has one
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_step.py")], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)  # fmt: skip
+                          text=True, timeout=120, cwd=ROOT, env=env)  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.strip() == (
         "gpu_step: no CUDA device here; run it where one is, or use --smoke to check the code on a CPU"
