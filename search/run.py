@@ -138,6 +138,7 @@ def build_tuner(cfg: SearchConfig, args: argparse.Namespace, tracker, storage: s
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from search.history import CsvHistory, JsonHistory
     from search.searcher import StudySearcher
     from search.tracking import MlflowCallback, Progress
     from trainables.tune import train_t2t
@@ -174,7 +175,7 @@ def build_tuner(cfg: SearchConfig, args: argparse.Namespace, tracker, storage: s
         run_config=tune.RunConfig(
             name=cfg.name,
             storage_path=cfg.resolved_storage_path,
-            callbacks=[MlflowCallback(tracker), Progress()],
+            callbacks=[MlflowCallback(tracker), Progress(), JsonHistory(), CsvHistory()],
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=M.VAL_ACC, checkpoint_score_order="max"
@@ -314,6 +315,8 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     # ...and forces a snapshot whenever a trial has made num_to_keep checkpoints: wanted here, so no warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's own result files come from search.history (each epoch once); no TensorBoard files: MLflow is the UI.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     import ray
 
     from search.tracking import PARENT, MlflowTracker, flatten
