@@ -1,6 +1,6 @@
 """Benchmark 1: a training step (forward + backward) of our T2T-ViT against the plain official math.
 
-    python benchmarks/model_step.py [--threads 2] [--repeats 7] [--quick]
+    python benchmarks/model_step.py [--threads 2] [--repeats 7] [--quick] [--only NAME]
 
 Both models hold the same weights (checked: same logits) and run in one process, interleaved; the table shows
 medians. A third column runs our model with ``fused_soft_split=False`` (unfold, LayerNorm and linear as three
@@ -79,12 +79,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="fp32 only, 3 repeats")
+    parser.add_argument("--only", default="", help="run the cases whose name contains this, e.g. '32'")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows = []
     for dtype_bf16 in (False,) if args.quick else (False, True):
-        for case in CASES:
+        for case in (c for c in CASES if args.only in c[0]):
             rows.append(run_case(*case, repeats=3 if args.quick else args.repeats, bf16=dtype_bf16))
             r = rows[-1]
             print(

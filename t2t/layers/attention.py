@@ -6,9 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# On a CPU, SDPA is slower than the explicit product for short sequences (measured in benchmarks/model_step.py:
-# the 197-token backbone and 32 px models lose 5-10%) and much faster for long ones (3136 tokens, first soft split).
-CPU_SDPA_MIN_TOKENS = 1024
+# On a CPU, SDPA against the explicit product, forward + backward (benchmarks/README.md, section 1): in float32 it
+# wins from about 128 tokens (the 256-token first token layer of t2t_vit_mini 1.2x, the 197-token backbones up to
+# 1.1x) and loses below; in bfloat16 it loses up to ~1000 tokens and wins on the 3136 of a 224 px first split.
+CPU_SDPA_MIN_TOKENS = {torch.float32: 128}
+CPU_SDPA_MIN_TOKENS_OTHER = 1024  # bfloat16, float16, float64
 
 
 def attend(
@@ -18,13 +20,16 @@ def attend(
     scale: float,
     dropout_p: float,
     fused: bool,
-    cpu_min_tokens: int = CPU_SDPA_MIN_TOKENS,
+    cpu_min_tokens: int | None = None,
 ) -> torch.Tensor:
     """softmax(q k^T * scale) v over (B, heads, N, head_dim) tensors.
 
-    ``fused`` uses ``F.scaled_dot_product_attention`` (on a CPU only from ``cpu_min_tokens`` tokens, where it
-    wins); otherwise the explicit reference computation, in the official order (q is scaled before the product).
+    ``fused`` uses ``F.scaled_dot_product_attention`` (on a CPU only from ``cpu_min_tokens`` tokens, by default
+    where it wins for q's dtype); otherwise the explicit reference computation, in the official order (q is scaled
+    before the product).
     """
+    if cpu_min_tokens is None:
+        cpu_min_tokens = CPU_SDPA_MIN_TOKENS.get(q.dtype, CPU_SDPA_MIN_TOKENS_OTHER)
     if fused and (q.device.type != "cpu" or q.shape[-2] >= cpu_min_tokens):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
     attn = (q * scale) @ k.transpose(-2, -1)  # (B, H, N, N)
