@@ -1,7 +1,8 @@
 """An experiment as plain tables, from MLflow alone or from Tune's experiment folder.
 
-``trials``: one row per trial (trial_id, status, reason, best_val_acc, val_acc, val_loss, epochs, params, macs,
-trial_time_s, start_s, end_s, then one column per configuration key, e.g. ``model.depth``).
+``trials``: one row per trial (trial_id, status, reason, baseline, best_val_acc, val_acc, val_loss, epochs, params,
+macs, trial_time_s, start_s, end_s, then one column per configuration key, e.g. ``model.depth``). ``baseline`` is
+true for the trial that trained the base config's own values (``search.baseline``).
 ``history``: one row per trial and epoch (trial_id, epoch, val_acc, val_loss, train_loss, epoch_time_s, time_s).
 Times are seconds since the search started.
 """
@@ -131,6 +132,7 @@ def from_mlflow(experiment: str, tracking_uri: str) -> Experiment:
             "run_id": run.info.run_id,
             M.STATUS: run.data.tags.get(M.STATUS, M.RUNNING),
             M.REASON: run.data.tags.get(M.REASON),
+            "baseline": run.data.tags.get(M.BASELINE_TAG) == "true",
             M.PARAMS: run.data.metrics.get(M.PARAMS),
             M.MACS: run.data.metrics.get(M.MACS),
             M.VAL_ACC: run.data.metrics.get(M.VAL_ACC),
@@ -197,10 +199,12 @@ def from_tune(folder: str | Path) -> Experiment:
         settings = json.loads(config.read_text())
     # A trial's last result says "running" when the scheduler stopped it (Tune records no final row): once
     # the search is over (summary written), that is a pruned trial.
-    if (folder / "search_summary.json").is_file():
-        for row in rows:
-            if row[M.STATUS] == M.RUNNING:
-                row[M.STATUS] = M.PRUNED
+    summary_file = folder / "search_summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    for row in rows:
+        row["baseline"] = row["trial_id"] == summary.get("baseline_trial_id")
+        if summary and row[M.STATUS] == M.RUNNING:
+            row[M.STATUS] = M.PRUNED
     return _finish(folder.name, f"Tune folder {folder}", rows, history, settings=settings)
 
 

@@ -43,15 +43,19 @@ def build_sections(exp: Experiment) -> list[Section]:
     board = S.leaderboard(exp)
     best = S.best_trial(exp)
     config = S.best_config(exp)
-    sections.append(
-        Section(
-            "Best configuration",
-            f"Trial {best['trial_id']} ({best[M.STATUS]}): best val_acc {best[M.BEST_VAL_ACC]:.4f}, "
-            f"{best[M.PARAMS] / 1e6:.2f}M parameters, {best[M.MACS] / 1e6:.1f} MMACs per image. Retrain it with "
-            "`python -m trainables.train --config best_config.yaml` (the file is beside this report).",
-            code=yaml.safe_dump(config, sort_keys=False),
-        )
+    text = (
+        f"Trial {best['trial_id']} ({best[M.STATUS]}): best val_acc {best[M.BEST_VAL_ACC]:.4f}, "
+        f"{best[M.PARAMS] / 1e6:.2f}M parameters, {best[M.MACS] / 1e6:.1f} MMACs per image. Retrain it with "
+        "`python -m trainables.train --config best_config.yaml` (the file is beside this report)."
     )
+    baseline = S.baseline_trial(exp)
+    if baseline is not None and not pd.isna(baseline[M.BEST_VAL_ACC]):
+        gain = 100 * (best[M.BEST_VAL_ACC] - baseline[M.BEST_VAL_ACC])
+        text += (
+            f" The baseline, trial {baseline['trial_id']} with the base config's own values ({baseline[M.STATUS]}), "
+            f"reached {baseline[M.BEST_VAL_ACC]:.4f}: the search gained {gain:+.2f} points."
+        )
+    sections.append(Section("Best configuration", text, code=yaml.safe_dump(config, sort_keys=False)))
     sections.append(Section("Leaderboard", "Top trials by best val_acc (ties: fewer MACs).", [board]))
     scores, method = S.importance(exp)
     top = list(scores)[:3] or params[:3]

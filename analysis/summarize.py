@@ -24,6 +24,7 @@ def searched_params(exp: Experiment) -> list[str]:
         "run_id",
         M.STATUS,
         M.REASON,
+        "baseline",
         M.PARAMS,
         M.MACS,
         M.VAL_ACC,
@@ -40,6 +41,8 @@ def searched_params(exp: Experiment) -> list[str]:
 def leaderboard(exp: Experiment, k: int = 10) -> pd.DataFrame:
     """Top-k trials by best val_acc (ties: fewer MACs), with the searched parameters."""
     cols = [c for c in LEADERBOARD_COLUMNS if c in exp.trials.columns] + searched_params(exp)
+    if baseline_trial(exp) is not None:
+        cols.insert(1, "baseline")
     ranked = exp.trials.sort_values([M.BEST_VAL_ACC, M.MACS], ascending=[False, True], na_position="last")
     return ranked[cols].head(k).reset_index(drop=True)
 
@@ -51,6 +54,14 @@ def best_trial(exp: Experiment) -> pd.Series:
     trials = exp.trials.assign(_rank=exp.trials[M.STATUS].map(rank).fillna(2))
     ordered = trials.sort_values(["_rank", M.BEST_VAL_ACC, M.MACS], ascending=[True, False, True], na_position="last")
     return ordered.drop(columns="_rank").iloc[0]
+
+
+def baseline_trial(exp: Experiment) -> pd.Series | None:
+    """The trial that trained the base config's own values (``search.baseline``), if the search had one."""
+    if "baseline" not in exp.trials.columns:
+        return None
+    rows = exp.trials[exp.trials["baseline"].fillna(False).astype(bool)]
+    return rows.iloc[0] if len(rows) else None
 
 
 def best_config(exp: Experiment) -> dict[str, Any]:

@@ -185,8 +185,9 @@ def build_tuner(cfg: SearchConfig, args: argparse.Namespace, tracker, storage: s
     )
 
 
-def summarize(results, tracker, cfg: SearchConfig, started: float) -> dict[str, Any]:
-    """Statuses, the best trial, and the best trials' weights as artifacts of their runs."""
+def summarize(results, tracker, cfg: SearchConfig, storage: str, started: float) -> dict[str, Any]:
+    """Statuses, the best and the baseline trial, and the best trials' weights as artifacts of their runs."""
+    from search.searcher import baseline_trial_id
     from search.tracking import trial_status
 
     trials = []
@@ -219,6 +220,13 @@ def summarize(results, tracker, cfg: SearchConfig, started: float) -> dict[str, 
             path = cfg.local_experiment_dir / "best_config.yaml"
             path.write_text(yaml.safe_dump(result.config, sort_keys=False))
             summary["best_config_file"] = str(path)
+    baseline = baseline_trial_id(cfg.name, storage)
+    for status, metrics, _ in trials:
+        if metrics.get("trial_id") == baseline:
+            summary.update(
+                baseline_trial_id=baseline, baseline_status=status, baseline_val_acc=metrics.get(M.BEST_VAL_ACC)
+            )
+            tracker.set_tags(baseline, {M.BASELINE_TAG: "true"})
     for _, metrics, result in completed[: cfg.search.log_checkpoints]:
         _log_weights(tracker, metrics["trial_id"], result)
     return summary
@@ -272,6 +280,13 @@ def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) ->
         ]
         if summary.get("best_config_file"):
             lines.append(f"  retrain it: python -m trainables.train --config {summary['best_config_file']}")
+        if summary.get("baseline_val_acc") is not None:
+            gain = 100 * (summary["best_val_acc"] - summary["baseline_val_acc"])
+            lines.append(
+                f"baseline trial {summary['baseline_trial_id']} (the base config's values, "
+                f"{summary['baseline_status']}): val_acc {summary['baseline_val_acc']:.4f}; "
+                f"the search gained {gain:+.2f} points"
+            )
     else:
         lines.append(
             "no trial finished without diverging or failing: their reasons are above and in MLflow "
@@ -367,11 +382,11 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
                 resume += f" --storage-path {cfg.resolved_storage_path}"
             print(f"interrupted with trials unfinished; continue with: {resume}", file=sys.stderr)
             return 130
-        summary = summarize(results, tracker, cfg, started)
+        summary = summarize(results, tracker, cfg, storage, started)
         tracker.log_metrics(
             PARENT, {k: v for k, v in summary.items() if k.startswith("trials_") or k == "best_val_acc"}
         )
-        tracker.set_tags(PARENT, {k: v for k, v in summary.items() if k in ("best_trial_id", "best_run_id")})
+        tracker.set_tags(PARENT, {k: v for k, v in summary.items() if k in ("best_trial_id", "best_run_id", "baseline_trial_id")})
         tracker.trial_ended(PARENT, M.COMPLETED)
         tracker.close()
         if folder:

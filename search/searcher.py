@@ -36,6 +36,18 @@ class BudgetExhaustedError(RuntimeError):
     pass
 
 
+def baseline_trial_id(study_name: str, storage: str) -> str | None:
+    """The Ray trial that trained the base config's own values (``search.baseline``), if the study had one."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:  # no such study
+        return None
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get(BASELINE) and RAY_TRIAL_ID in trial.user_attrs:
+            return trial.user_attrs[RAY_TRIAL_ID]
+    return None
+
+
 def make_sampler(kind: str, seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)

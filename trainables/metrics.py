@@ -15,6 +15,7 @@ PARAMS = "params"
 MACS = "macs"
 STATUS = "status"
 REASON = "reason"  # why a run diverged or failed
+BASELINE_TAG = "search.baseline"  # "true" on the run of the trial that trained the base config's values
 
 # What the search optimises, and in which direction.
 OBJECTIVE = VAL_ACC

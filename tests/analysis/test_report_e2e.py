@@ -46,6 +46,7 @@ def test_report_from_mlflow_alone(smoke_search, tmp_path, capsys):
     ):
         assert f"## {heading}" in markdown
     assert "Method: fANOVA" in markdown
+    assert "The baseline, trial " in markdown and "the search gained" in markdown  # the run tagged search.baseline
     TrainConfig.from_dict(yaml.safe_load((out / "best_config.yaml").read_text()))  # ready to retrain
 
 
@@ -57,6 +58,7 @@ def test_report_from_the_tune_folder(smoke_search, tmp_path):
     markdown = (out / "report.md").read_text()
     assert "Source: Tune folder" in markdown
     assert "ASHA compared trials at epochs [1]" in markdown  # the search's settings travel with the folder
+    assert "The baseline, trial " in markdown  # named in search_summary.json
 
 
 def test_html_renders_in_headless_chromium(smoke_search, tmp_path):

@@ -120,3 +120,13 @@ def test_importance_needs_enough_trials():
     exp = _experiment()
     exp.trials = exp.trials.head(2)
     assert S.importance(exp) == ({}, "not computed: needs at least 3 completed or pruned trials, has 2")
+
+
+def test_baseline_trial_is_marked_when_the_search_had_one():
+    exp = _experiment()
+    assert S.baseline_trial(exp) is None and "baseline" not in S.leaderboard(exp).columns
+    exp.trials["baseline"] = exp.trials["trial_id"] == "b"
+    assert S.baseline_trial(exp)["trial_id"] == "b"
+    board = S.leaderboard(exp)
+    assert board.loc[board["trial_id"] == "b", "baseline"].item() and board["baseline"].sum() == 1
+    assert "baseline" not in S.searched_params(exp)

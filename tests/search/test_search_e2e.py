@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search.searcher import RAY_TRIAL_ID
+from search.searcher import BASELINE, RAY_TRIAL_ID
 from tests.conftest import run_search
 from tests.processes import kill_session, spawn, wait_for
 from trainables import metrics as M
@@ -62,8 +62,13 @@ def test_smoke_search_end_to_end(smoke_search):
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.tags[M.STATUS] == M.COMPLETED
     assert parent.data.tags["version.ray"].startswith("2.60")
-    trial_ids = {t.user_attrs[RAY_TRIAL_ID] for t in _study(tmp_path, "smoke").trials}
+    study = _study(tmp_path, "smoke")
+    trial_ids = {t.user_attrs[RAY_TRIAL_ID] for t in study.trials}
     assert len(children) == len(trial_ids) == 3
+    baseline = [t.user_attrs[RAY_TRIAL_ID] for t in study.trials if t.user_attrs.get(BASELINE)]
+    tagged = [c.data.tags["trial_id"] for c in children if c.data.tags.get(M.BASELINE_TAG) == "true"]
+    assert len(baseline) == 1 and tagged == baseline  # the base config's own trial, marked in MLflow
+    assert f"baseline trial {baseline[0]} (the base config's values" in log and "the search gained" in log
     assert {c.data.tags["trial_id"] for c in children} == trial_ids
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
