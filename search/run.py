@@ -386,7 +386,9 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
         tracker.log_metrics(
             PARENT, {k: v for k, v in summary.items() if k.startswith("trials_") or k == "best_val_acc"}
         )
-        tracker.set_tags(PARENT, {k: v for k, v in summary.items() if k in ("best_trial_id", "best_run_id", "baseline_trial_id")})
+        tracker.set_tags(
+            PARENT, {k: v for k, v in summary.items() if k in ("best_trial_id", "best_run_id", "baseline_trial_id")}
+        )
         tracker.trial_ended(PARENT, M.COMPLETED)
         tracker.close()
         if folder:
