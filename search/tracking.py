@@ -186,7 +186,8 @@ class MlflowTracker:
             self._runs[PARENT] = run_id
         return self._runs[PARENT]
 
-    def _child(self, trial_id: str, params: Mapping[str, Any] | None = None) -> str:
+    def _child(self, trial_id: str, params: Mapping[str, Any] | None = None, reopen: bool = True) -> str:
+        """The trial's run: cached, found again by its tags (and reopened if ``reopen``), or created."""
         if trial_id in self._runs:
             return self._runs[trial_id]
         runs = self.client.search_runs(
@@ -196,7 +197,7 @@ class MlflowTracker:
         )
         if runs:
             run_id = runs[0].info.run_id
-            if runs[0].info.status != "RUNNING":
+            if reopen and runs[0].info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
         else:
             tags = {PARENT_TAG: self.parent_id, TRIAL_ID_TAG: trial_id, M.STATUS: M.RUNNING}
@@ -205,9 +206,9 @@ class MlflowTracker:
         self._runs[trial_id] = run_id
         return run_id
 
-    def _run(self, trial_id: str) -> str:
+    def _run(self, trial_id: str, reopen: bool = True) -> str:
         """The run of a trial, or the parent run for ``PARENT``."""
-        return self.parent_id if trial_id == PARENT else self._child(trial_id)
+        return self.parent_id if trial_id == PARENT else self._child(trial_id, reopen=reopen)
 
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -254,8 +255,8 @@ class MlflowTracker:
             values, timestamp = args
             run_id = self._run(trial_id)
             self.client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in values.items()])
-        elif kind == "tags":
-            run_id = self._run(trial_id)
+        elif kind == "tags":  # a label, also for a trial that ended before this driver started: no reopening
+            run_id = self._run(trial_id, reopen=False)
             for key, value in args[0].items():
                 self.client.set_tag(run_id, key, str(value))
         else:

@@ -78,6 +78,21 @@ def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
     assert client.get_run(parent).info.status == "FINISHED"
 
 
+def test_a_tag_on_a_run_that_ended_before_this_driver_leaves_it_ended(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = _tracker(uri, tmp_path)
+    _start(tracker)
+    tracker.trial_started("t1", {"model": {"depth": 3}})
+    tracker.trial_ended("t1", M.COMPLETED)
+
+    again = _tracker(uri, tmp_path)  # a resumed search that tags the (finished) baseline trial at its end
+    _start(again)
+    again.set_tags("t1", {M.BASELINE_TAG: "true"})
+    run = MlflowClient(uri).get_run(again.run_id("t1"))
+    assert run.data.tags[M.BASELINE_TAG] == "true"
+    assert run.info.status == "FINISHED" and run.data.tags[M.STATUS] == M.COMPLETED
+
+
 def test_trial_status_from_its_last_result():
     assert trial_status({M.STATUS: M.COMPLETED}, error=False) == M.COMPLETED
     assert trial_status({M.STATUS: M.RUNNING}, error=False) == M.PRUNED  # stopped before its last epoch
