@@ -227,6 +227,7 @@ def summarize(results, tracker, cfg: SearchConfig, storage: str, started: float)
                 baseline_trial_id=baseline, baseline_status=status, baseline_val_acc=metrics.get(M.BEST_VAL_ACC)
             )
             tracker.set_tags(baseline, {M.BASELINE_TAG: "true"})
+            break
     for _, metrics, result in completed[: cfg.search.log_checkpoints]:
         _log_weights(tracker, metrics["trial_id"], result)
     return summary

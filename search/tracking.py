@@ -186,8 +186,10 @@ class MlflowTracker:
             self._runs[PARENT] = run_id
         return self._runs[PARENT]
 
-    def _child(self, trial_id: str, params: Mapping[str, Any] | None = None, reopen: bool = True) -> str:
-        """The trial's run: cached, found again by its tags (and reopened if ``reopen``), or created."""
+    def _child(self, trial_id: str, params: Mapping[str, Any] | None = None, reopen: bool = False) -> str:
+        """The trial's run: cached, found again by its tags (reopened if ``reopen``: the trial starts again), or
+        created. Only a start reopens: a later write, such as the baseline tag at a resumed search's end, labels a
+        trial that may have ended before this driver started."""
         if trial_id in self._runs:
             return self._runs[trial_id]
         runs = self.client.search_runs(
@@ -206,9 +208,9 @@ class MlflowTracker:
         self._runs[trial_id] = run_id
         return run_id
 
-    def _run(self, trial_id: str, reopen: bool = True) -> str:
+    def _run(self, trial_id: str) -> str:
         """The run of a trial, or the parent run for ``PARENT``."""
-        return self.parent_id if trial_id == PARENT else self._child(trial_id, reopen=reopen)
+        return self.parent_id if trial_id == PARENT else self._child(trial_id)
 
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -228,7 +230,7 @@ class MlflowTracker:
     def _apply(self, op: tuple) -> None:
         kind, trial_id, *args = op
         if kind == "start":
-            self._child(trial_id, args[0])
+            self._child(trial_id, args[0], reopen=True)
         elif kind == "epoch":
             from mlflow.entities import Metric
 
@@ -255,8 +257,8 @@ class MlflowTracker:
             values, timestamp = args
             run_id = self._run(trial_id)
             self.client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in values.items()])
-        elif kind == "tags":  # a label, also for a trial that ended before this driver started: no reopening
-            run_id = self._run(trial_id, reopen=False)
+        elif kind == "tags":
+            run_id = self._run(trial_id)
             for key, value in args[0].items():
                 self.client.set_tag(run_id, key, str(value))
         else:
