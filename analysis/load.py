@@ -18,7 +18,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import PRUNED, RUNNING
+from contract.tracking import BASELINE_TAG
 
 HISTORY_METRICS = (M.VAL_ACC, M.VAL_LOSS, M.TRAIN_LOSS, M.EPOCH_TIME_S)
 
@@ -130,9 +132,9 @@ def from_mlflow(experiment: str, tracking_uri: str) -> Experiment:
         row = {
             "trial_id": trial_id,
             "run_id": run.info.run_id,
-            M.STATUS: run.data.tags.get(M.STATUS, M.RUNNING),
+            M.STATUS: run.data.tags.get(M.STATUS, RUNNING),
             M.REASON: run.data.tags.get(M.REASON),
-            "baseline": run.data.tags.get(M.BASELINE_TAG) == "true",
+            "baseline": run.data.tags.get(BASELINE_TAG) == "true",
             M.PARAMS: run.data.metrics.get(M.PARAMS),
             M.MACS: run.data.metrics.get(M.MACS),
             M.VAL_ACC: run.data.metrics.get(M.VAL_ACC),
@@ -171,7 +173,7 @@ def from_tune(folder: str | Path) -> Experiment:
         last = results[-1]
         row = {
             "trial_id": last["trial_id"],
-            M.STATUS: last.get(M.STATUS, M.RUNNING),
+            M.STATUS: last.get(M.STATUS, RUNNING),
             M.REASON: last.get(M.REASON),
             M.PARAMS: last.get(M.PARAMS),
             M.MACS: last.get(M.MACS),
@@ -203,8 +205,8 @@ def from_tune(folder: str | Path) -> Experiment:
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     for row in rows:
         row["baseline"] = row["trial_id"] == summary.get("baseline_trial_id")
-        if summary and row[M.STATUS] == M.RUNNING:
-            row[M.STATUS] = M.PRUNED
+        if summary and row[M.STATUS] == RUNNING:
+            row[M.STATUS] = PRUNED
     return _finish(folder.name, f"Tune folder {folder}", rows, history, settings=settings)
 
 

@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Experiment
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING
 
 STATUS_COLORS = {
-    M.COMPLETED: "tab:green",
-    M.PRUNED: "tab:gray",
-    M.DIVERGED: "tab:red",
-    M.FAILED: "black",
-    M.RUNNING: "tab:blue",
+    COMPLETED: "tab:green",
+    PRUNED: "tab:gray",
+    DIVERGED: "tab:red",
+    FAILED: "black",
+    RUNNING: "tab:blue",
 }
 
 
@@ -99,7 +100,7 @@ def learning_curves(exp: Experiment, rungs: list[int]):
     fig, ax = _figure(7, 4)
     status = exp.trials.set_index("trial_id")[M.STATUS]
     for trial_id, h in exp.history.groupby("trial_id"):
-        s = status.get(trial_id, M.RUNNING)
+        s = status.get(trial_id, RUNNING)
         ax.plot(h[M.EPOCH], h[M.VAL_ACC], color=STATUS_COLORS.get(s, "tab:blue"), alpha=0.8, marker=".", lw=1)
     for r in rungs:
         ax.axvline(r, color="tab:orange", ls="--", lw=1)

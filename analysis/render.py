@@ -17,7 +17,7 @@ import yaml
 from analysis import plots
 from analysis import summarize as S
 from analysis.load import Experiment
-from trainables import metrics as M
+from contract import metrics as M
 
 FORMATS = ("html", "md", "csv")
 

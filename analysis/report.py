@@ -17,7 +17,7 @@ from pathlib import Path
 
 from analysis.load import Experiment, NoTrialsError, load
 from analysis.render import FORMATS, write_report
-from trainables.cli import Parser
+from contract.cli import Parser
 
 log = logging.getLogger("analysis.report")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"

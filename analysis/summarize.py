@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Experiment
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING
 
 LEADERBOARD_COLUMNS = ["trial_id", M.STATUS, M.BEST_VAL_ACC, M.VAL_LOSS, M.PARAMS, M.MACS, "epochs", "trial_time_s"]
 
@@ -50,7 +51,7 @@ def leaderboard(exp: Experiment, k: int = 10) -> pd.DataFrame:
 def best_trial(exp: Experiment) -> pd.Series:
     """The trial to recommend, by the rule search.run's summary uses: the most accurate completed trial, else
     the most accurate pruned one, else the most accurate of any (a diverged or failed trial only then)."""
-    rank = {M.COMPLETED: 0, M.PRUNED: 1}
+    rank = {COMPLETED: 0, PRUNED: 1}
     trials = exp.trials.assign(_rank=exp.trials[M.STATUS].map(rank).fillna(2))
     ordered = trials.sort_values(["_rank", M.BEST_VAL_ACC, M.MACS], ascending=[True, False, True], na_position="last")
     return ordered.drop(columns="_rank").iloc[0]
@@ -85,7 +86,7 @@ def importance(exp: Experiment) -> tuple[dict[str, float], str]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     params = searched_params(exp)
-    usable = exp.trials[exp.trials[M.STATUS].isin([M.COMPLETED, M.PRUNED])].dropna(subset=[M.BEST_VAL_ACC])
+    usable = exp.trials[exp.trials[M.STATUS].isin([COMPLETED, PRUNED])].dropna(subset=[M.BEST_VAL_ACC])
     if len(usable) < 3 or not params:
         return {}, f"not computed: needs at least 3 completed or pruned trials, has {len(usable)}"
     distributions = {}
@@ -119,7 +120,7 @@ def importance(exp: Experiment) -> tuple[dict[str, float], str]:
         )
     except (RuntimeError, ValueError) as e:
         return {}, f"not computed: {e}"
-    n_pruned = int((usable[M.STATUS] == M.PRUNED).sum())
+    n_pruned = int((usable[M.STATUS] == PRUNED).sum())
     method = (
         f"fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0) on best val_acc of {len(usable)} "
         f"trials ({n_pruned} pruned, counted at the epoch they were stopped)"
@@ -164,7 +165,7 @@ def cost(exp: Experiment) -> dict[str, float]:
     total = float(hist[M.EPOCH_TIME_S].sum())
     best = hist.loc[hist[M.VAL_ACC].idxmax()]
     until_best = float(hist.loc[hist["time_s"] <= best["time_s"], M.EPOCH_TIME_S].sum())
-    pruned_ids = set(trials.loc[trials[M.STATUS] == M.PRUNED, "trial_id"])
+    pruned_ids = set(trials.loc[trials[M.STATUS] == PRUNED, "trial_id"])
     gpus = float(exp.setting("search.gpus_per_trial", 0) or 0)
     return {
         "trials": len(trials),
@@ -178,12 +179,12 @@ def cost(exp: Experiment) -> dict[str, float]:
 
 
 def failures(exp: Experiment) -> pd.DataFrame:
-    bad = exp.trials[exp.trials[M.STATUS].isin([M.FAILED, M.DIVERGED])]
+    bad = exp.trials[exp.trials[M.STATUS].isin([FAILED, DIVERGED])]
     return bad[["trial_id", M.STATUS, M.REASON, "epochs"]].reset_index(drop=True)
 
 
 def status_counts(exp: Experiment) -> dict[str, int]:
-    return {s: int((exp.trials[M.STATUS] == s).sum()) for s in (M.COMPLETED, M.PRUNED, M.DIVERGED, M.FAILED, M.RUNNING)}
+    return {s: int((exp.trials[M.STATUS] == s).sum()) for s in (COMPLETED, PRUNED, DIVERGED, FAILED, RUNNING)}
 
 
 def _missing(value: Any) -> bool:

@@ -94,7 +94,7 @@ def measure(args, device: torch.device, label: str, bf16: bool, flash: bool, com
 
 def cifar_epoch(device: torch.device, smoke: bool) -> dict | None:
     try:
-        from trainables import metrics as M
+        from contract import metrics as M
         from trainables.config import TrainConfig
         from trainables.loop import Trainer
     except ImportError as e:

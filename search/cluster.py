@@ -341,7 +341,7 @@ def check_storage(storage_path: str, timeout_s: float = 60.0) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trainables.cli import Parser
+    from contract.cli import Parser
 
     parser = Parser(prog="python -m search.cluster", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from search.config import SMOKE_SPACE, SMOKE_TEST, SearchConfig
-from trainables import metrics as M
-from trainables.cli import Parser, add_config_arguments
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, FAILED, INTERRUPTED, PRUNED
+from contract.tracking import BASELINE_TAG
+from contract.cli import Parser, add_config_arguments
 from trainables.config import ConfigError
 from trainables.data import DataError, check_available
 
@@ -195,11 +197,11 @@ def summarize(results, tracker, cfg: SearchConfig, storage: str, started: float)
         metrics = result.metrics or {}
         status = trial_status(metrics, error=result.error is not None)
         trials.append((status, metrics, result))
-    counts = {status: sum(t[0] == status for t in trials) for status in (M.COMPLETED, M.PRUNED, M.DIVERGED, M.FAILED)}
-    finished = (M.COMPLETED, M.PRUNED)  # a diverged or failed trial is no candidate for "best"
+    counts = {status: sum(t[0] == status for t in trials) for status in (COMPLETED, PRUNED, DIVERGED, FAILED)}
+    finished = (COMPLETED, PRUNED)  # a diverged or failed trial is no candidate for "best"
     candidates = [t for t in trials if M.BEST_VAL_ACC in t[1] and t[0] in finished]
     ranked = sorted(candidates, key=lambda t: -t[1][M.BEST_VAL_ACC])
-    completed = [t for t in ranked if t[0] == M.COMPLETED]
+    completed = [t for t in ranked if t[0] == COMPLETED]
     summary: dict[str, Any] = {f"trials_{k}": v for k, v in counts.items()}
     summary["wall_time_s"] = time.monotonic() - started
     if ranked:
@@ -226,7 +228,7 @@ def summarize(results, tracker, cfg: SearchConfig, storage: str, started: float)
             summary.update(
                 baseline_trial_id=baseline, baseline_status=status, baseline_val_acc=metrics.get(M.BEST_VAL_ACC)
             )
-            tracker.set_tags(baseline, {M.BASELINE_TAG: "true"})
+            tracker.set_tags(baseline, {BASELINE_TAG: "true"})
             break
     for _, metrics, result in completed[: cfg.search.log_checkpoints]:
         _log_weights(tracker, metrics["trial_id"], result)
@@ -272,7 +274,7 @@ def print_summary(summary: dict[str, Any], cfg: SearchConfig, parent_id: str) ->
     lines = [
         "",
         f"search {cfg.name!r} done in {summary['wall_time_s']:.0f} s: "
-        + ", ".join(f"{summary[f'trials_{k}']} {k}" for k in (M.COMPLETED, M.PRUNED, M.DIVERGED, M.FAILED)),
+        + ", ".join(f"{summary[f'trials_{k}']} {k}" for k in (COMPLETED, PRUNED, DIVERGED, FAILED)),
     ]
     if "best_val_acc" in summary:
         lines += [
@@ -375,8 +377,8 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
         results = tuner.fit()  # Ctrl-C: Tune stops gracefully, saves its state and returns
         if tracker.open_trials():  # trials that Tune stopped without ending them: an interrupted search
             for trial_id in tracker.open_trials():
-                tracker.trial_ended(trial_id, M.INTERRUPTED)
-            tracker.trial_ended(PARENT, M.INTERRUPTED)
+                tracker.trial_ended(trial_id, INTERRUPTED)
+            tracker.trial_ended(PARENT, INTERRUPTED)
             tracker.close(timeout_s=10)
             resume = f"python -m search.run --name {cfg.name} --resume"
             if cfg.storage_path or os.environ.get("T2T_STORAGE_PATH"):
@@ -390,13 +392,13 @@ def run_search(cfg: SearchConfig, args: argparse.Namespace) -> int:
         tracker.set_tags(
             PARENT, {k: v for k, v in summary.items() if k in ("best_trial_id", "best_run_id", "baseline_trial_id")}
         )
-        tracker.trial_ended(PARENT, M.COMPLETED)
+        tracker.trial_ended(PARENT, COMPLETED)
         tracker.close()
         if folder:
             (folder / "search_summary.json").write_text(json.dumps(summary, indent=1, default=str))
         summary["report"] = write_report(cfg, parent_id)
         print_summary(summary, cfg, parent_id)
-        return 0 if summary.get(f"trials_{M.COMPLETED}", 0) or summary.get(f"trials_{M.PRUNED}", 0) else 1
+        return 0 if summary.get(f"trials_{COMPLETED}", 0) or summary.get(f"trials_{PRUNED}", 0) else 1
     finally:
         ray.shutdown()
 

@@ -21,7 +21,8 @@ from ray.tune.search import Searcher
 
 import t2t
 from search.space import SearchSpace
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED
 from trainables.config import TrainConfig
 from trainables.data import channels_and_classes
 
@@ -200,26 +201,26 @@ class StudySearcher(Searcher):
         if optuna_id is None:
             return
         trial = optuna.Trial(self.study, optuna_id)
-        if result and not error and result.get(M.STATUS) != M.DIVERGED:
+        if result and not error and result.get(M.STATUS) != DIVERGED:
             self._report(trial, result)  # Tune delivers a trial's last result here, not to on_trial_result
         status = (result or {}).get(M.STATUS)
-        if error or status == M.DIVERGED or not result:
-            trial.set_user_attr(M.STATUS, M.DIVERGED if status == M.DIVERGED else M.FAILED)
+        if error or status == DIVERGED or not result:
+            trial.set_user_attr(M.STATUS, DIVERGED if status == DIVERGED else FAILED)
             if result and result.get(M.REASON):
                 trial.set_user_attr(M.REASON, str(result[M.REASON]))
             self.study.tell(trial, state=TrialState.FAIL)
-        elif status == M.COMPLETED and result.get(M.BEST_VAL_ACC, result.get(M.VAL_ACC)) is not None:
-            trial.set_user_attr(M.STATUS, M.COMPLETED)
+        elif status == COMPLETED and result.get(M.BEST_VAL_ACC, result.get(M.VAL_ACC)) is not None:
+            trial.set_user_attr(M.STATUS, COMPLETED)
             values = [float(result.get(M.BEST_VAL_ACC, result.get(M.VAL_ACC)))]
             if self.multi_objective:
                 values.append(float(result.get(M.MACS, float("inf"))))
             self.study.tell(trial, values)
-        elif status == M.COMPLETED:  # never raise into Tune's loop: a result without the metric is a failure
-            trial.set_user_attr(M.STATUS, M.FAILED)
+        elif status == COMPLETED:  # never raise into Tune's loop: a result without the metric is a failure
+            trial.set_user_attr(M.STATUS, FAILED)
             trial.set_user_attr(M.REASON, f"the last result has no {M.VAL_ACC}")
             self.study.tell(trial, state=TrialState.FAIL)
         else:  # stopped before its last epoch: by the scheduler or the time budget
-            trial.set_user_attr(M.STATUS, M.PRUNED)
+            trial.set_user_attr(M.STATUS, PRUNED)
             trial.set_user_attr("stopped_at_epoch", int(result.get(M.EPOCH, 0)))
             self.study.tell(trial, state=TrialState.PRUNED)
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, FAILED, INTERRUPTED, PRUNED, RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,11 @@ _LOGGED_METRICS = (
     M.IMAGES_PER_S,
 )
 _FINAL_STATUS = {
-    M.COMPLETED: "FINISHED",
-    M.PRUNED: "FINISHED",
-    M.DIVERGED: "FAILED",
-    M.FAILED: "FAILED",
-    M.INTERRUPTED: "KILLED",
+    COMPLETED: "FINISHED",
+    PRUNED: "FINISHED",
+    DIVERGED: "FAILED",
+    FAILED: "FAILED",
+    INTERRUPTED: "KILLED",
 }
 
 
@@ -202,7 +203,7 @@ class MlflowTracker:
             if reopen and runs[0].info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
         else:
-            tags = {PARENT_TAG: self.parent_id, TRIAL_ID_TAG: trial_id, M.STATUS: M.RUNNING}
+            tags = {PARENT_TAG: self.parent_id, TRIAL_ID_TAG: trial_id, M.STATUS: RUNNING}
             run_id = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}", tags=tags).info.run_id
             self._log_params(run_id, params or {})
         self._runs[trial_id] = run_id
@@ -354,10 +355,10 @@ def trial_status(result: Mapping[str, Any] | None, error: bool) -> str:
     """A finished trial's status from its last result: completed, pruned (stopped early), diverged or failed."""
     status = (result or {}).get(M.STATUS)
     if error:
-        return M.FAILED
-    if status in (M.COMPLETED, M.DIVERGED):
+        return FAILED
+    if status in (COMPLETED, DIVERGED):
         return status
-    return M.PRUNED if result else M.FAILED
+    return PRUNED if result else FAILED
 
 
 class MlflowCallback(Callback):
@@ -391,7 +392,7 @@ class MlflowCallback(Callback):
         if trial.error_file and os.path.exists(trial.error_file):
             lines = Path(trial.error_file).read_text().strip().splitlines()
             reason = lines[-1] if lines else None
-        self.tracker.trial_ended(trial.trial_id, M.FAILED, reason)
+        self.tracker.trial_ended(trial.trial_id, FAILED, reason)
 
 
 def _fmt(value: Any) -> str:

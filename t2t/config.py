@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from t2t._names import close_matches
+from contract.names import close_matches
 from t2t.geometry import token_grids
 
 SoftSplit = tuple[tuple[int, int, int], ...]  # ((kernel, stride, padding), ...), one per soft split

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from t2t._names import close_matches
+from contract.names import close_matches
 
 _MODELS: dict[str, Callable[..., Any]] = {}
 

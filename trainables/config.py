@@ -183,7 +183,7 @@ def describe(error: ValidationError, root: type[BaseModel] | None = None) -> str
 
 
 def _suggest(loc: tuple, root: type[BaseModel]) -> str:
-    from t2t._names import close_matches
+    from contract.names import close_matches
 
     section: Any = root
     for part in loc[:-1]:

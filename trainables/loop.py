@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import t2t
-from trainables import metrics as M
+from contract import metrics as M
 from trainables.config import TrainConfig
 from trainables.data import Data, build_data
 

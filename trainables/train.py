@@ -16,8 +16,9 @@ import logging
 import sys
 from pathlib import Path
 
-from trainables import metrics as M
-from trainables.cli import Parser, add_config_arguments
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, RUNNING
+from contract.cli import Parser, add_config_arguments
 
 log = logging.getLogger("trainables.train")
 
@@ -87,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
             atomic_save(trainer.state_dict(), checkpoint)
             if trainer.best[M.EPOCH] == trainer.epoch:
                 atomic_save(trainer.model.state_dict(), out / "best_model.pt")
-            write_metrics(M.COMPLETED if trainer.done else M.RUNNING)
+            write_metrics(COMPLETED if trainer.done else RUNNING)
             bar.set_postfix(
                 loss=f"{row[M.TRAIN_LOSS]:.3f}", val_acc=f"{row[M.VAL_ACC]:.4f}", best=f"{row[M.BEST_VAL_ACC]:.4f}"
             )
             bar.update()
     except Diverged as e:
-        write_metrics(M.DIVERGED, str(e))
+        write_metrics(DIVERGED, str(e))
         print(f"error: the run diverged: {e}; lower optim.lr or set optim.clip_grad", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

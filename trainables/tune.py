@@ -12,7 +12,8 @@ import ray
 import torch
 from ray import tune
 
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, RUNNING
 from trainables.config import TrainConfig
 from trainables.loop import Diverged, Trainer
 
@@ -52,7 +53,7 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None)
                 trainer.load(Path(folder) / CHECKPOINT_FILE)
         try:
             for row in trainer.epochs():
-                status = M.COMPLETED if trainer.done else M.RUNNING
+                status = COMPLETED if trainer.done else RUNNING
                 with tempfile.TemporaryDirectory() as folder:
                     trainer.save(Path(folder) / CHECKPOINT_FILE)
                     report({**row, M.STATUS: status}, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -60,7 +61,7 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None)
             last = trainer.history[-1] if trainer.history else {M.VAL_ACC: 0.0, M.BEST_VAL_ACC: 0.0}
             last = {**last, M.PARAMS: trainer.cost.params, M.MACS: trainer.cost.macs}
             report(
-                {**last, M.EPOCH: trainer.epoch + 1, M.TRAIN_LOSS: float("nan"), M.STATUS: M.DIVERGED, M.REASON: str(e)}
+                {**last, M.EPOCH: trainer.epoch + 1, M.TRAIN_LOSS: float("nan"), M.STATUS: DIVERGED, M.REASON: str(e)}
             )
     finally:
         device = trainer.device

@@ -7,15 +7,16 @@ import pytest
 
 from analysis import summarize as S
 from analysis.load import Experiment
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, PRUNED
 
 # trial, status, best acc, macs, params, epochs, depth, lr
 TRIALS = [
-    ("a", M.COMPLETED, 0.95, 9e6, 3e5, 6, 4, 0.002),
-    ("b", M.COMPLETED, 0.90, 4e6, 2e5, 6, 2, 0.003),
-    ("c", M.PRUNED, 0.60, 5e6, 2.5e5, 2, 3, 0.0005),  # dominated by b
-    ("d", M.PRUNED, 0.97, 20e6, 9e5, 4, 6, 0.002),
-    ("e", M.DIVERGED, 0.10, 3e6, 1e5, 1, 1, 0.05),
+    ("a", COMPLETED, 0.95, 9e6, 3e5, 6, 4, 0.002),
+    ("b", COMPLETED, 0.90, 4e6, 2e5, 6, 2, 0.003),
+    ("c", PRUNED, 0.60, 5e6, 2.5e5, 2, 3, 0.0005),  # dominated by b
+    ("d", PRUNED, 0.97, 20e6, 9e5, 4, 6, 0.002),
+    ("e", DIVERGED, 0.10, 3e6, 1e5, 1, 1, 0.05),
 ]
 
 
@@ -30,7 +31,7 @@ def _experiment() -> Experiment:
                 M.MACS: macs,
                 M.PARAMS: params,
                 M.VAL_LOSS: 1 - acc,
-                M.REASON: "loss became nan" if status == M.DIVERGED else None,
+                M.REASON: "loss became nan" if status == DIVERGED else None,
                 "model.depth": depth,
                 "optim.lr": lr,
             }
@@ -76,9 +77,9 @@ def test_best_trial_prefers_completed_as_the_search_summary_does():
     exp = _experiment()
     assert S.leaderboard(exp, 1)["trial_id"].item() == "d"  # pruned at epoch 4 with 0.97: tops the board
     assert S.best_trial(exp)["trial_id"] == "a"  # but the recommendation is the best completed trial
-    exp.trials = exp.trials[exp.trials[M.STATUS] != M.COMPLETED]
+    exp.trials = exp.trials[exp.trials[M.STATUS] != COMPLETED]
     assert S.best_trial(exp)["trial_id"] == "d"  # no completed trial: the best pruned one
-    exp.trials = exp.trials[exp.trials[M.STATUS] == M.DIVERGED]
+    exp.trials = exp.trials[exp.trials[M.STATUS] == DIVERGED]
     assert S.best_trial(exp)["trial_id"] == "e"
 
 
@@ -91,8 +92,8 @@ def test_pareto_front_keeps_only_the_non_dominated():
 def test_rung_counts_and_asha_rungs():
     exp = _experiment()
     table = S.rung_counts(exp).set_index("stopped_at_epoch")
-    assert table.loc[2, M.PRUNED] == 1 and table.loc[4, M.PRUNED] == 1 and table.loc[6, M.COMPLETED] == 2
-    assert table.loc[1, M.DIVERGED] == 1
+    assert table.loc[2, PRUNED] == 1 and table.loc[4, PRUNED] == 1 and table.loc[6, COMPLETED] == 2
+    assert table.loc[1, DIVERGED] == 1
     assert S.asha_rungs(exp) == [2, 4]
 
 
@@ -106,7 +107,7 @@ def test_cost_accounts_for_every_trial_second():
 
 def test_failures_name_the_reason():
     bad = S.failures(_experiment())
-    assert bad.to_dict("records") == [{"trial_id": "e", M.STATUS: M.DIVERGED, M.REASON: "loss became nan", "epochs": 1}]
+    assert bad.to_dict("records") == [{"trial_id": "e", M.STATUS: DIVERGED, M.REASON: "loss became nan", "epochs": 1}]
 
 
 def test_importance_uses_optuna_and_names_the_method():

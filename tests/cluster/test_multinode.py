@@ -16,7 +16,8 @@ from mlflow.tracking import MlflowClient
 from search.tracking import NODE_IPS_TAG
 from tests.cluster.netns import HEAD_IP, WORKER_IP, Cluster
 from tests.processes import wait_for
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +64,7 @@ def _assert_every_epoch_once(cluster: Cluster, name: str, trials: int, epochs: i
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(children) == trials and len({c.data.tags["trial_id"] for c in children}) == trials
     for child in children:
-        assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == M.COMPLETED, child.data.tags
+        assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == COMPLETED, child.data.tags
         steps = [m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)]
         assert steps == list(range(1, epochs + 1)), (child.data.tags["trial_id"], steps)
     for trial, rows in _rows(cluster, name).items():

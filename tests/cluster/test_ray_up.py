@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 
 from search.tracking import NODE_IP_TAG
 from tests.cluster.netns import HEAD_IP, ROOT, WORKER_IP, Cluster
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +59,7 @@ def test_ray_up_the_local_cluster_yaml_then_search_through_ray_exec(cluster):
     assert len(runs) == 4 and len(children) == 3 and all(r.info.status == "FINISHED" for r in runs)
     assert {c.data.tags[NODE_IP_TAG] for c in children} == {WORKER_IP}  # the head takes no trials
     summary = json.loads((cluster.storage / "up" / "search_summary.json").read_text())
-    assert summary[f"trials_{M.COMPLETED}"] == 3  # T2T_STORAGE_PATH from the env file: the shared storage
+    assert summary[f"trials_{COMPLETED}"] == 3  # T2T_STORAGE_PATH from the env file: the shared storage
 
     # The dashboard (when installed: rayproject images have it, a bare ray[tune] has not) and MLflow listen on the
     # head's loopback only; a caller without the cluster token is refused by the GCS.

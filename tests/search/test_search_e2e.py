@@ -18,7 +18,9 @@ from optuna.trial import TrialState
 from search.searcher import BASELINE, RAY_TRIAL_ID
 from tests.conftest import run_search
 from tests.processes import kill_session, spawn, wait_for
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, PRUNED
+from contract.tracking import BASELINE_TAG
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,20 +62,20 @@ def test_smoke_search_end_to_end(smoke_search):
     client, parents, children = _runs(tmp_path, "smoke")
     assert len(parents) == 1
     parent = parents[0]
-    assert parent.info.status == "FINISHED" and parent.data.tags[M.STATUS] == M.COMPLETED
+    assert parent.info.status == "FINISHED" and parent.data.tags[M.STATUS] == COMPLETED
     assert parent.data.tags["version.ray"].startswith("2.60")
     study = _study(tmp_path, "smoke")
     trial_ids = {t.user_attrs[RAY_TRIAL_ID] for t in study.trials}
     assert len(children) == len(trial_ids) == 3
     baseline = [t.user_attrs[RAY_TRIAL_ID] for t in study.trials if t.user_attrs.get(BASELINE)]
-    tagged = [c.data.tags["trial_id"] for c in children if c.data.tags.get(M.BASELINE_TAG) == "true"]
+    tagged = [c.data.tags["trial_id"] for c in children if c.data.tags.get(BASELINE_TAG) == "true"]
     assert len(baseline) == 1 and tagged == baseline  # the base config's own trial, marked in MLflow
     assert f"baseline trial {baseline[0]} (the base config's values" in log and "the search gained" in log
     assert {c.data.tags["trial_id"] for c in children} == trial_ids
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED"
-        assert child.data.tags[M.STATUS] in (M.COMPLETED, M.PRUNED)
+        assert child.data.tags[M.STATUS] in (COMPLETED, PRUNED)
         epochs = _epochs(client, child)
         assert epochs == list(range(1, len(epochs) + 1)) and epochs
     assert parent.data.metrics["trials_completed"] + parent.data.metrics["trials_pruned"] == 3
@@ -137,13 +139,13 @@ def test_asha_stops_are_pruned_and_the_budget_refuses_before_training(tmp_path):
     assert pruned, "seed 5 runs two learning trials (lr 0.004), then hopeless ones (lr 1e-7) that ASHA stops"
     for trial in pruned:
         child = by_trial[trial.user_attrs[RAY_TRIAL_ID]]
-        assert child.data.tags[M.STATUS] == M.PRUNED
+        assert child.data.tags[M.STATUS] == PRUNED
         stopped = trial.user_attrs["stopped_at_epoch"]
         assert stopped < 4 and sorted(trial.intermediate_values) == list(range(1, stopped + 1))
         assert _epochs(client, child) == list(range(1, stopped + 1))
     for trial in ran:
         if trial.state == TrialState.COMPLETE:
-            assert by_trial[trial.user_attrs[RAY_TRIAL_ID]].data.tags[M.STATUS] == M.COMPLETED
+            assert by_trial[trial.user_attrs[RAY_TRIAL_ID]].data.tags[M.STATUS] == COMPLETED
             assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
 
 
@@ -188,7 +190,7 @@ def test_driver_killed_mid_search_then_resumed(tmp_path):
         t.user_attrs[RAY_TRIAL_ID] for t in study.trials
     }
     for child in children:
-        assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == M.COMPLETED
+        assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == COMPLETED
         assert _epochs(client, child) == [1, 2, 3, 4, 5, 6]  # nothing lost, nothing logged twice
     for result in folder.glob("trial_*/result.json"):
         epochs = [json.loads(line)[M.EPOCH] for line in result.read_text().splitlines()]
@@ -214,8 +216,8 @@ def test_ctrl_c_leaves_a_resumable_search(tmp_path):
 
     assert _finish(_search(tmp_path, *args, "--resume", log="resume.log")) == 0, (tmp_path / "resume.log").read_text()
     client, parents, children = _runs(tmp_path, "ctrlc")
-    assert parents[0].info.status == "FINISHED" and parents[0].data.tags[M.STATUS] == M.COMPLETED
-    assert len(children) == 3 and all(c.data.tags[M.STATUS] == M.COMPLETED for c in children)
+    assert parents[0].info.status == "FINISHED" and parents[0].data.tags[M.STATUS] == COMPLETED
+    assert len(children) == 3 and all(c.data.tags[M.STATUS] == COMPLETED for c in children)
     assert all(_epochs(client, c) == list(range(1, 9)) for c in children)
 
 
@@ -233,7 +235,7 @@ def test_diverging_trials_are_recorded_not_crashes(tmp_path):
     _, parents, children = _runs(tmp_path, "nan")
     assert parents[0].info.status == "FINISHED" and len(children) == 3
     for child in children:
-        assert child.info.status == "FAILED" and child.data.tags[M.STATUS] == M.DIVERGED
+        assert child.info.status == "FAILED" and child.data.tags[M.STATUS] == DIVERGED
         assert "loss became nan" in child.data.tags[M.REASON]
     assert all(t.state == TrialState.FAIL for t in _study(tmp_path, "nan").trials)
     assert (tmp_path / "ray_results" / "nan" / "report" / "report.md").is_file()

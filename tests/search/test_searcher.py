@@ -9,7 +9,8 @@ from optuna.trial import TrialState
 import t2t
 from search.config import SearchConfig
 from search.searcher import RAY_TRIAL_ID, StudySearcher
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, FAILED, RUNNING
 from trainables.config import TrainConfig
 
 SPACE = [
@@ -70,11 +71,11 @@ def test_each_ending_reaches_the_study_as_it_happened(tmp_path):
     searcher = _searcher(tmp_path)
     for name in ("completed", "pruned", "diverged", "failed"):
         searcher.suggest(name)
-        searcher.on_trial_result(name, _result(1, 0.2, M.RUNNING))
-        searcher.on_trial_result(name, _result(1, 0.2, M.RUNNING))  # a repeated epoch is reported once
-    searcher.on_trial_complete("completed", _result(2, 0.5, M.COMPLETED))
-    searcher.on_trial_complete("pruned", _result(2, 0.3, M.RUNNING))  # the scheduler stopped it
-    searcher.on_trial_complete("diverged", _result(2, 0.0, M.DIVERGED, reason="loss became nan"))
+        searcher.on_trial_result(name, _result(1, 0.2, RUNNING))
+        searcher.on_trial_result(name, _result(1, 0.2, RUNNING))  # a repeated epoch is reported once
+    searcher.on_trial_complete("completed", _result(2, 0.5, COMPLETED))
+    searcher.on_trial_complete("pruned", _result(2, 0.3, RUNNING))  # the scheduler stopped it
+    searcher.on_trial_complete("diverged", _result(2, 0.0, DIVERGED, reason="loss became nan"))
     searcher.on_trial_complete("failed", None, error=True)
     by_id = {t.user_attrs[RAY_TRIAL_ID]: t for t in searcher.study.get_trials()}
     assert by_id["completed"].state == TrialState.COMPLETE and by_id["completed"].value == 0.5
@@ -84,13 +85,13 @@ def test_each_ending_reaches_the_study_as_it_happened(tmp_path):
     assert by_id["pruned"].user_attrs["stopped_at_epoch"] == 2
     assert by_id["diverged"].state == TrialState.FAIL
     assert by_id["diverged"].user_attrs[M.REASON] == "loss became nan"
-    assert by_id["failed"].state == TrialState.FAIL and by_id["failed"].user_attrs[M.STATUS] == M.FAILED
+    assert by_id["failed"].state == TrialState.FAIL and by_id["failed"].user_attrs[M.STATUS] == FAILED
 
 
 def test_multi_objective_tells_accuracy_and_macs(tmp_path):
     searcher = _searcher(tmp_path, "search.multi_objective=true")
     searcher.suggest("a")
-    searcher.on_trial_complete("a", _result(2, 0.5, M.COMPLETED))
+    searcher.on_trial_complete("a", _result(2, 0.5, COMPLETED))
     assert searcher.study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
     assert searcher.study.get_trials()[0].values == [0.5, 1e6]
 
@@ -102,7 +103,7 @@ def test_restore_rebuilds_the_trial_map_from_the_study(tmp_path):
     restored = _searcher(tmp_path)
     restored.restore(str(tmp_path / "searcher.pkl"))
     assert restored.suggest("running") == first  # the same proposal, not a new trial
-    restored.on_trial_complete("running", _result(3, 0.7, M.COMPLETED))
+    restored.on_trial_complete("running", _result(3, 0.7, COMPLETED))
     trials = restored.study.get_trials()
     assert len(trials) == 1 and trials[0].state == TrialState.COMPLETE
 
@@ -116,7 +117,7 @@ def test_in_memory_study_cannot_be_pickled_silently(tmp_path):
 
 def test_warm_start_copies_the_finished_trials_of_a_previous_search(tmp_path):
     old = _searcher(tmp_path)
-    for name, status in (("a", M.COMPLETED), ("b", M.RUNNING)):
+    for name, status in (("a", COMPLETED), ("b", RUNNING)):
         old.suggest(name)
         old.on_trial_complete(name, _result(2, 0.4, status))
     (tmp_path / "new").mkdir()

@@ -9,7 +9,9 @@ from mlflow.tracking import MlflowClient
 
 from search.tracking import PARENT, MlflowTracker, check_tracking, trial_status
 from tests.processes import free_port, kill_session, mlflow_server
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING
+from contract.tracking import BASELINE_TAG
 
 
 def _row(epoch: int) -> dict:
@@ -19,7 +21,7 @@ def _row(epoch: int) -> dict:
         M.TRAIN_LOSS: 1 / epoch,
         M.PARAMS: 1000,
         M.MACS: 5000,
-        M.STATUS: M.RUNNING,
+        M.STATUS: RUNNING,
         "config": {"not": "logged"},
     }
 
@@ -45,7 +47,7 @@ def test_deferred_epochs_wait_for_the_step_end_and_keep_their_order(tmp_path):
     tracker.flush_deferred()
     assert [m.step for m in client.get_metric_history(run_id, M.VAL_ACC)] == [1, 2]
     tracker.epoch("t1", _row(3), defer=True)
-    tracker.trial_ended("t1", M.COMPLETED)  # a write that is not deferred delivers the queue first, in order
+    tracker.trial_ended("t1", COMPLETED)  # a write that is not deferred delivers the queue first, in order
     assert [m.step for m in client.get_metric_history(run_id, M.VAL_ACC)] == [1, 2, 3]
     assert client.get_run(run_id).info.status == "FINISHED"
 
@@ -63,8 +65,8 @@ def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
     again.trial_started("t1", {"model": {"depth": 3}})
     for epoch in (2, 3):  # the restored trial repeats epoch 2 and goes on
         again.epoch("t1", _row(epoch))
-    again.trial_ended("t1", M.COMPLETED)
-    again.trial_ended(PARENT, M.COMPLETED)
+    again.trial_ended("t1", COMPLETED)
+    again.trial_ended(PARENT, COMPLETED)
 
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
@@ -74,7 +76,7 @@ def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
     assert child.data.params["model.depth"] == "3"
     assert [m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)] == [1, 2, 3]
     assert [m.step for m in client.get_metric_history(child.info.run_id, M.PARAMS)] == [0]
-    assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == M.COMPLETED
+    assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == COMPLETED
     assert client.get_run(parent).info.status == "FINISHED"
 
 
@@ -83,22 +85,22 @@ def test_a_tag_on_a_run_that_ended_before_this_driver_leaves_it_ended(tmp_path):
     tracker = _tracker(uri, tmp_path)
     _start(tracker)
     tracker.trial_started("t1", {"model": {"depth": 3}})
-    tracker.trial_ended("t1", M.COMPLETED)
+    tracker.trial_ended("t1", COMPLETED)
 
     again = _tracker(uri, tmp_path)  # a resumed search that tags the (finished) baseline trial at its end
     _start(again)
-    again.set_tags("t1", {M.BASELINE_TAG: "true"})
+    again.set_tags("t1", {BASELINE_TAG: "true"})
     run = MlflowClient(uri).get_run(again.run_id("t1"))
-    assert run.data.tags[M.BASELINE_TAG] == "true"
-    assert run.info.status == "FINISHED" and run.data.tags[M.STATUS] == M.COMPLETED
+    assert run.data.tags[BASELINE_TAG] == "true"
+    assert run.info.status == "FINISHED" and run.data.tags[M.STATUS] == COMPLETED
 
 
 def test_trial_status_from_its_last_result():
-    assert trial_status({M.STATUS: M.COMPLETED}, error=False) == M.COMPLETED
-    assert trial_status({M.STATUS: M.RUNNING}, error=False) == M.PRUNED  # stopped before its last epoch
-    assert trial_status({M.STATUS: M.DIVERGED}, error=False) == M.DIVERGED
-    assert trial_status({M.STATUS: M.RUNNING}, error=True) == M.FAILED
-    assert trial_status(None, error=False) == M.FAILED
+    assert trial_status({M.STATUS: COMPLETED}, error=False) == COMPLETED
+    assert trial_status({M.STATUS: RUNNING}, error=False) == PRUNED  # stopped before its last epoch
+    assert trial_status({M.STATUS: DIVERGED}, error=False) == DIVERGED
+    assert trial_status({M.STATUS: RUNNING}, error=True) == FAILED
+    assert trial_status(None, error=False) == FAILED
 
 
 @pytest.mark.slow
@@ -125,7 +127,7 @@ def test_a_server_that_goes_away_loses_nothing(tmp_path, monkeypatch, caplog):
 
         server = mlflow_server(port, store, artifacts, log)  # back, same store
         tracker.epoch("t1", _row(4))
-        tracker.trial_ended("t1", M.COMPLETED)
+        tracker.trial_ended("t1", COMPLETED)
         assert tracker._pending == []
         client = MlflowClient(uri)
         child = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.trial_id = 't1'")[0]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import t2t
-from trainables import metrics as M
+from contract import metrics as M
 from trainables.config import OptimSection, TrainConfig
 from trainables.loop import Diverged, ModelEma, Trainer, lr_at, param_groups
 

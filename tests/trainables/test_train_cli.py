@@ -5,7 +5,8 @@ import json
 import torch
 
 import t2t
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, DIVERGED
 from trainables.train import main
 
 TINY = [
@@ -25,7 +26,7 @@ def test_trains_writes_metrics_and_resumes(tmp_path):
     out = tmp_path / "run"
     assert main([*TINY, "--set", "train.epochs=2", "--output-dir", str(out)]) == 0
     result = json.loads((out / "metrics.json").read_text())
-    assert result[M.STATUS] == M.COMPLETED
+    assert result[M.STATUS] == COMPLETED
     assert [row[M.EPOCH] for row in result["history"]] == [1, 2]
     assert result[M.BEST_VAL_ACC] == max(row[M.VAL_ACC] for row in result["history"])
     model = t2t.create_model("t2t_vit_test", num_classes=10)
@@ -61,4 +62,4 @@ def test_divergence_is_a_status_not_a_crash(tmp_path, capsys):
     assert main([*TINY, "--set", f"model.pretrained={tmp_path / 'nan.pt'}", "--output-dir", str(out)]) == 1
     assert "the run diverged: loss became nan" in capsys.readouterr().err
     result = json.loads((out / "metrics.json").read_text())
-    assert result[M.STATUS] == M.DIVERGED and "loss became nan" in result[M.REASON]
+    assert result[M.STATUS] == DIVERGED and "loss became nan" in result[M.REASON]

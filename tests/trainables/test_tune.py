@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from ray import tune
 
-from trainables import metrics as M
+from contract import metrics as M
+from contract.status import COMPLETED, RUNNING
 from trainables.config import TrainConfig
 from trainables.tune import train_t2t
 
@@ -58,7 +59,7 @@ def test_two_trials_report_every_epoch_with_checkpoints(ray_local, tmp_path):
     for result in results:
         history = result.metrics_dataframe
         assert history[M.EPOCH].tolist() == [1, 2, 3]
-        assert history[M.STATUS].tolist() == [M.RUNNING, M.RUNNING, M.COMPLETED]
+        assert history[M.STATUS].tolist() == [RUNNING, RUNNING, COMPLETED]
         assert history[M.VAL_ACC].between(0, 1).all()
         assert result.checkpoint is not None
         assert (Path(result.checkpoint.path) / "checkpoint.pt").is_file()
@@ -74,4 +75,4 @@ def test_killed_trial_is_retried_from_its_checkpoint(ray_local, tmp_path):
     assert result.error is None
     history = result.metrics_dataframe
     assert history[M.EPOCH].tolist() == [1, 2, 3, 4]  # continued after epoch 2: nothing repeated, nothing lost
-    assert history[M.STATUS].iloc[-1] == M.COMPLETED
+    assert history[M.STATUS].iloc[-1] == COMPLETED

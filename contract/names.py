@@ -1,4 +1,4 @@
-"""Helpers for error messages that name the value and suggest what was meant."""
+"""Error messages that name the value and suggest what was meant."""
 
 from __future__ import annotations
 

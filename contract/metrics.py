@@ -1,0 +1,21 @@
+"""Metric names, defined once for the trainable, the search and the reports."""
+
+from __future__ import annotations
+
+EPOCH = "epoch"
+TRAIN_LOSS = "train_loss"
+VAL_LOSS = "val_loss"
+VAL_ACC = "val_acc"  # top-1, a fraction in [0, 1]
+VAL_ACC5 = "val_acc5"  # top-5, where the data set has at least 5 classes
+BEST_VAL_ACC = "best_val_acc"
+LR = "lr"
+EPOCH_TIME_S = "epoch_time_s"
+IMAGES_PER_S = "images_per_s"
+PARAMS = "params"
+MACS = "macs"
+STATUS = "status"  # a result's status (see contract.status), also the MLflow tag of a run's final status
+REASON = "reason"  # why a run diverged or failed
+
+# What the search optimises, and in which direction.
+OBJECTIVE = VAL_ACC
+OBJECTIVE_MODE = "max"

@@ -1,0 +1,73 @@
+"""The summary of a finished search: written by ``search`` (``search_summary.json``, the parent run's metrics and
+tags), read by ``analysis``. Field names are the JSON keys; ``trials_<status>`` hold the counts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from contract.files import SEARCH_SUMMARY
+from contract.metrics import BEST_VAL_ACC
+from contract.status import DIVERGED, ENDED, FAILED
+
+_COUNT = "trials_"  # prefix of a count's key: trials_completed, trials_pruned, ...
+
+
+@dataclass
+class SearchSummary:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENDED, 0))  # status -> trials
+    wall_time_s: float = 0.0
+    best_trial_id: str | None = None  # contract.ranking's best trial
+    best_status: str | None = None
+    best_val_acc: float | None = None
+    best_params: int | None = None
+    best_macs: int | None = None
+    best_run_id: str | None = None
+    best_config: dict[str, Any] | None = None  # its training config
+    best_path: str | None = None  # its Tune trial folder
+    best_config_file: str | None = None  # best_config.yaml, where the results folder is local
+    baseline_trial_id: str | None = None  # the trial that trained the base config's values (search.baseline)
+    baseline_status: str | None = None
+    baseline_val_acc: float | None = None
+    report: str | None = None  # report.html
+
+    @property
+    def finished(self) -> int:
+        """Trials that ended without diverging or failing."""
+        return sum(n for status, n in self.counts.items() if status not in (DIVERGED, FAILED))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        counts = values.pop("counts")
+        return {**{f"{_COUNT}{k}": v for k, v in counts.items()}, **values}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SearchSummary:
+        known = {f.name for f in fields(cls)} - {"counts"}
+        counts = {k.removeprefix(_COUNT): v for k, v in values.items() if k.startswith(_COUNT)}
+        return cls(counts=counts, **{k: v for k, v in values.items() if k in known})
+
+    def metrics(self) -> dict[str, float]:
+        """What the parent run logs as metrics."""
+        out = {f"{_COUNT}{k}": float(v) for k, v in self.counts.items()}
+        if self.best_val_acc is not None:
+            out[BEST_VAL_ACC] = self.best_val_acc
+        return out
+
+    def tags(self) -> dict[str, str]:
+        """What the parent run is tagged with."""
+        keys = ("best_trial_id", "best_run_id", "baseline_trial_id")
+        return {k: str(getattr(self, k)) for k in keys if getattr(self, k) is not None}
+
+    def write(self, folder: Path) -> Path:
+        path = Path(folder) / SEARCH_SUMMARY
+        path.write_text(json.dumps(self.to_dict(), indent=1, default=str))
+        return path
+
+    @classmethod
+    def read(cls, folder: Path) -> SearchSummary | None:
+        """The summary in a results folder; None while the search has not ended."""
+        path = Path(folder) / SEARCH_SUMMARY
+        return cls.from_dict(json.loads(path.read_text())) if path.is_file() else None

@@ -1,0 +1,28 @@
+"""MLflow names of a search: the default store, the tags that find its runs again, and the runs' roles.
+
+One parent run per search (tag ``search.role=parent``, and the Tune experiment path), one child run per trial
+(``mlflow.parentRunId`` and ``trial_id``). The search writes these; ``analysis`` finds the runs by them.
+"""
+
+from __future__ import annotations
+
+# MLflow's own default since 3.7: an sqlite file in the working directory, which `mlflow ui` opens with no arguments.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a run under this parent
+TRIAL_ID_TAG = "trial_id"  # a child run's Ray trial id
+EXPERIMENT_PATH_TAG = "t2t.experiment_path"  # the parent run's Tune experiment folder
+ROLE_TAG = "search.role"
+ROLE_PARENT = "parent"  # the value of ROLE_TAG on a search's parent run
+BASELINE_TAG = "search.baseline"  # "true" on the run of the trial that trained the base config's values
+OPTUNA_STORAGE_TAG = "optuna.storage"  # the parent run's Optuna study URL
+NODE_IP_TAG = "ray.node_ip"  # a trial run's latest node
+NODE_IPS_TAG = "ray.node_ips"  # every node a trial ran on, in order ("a,b" after a node died)
+GIT_REVISION_TAG = "git.revision"
+VERSION_TAG_PREFIX = "version."  # version.torch, version.ray, ... on the parent run
+
+# Artifacts of the parent run.
+CONFIG_ARTIFACT = "config.json"  # the search's whole config
+SPACE_ARTIFACT = "search_space.json"
+REPORT_ARTIFACTS = "report"  # the folder the report's files are logged to
+MODEL_ARTIFACTS = "model"  # a trial run's folder of weights (model.pt) and config (config.json)
