@@ -62,10 +62,12 @@ def timed_train_t2t(config: dict) -> None:
 def in_tune(config: dict, folder: Path, name: str) -> dict[str, list[float]]:
     from ray import tune
 
-    from search.tracking import MlflowCallback, MlflowTracker
+    from contract.tracking import ROLE_PARENT, ROLE_TAG
+    from search.callback import MlflowCallback
+    from search.tracker import MlflowTracker
 
     tracker = MlflowTracker(f"sqlite:///{folder}/mlflow.db", "overhead", str(folder / name))
-    tracker.start_parent(name, {}, {"search.role": "parent"}, {})
+    tracker.start_parent(name, {}, {ROLE_TAG: ROLE_PARENT}, {})
     tuner = tune.Tuner(
         tune.with_resources(timed_train_t2t, {"cpu": 1}),
         param_space=config,
@@ -87,7 +89,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    from search.run import local_ray
+    from search.driver import local_ray
     from trainables.config import TrainConfig
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")

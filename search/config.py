@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from contract.tracking import DEFAULT_TRACKING_URI
 from search.space import Param, SearchSpace
 from trainables.config import ConfigError, TrainConfig, apply_assignments, describe, read_yaml
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_STORAGE = "ray_results"
 
 # The embedded default: digits with a small T2T-ViT on a laptop CPU, about 3 minutes on 2 cores.

@@ -20,9 +20,9 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 import t2t
-from search.space import SearchSpace
 from contract import metrics as M
-from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED
+from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, REFUSED, trial_status
+from search.space import SearchSpace
 from trainables.config import TrainConfig
 from trainables.data import channels_and_classes
 
@@ -162,7 +162,7 @@ class StudySearcher(Searcher):
                     log.info("trial %s trains the base config's values (search.baseline)", trial_id)
                 return config
             reason = ", ".join(f"{k} by {v:,.0f}" for k, v in over.items())
-            trial.set_user_attr(M.STATUS, "refused")
+            trial.set_user_attr(M.STATUS, REFUSED)
             trial.set_user_attr(M.REASON, f"over budget: {reason}")
             self.study.tell(trial, state=TrialState.PRUNED)
             log.info("refused Optuna trial %d before training: over budget (%s)", trial.number, reason)
@@ -201,26 +201,23 @@ class StudySearcher(Searcher):
         if optuna_id is None:
             return
         trial = optuna.Trial(self.study, optuna_id)
-        if result and not error and result.get(M.STATUS) != DIVERGED:
+        status = trial_status(result, error)
+        value = (result or {}).get(M.BEST_VAL_ACC, (result or {}).get(M.VAL_ACC))
+        if status == COMPLETED and value is None:  # never raise into Tune's loop: no metric is a failure
+            status, result = FAILED, {**result, M.REASON: f"the last result has no {M.VAL_ACC}"}
+        if status in (COMPLETED, PRUNED):
             self._report(trial, result)  # Tune delivers a trial's last result here, not to on_trial_result
-        status = (result or {}).get(M.STATUS)
-        if error or status == DIVERGED or not result:
-            trial.set_user_attr(M.STATUS, DIVERGED if status == DIVERGED else FAILED)
+        trial.set_user_attr(M.STATUS, status)
+        if status in (DIVERGED, FAILED):
             if result and result.get(M.REASON):
                 trial.set_user_attr(M.REASON, str(result[M.REASON]))
             self.study.tell(trial, state=TrialState.FAIL)
-        elif status == COMPLETED and result.get(M.BEST_VAL_ACC, result.get(M.VAL_ACC)) is not None:
-            trial.set_user_attr(M.STATUS, COMPLETED)
-            values = [float(result.get(M.BEST_VAL_ACC, result.get(M.VAL_ACC)))]
+        elif status == COMPLETED:
+            values = [float(value)]
             if self.multi_objective:
                 values.append(float(result.get(M.MACS, float("inf"))))
             self.study.tell(trial, values)
-        elif status == COMPLETED:  # never raise into Tune's loop: a result without the metric is a failure
-            trial.set_user_attr(M.STATUS, FAILED)
-            trial.set_user_attr(M.REASON, f"the last result has no {M.VAL_ACC}")
-            self.study.tell(trial, state=TrialState.FAIL)
         else:  # stopped before its last epoch: by the scheduler or the time budget
-            trial.set_user_attr(M.STATUS, PRUNED)
             trial.set_user_attr("stopped_at_epoch", int(result.get(M.EPOCH, 0)))
             self.study.tell(trial, state=TrialState.PRUNED)
 

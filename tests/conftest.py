@@ -27,7 +27,7 @@ def ray_local():
     """A real local Ray of 2 CPUs on loopback, no dashboard, stopped at the end of the session (what it started)."""
     import ray
 
-    from search.run import local_ray
+    from search.driver import local_ray
 
     root = Path(__file__).resolve().parents[1]
     local_ray(num_cpus=2, runtime_env={"env_vars": {"PYTHONPATH": str(root)}})

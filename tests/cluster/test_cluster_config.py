@@ -1,4 +1,4 @@
-"""cluster.yaml and cluster.local.yaml: Ray's own offline validation and the security lint (search/cluster.py),
+"""cluster.yaml and cluster.local.yaml: Ray's own offline validation and the security lint (search/cluster/lint.py),
 and the head's MLflow server with basic auth, started as the cluster YAMLs start it."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import requests
 import yaml
 
-from search.cluster import PLACEHOLDERS, check, lint, prepare
+from search.cluster.lint import PLACEHOLDERS, check, lint, prepare
 from tests.processes import free_port, kill_sid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,7 +176,8 @@ def test_the_head_mlflow_server_requires_its_password(tmp_path):
         assert again.returncode == 0 and "already answers" in again.stdout  # `ray up` again: no second server
         assert "pw-for-this-test" not in "".join(p.read_text() for p in (tmp_path / "state").glob("*.ini"))
 
-        from search.tracking import TrackingError, check_tracking
+        from search.preflight import check_tracking
+        from search.tracker import TrackingError
 
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("HOME", str(tmp_path / "nobody"))  # no credentials: refused up front, with the fix

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.tracking import NODE_IPS_TAG
-from tests.cluster.netns import HEAD_IP, WORKER_IP, Cluster
-from tests.processes import wait_for
 from contract import metrics as M
 from contract.status import COMPLETED
+from contract.tracking import NODE_IPS_TAG
+from tests.cluster.netns import HEAD_IP, WORKER_IP, Cluster
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.slow
 

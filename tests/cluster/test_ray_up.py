@@ -9,10 +9,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from search.tracking import NODE_IP_TAG
-from tests.cluster.netns import HEAD_IP, ROOT, WORKER_IP, Cluster
-from contract import metrics as M
 from contract.status import COMPLETED
+from contract.tracking import NODE_IP_TAG
+from tests.cluster.netns import HEAD_IP, ROOT, WORKER_IP, Cluster
 
 pytestmark = pytest.mark.slow
 

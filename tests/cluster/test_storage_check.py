@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.cluster import StorageError, check_storage
+from search.cluster.storage import StorageError, check_storage
 
 
 def test_a_shared_path_passes_and_is_left_clean(ray_local, tmp_path):

@@ -15,12 +15,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search.searcher import BASELINE, RAY_TRIAL_ID
-from tests.conftest import run_search
-from tests.processes import kill_session, spawn, wait_for
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, PRUNED
 from contract.tracking import BASELINE_TAG
+from search.searcher import BASELINE, RAY_TRIAL_ID
+from tests.conftest import run_search
+from tests.processes import kill_session, spawn, wait_for
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

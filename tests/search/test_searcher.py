@@ -7,10 +7,10 @@ import pytest
 from optuna.trial import TrialState
 
 import t2t
-from search.config import SearchConfig
-from search.searcher import RAY_TRIAL_ID, StudySearcher
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, FAILED, RUNNING
+from search.config import SearchConfig
+from search.searcher import RAY_TRIAL_ID, StudySearcher
 from trainables.config import TrainConfig
 
 SPACE = [

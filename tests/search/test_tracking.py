@@ -7,11 +7,13 @@ import logging
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.tracking import PARENT, MlflowTracker, check_tracking, trial_status
-from tests.processes import free_port, kill_session, mlflow_server
 from contract import metrics as M
-from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING
+from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING, trial_status
 from contract.tracking import BASELINE_TAG
+from search.preflight import check_tracking
+from search.tracker import MlflowTracker
+from search.writes import PARENT
+from tests.processes import free_port, kill_session, mlflow_server
 
 
 def _row(epoch: int) -> dict:
@@ -119,7 +121,7 @@ def test_a_server_that_goes_away_loses_nothing(tmp_path, monkeypatch, caplog):
         tracker.epoch("t1", _row(1))
         kill_session(server)  # the server goes away mid-run
 
-        with caplog.at_level(logging.WARNING, logger="search.tracking"):
+        with caplog.at_level(logging.WARNING, logger="search.tracker"):
             tracker.epoch("t1", _row(2))
             tracker.epoch("t1", _row(3))
         assert len(tracker._pending) == 2

@@ -1,0 +1,55 @@
+"""The Tune callback that mirrors every trial into the search's MLflow runs (``search.tracker``).
+
+A trial waits while the driver handles its report (Tune's function trainables report synchronously), so the
+callback only queues a trial's epoch and writes it at the end of Tune's step, after the trial was let go on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ray.tune import Callback
+from ray.tune.result import NODE_IP
+
+from contract import metrics as M
+from contract.status import FAILED, trial_status
+from contract.tracking import NODE_IP_TAG, NODE_IPS_TAG
+from search.tracker import MlflowTracker
+
+
+def error_reason(trial) -> str | None:
+    """The last line of a failed trial's error file (the exception), if Tune wrote one."""
+    if not trial.error_file or not os.path.exists(trial.error_file):
+        return None
+    lines = Path(trial.error_file).read_text().strip().splitlines()
+    return lines[-1] if lines else None
+
+
+class MlflowCallback(Callback):
+    """Mirrors every trial into the tracker. Never raises into Tune."""
+
+    def __init__(self, tracker: MlflowTracker) -> None:
+        self.tracker = tracker
+        self._nodes: dict[str, list[str]] = {}  # trial id -> the nodes it ran on, in order
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.tracker.trial_started(trial.trial_id, trial.config)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.tracker.epoch(trial.trial_id, result, defer=True)  # written in on_step_end: the trial is not kept waiting
+        node = result.get(NODE_IP)
+        nodes = self._nodes.setdefault(trial.trial_id, [])
+        if node and (not nodes or nodes[-1] != node):  # where the trial ran: a moved trial lists both nodes
+            nodes.append(node)
+            self.tracker.set_tags(trial.trial_id, {NODE_IP_TAG: node, NODE_IPS_TAG: ",".join(nodes)}, defer=True)
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        self.tracker.flush_deferred()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        self.tracker.trial_ended(trial.trial_id, trial_status(result, error=False), result.get(M.REASON))
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.tracker.trial_ended(trial.trial_id, FAILED, error_reason(trial))

@@ -1,0 +1,58 @@
+"""``python -m search.cluster check FILE...`` / ``python -m search.cluster mlflow-server [...]``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from contract.cli import Parser
+from search.cluster import __doc__ as DOC
+from search.cluster.lint import check
+from search.cluster.mlflow_server import mlflow_server
+
+
+def parse_args(argv: list[str] | None):
+    parser = Parser(prog="python -m search.cluster", description=DOC.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check", help="validate cluster YAMLs offline (Ray's checks + the security lint)")
+    p.add_argument("files", nargs="+")
+    p = sub.add_parser("mlflow-server", help="the head's MLflow tracking server, with basic auth")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback; reach it by SSH tunnel)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--backend-store-uri", default="sqlite:///" + str(Path("~/mlflow/mlflow.db").expanduser()))
+    p.add_argument("--artifacts-destination", default=str(Path("~/mlflow/artifacts").expanduser()))
+    p.add_argument("--state-dir", default="~/mlflow", help="the auth database, its config, the log and the pid")
+    p.add_argument("--wait-s", type=float, default=120.0, help="how long to wait for the server to answer")
+    p.add_argument("--foreground", action="store_true", help="run the server in this process (for supervisors)")
+    return parser.parse_args(argv)
+
+
+def check_files(files: list[str]) -> int:
+    """Print each file's problems and warnings; 1 if any file has a problem."""
+    worst = 0
+    for name in files:
+        found = check(name)
+        for problem in found.problems:
+            print(f"{name}: error: {problem}")
+        for warning in found.warnings:
+            print(f"{name}: warning: {warning}")
+        if not found.problems:
+            print(f"{name}: ok (Ray's validation and the security lint)")
+        worst = max(worst, 1 if found.problems else 0)
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "check":
+        return check_files(args.files)
+    try:
+        return mlflow_server(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""The end of a search: its summary (``contract.summary.SearchSummary``), the best trials' weights in MLflow, the
+report, and the lines printed for the user."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune.result import TRIAL_ID
+
+from contract import metrics as M
+from contract import ranking
+from contract.files import BEST_CONFIG, REPORT_DIR
+from contract.status import COMPLETED, ENDED, trial_status
+from contract.summary import SearchSummary
+from contract.tracking import BASELINE_TAG, DEFAULT_TRACKING_URI, MODEL_ARTIFACTS
+from search.config import SearchConfig
+from search.tracker import MlflowTracker
+from search.writes import PARENT
+
+log = logging.getLogger(__name__)
+
+
+def outcomes(grid) -> list[dict[str, Any]]:
+    """One row per trial: its status, last result and Tune result (``contract.ranking`` reads such rows)."""
+    rows = []
+    for result in grid:
+        metrics = result.metrics or {}
+        rows.append({**metrics, M.STATUS: trial_status(metrics, error=result.error is not None), "result": result})
+    return rows
+
+
+def summarize(grid, tracker: MlflowTracker, cfg: SearchConfig, storage: str, started: float) -> SearchSummary:
+    """Statuses, the best and the baseline trial, and the best trials' weights as artifacts of their runs."""
+    rows = outcomes(grid)
+    summary = SearchSummary(
+        counts={s: sum(r[M.STATUS] == s for r in rows) for s in ENDED}, wall_time_s=time.monotonic() - started
+    )
+    order = ranking.ranked(rows)
+    if order:
+        _describe_best(summary, order[0], tracker, cfg)
+    _describe_baseline(summary, rows, tracker, cfg, storage)
+    for row in [r for r in order if r[M.STATUS] == COMPLETED][: cfg.search.log_checkpoints]:
+        log_weights(tracker, row[TRIAL_ID], row["result"])
+    return summary
+
+
+def _describe_best(summary: SearchSummary, best: dict[str, Any], tracker: MlflowTracker, cfg: SearchConfig) -> None:
+    import yaml
+
+    result = best["result"]
+    summary.best_trial_id, summary.best_status = best[TRIAL_ID], best[M.STATUS]
+    summary.best_val_acc, summary.best_params, summary.best_macs = (
+        best[M.BEST_VAL_ACC],
+        best.get(M.PARAMS),
+        best.get(M.MACS),
+    )
+    summary.best_config, summary.best_path = result.config, result.path
+    summary.best_run_id = tracker.run_id(best[TRIAL_ID])
+    if cfg.local_experiment_dir:
+        path = cfg.local_experiment_dir / BEST_CONFIG
+        path.write_text(yaml.safe_dump(result.config, sort_keys=False))
+        summary.best_config_file = str(path)
+
+
+def _describe_baseline(
+    summary: SearchSummary, rows: list[dict[str, Any]], tracker: MlflowTracker, cfg: SearchConfig, storage: str
+) -> None:
+    from search.searcher import baseline_trial_id
+
+    baseline = baseline_trial_id(cfg.name, storage)
+    row = next((r for r in rows if r.get(TRIAL_ID) == baseline), None) if baseline else None
+    if row is not None:
+        summary.baseline_trial_id, summary.baseline_status = baseline, row[M.STATUS]
+        summary.baseline_val_acc = row.get(M.BEST_VAL_ACC)
+        tracker.set_tags(baseline, {BASELINE_TAG: "true"})
+
+
+def log_weights(tracker: MlflowTracker, trial_id: str, result) -> None:
+    """The best checkpoint's model weights (loadable with ``t2t.load_pretrained``) as an MLflow artifact."""
+    import tempfile
+
+    import torch
+
+    from trainables.tune import CHECKPOINT_FILE
+
+    checkpoint = result.get_best_checkpoint(M.VAL_ACC, "max") or result.checkpoint
+    run_id = tracker.run_id(trial_id)
+    if checkpoint is None or run_id is None:
+        return
+    try:
+        with checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as out:
+            state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+            torch.save(state["model"], Path(out) / "model.pt")
+            (Path(out) / "config.json").write_text(json.dumps(state["config"], indent=2))
+            tracker.client.log_artifacts(run_id, out, artifact_path=MODEL_ARTIFACTS)
+    except Exception as e:
+        log.warning("could not log the weights of trial %s to MLflow: %s", trial_id, e)
+
+
+def write_report(cfg: SearchConfig, parent_id: str) -> str | None:
+    """The analysis report, beside the results and on the parent run; a failure here only warns."""
+    from analysis.report import attach, make_report
+
+    folder = cfg.local_experiment_dir
+    out = folder / REPORT_DIR if folder else Path("reports") / cfg.name
+    try:
+        exp, files = make_report(parent_id, cfg.resolved_tracking_uri, out)
+        attach(exp, files)
+    except Exception as e:  # the search's results are safe; a report can be made again later
+        log.warning("could not write the report (%s); make it with: python -m analysis.report %s", e, parent_id)
+        return None
+    return str(out / "report.html")
+
+
+def finish(summary: SearchSummary, tracker: MlflowTracker, cfg: SearchConfig, parent_id: str, status: str) -> int:
+    """The parent run's summary and end, search_summary.json, the report and the printed summary; the exit code."""
+    tracker.log_metrics(PARENT, summary.metrics())
+    tracker.set_tags(PARENT, summary.tags())
+    tracker.trial_ended(PARENT, status)
+    tracker.close()
+    if cfg.local_experiment_dir:
+        summary.write(cfg.local_experiment_dir)
+    summary.report = write_report(cfg, parent_id)
+    print("\n".join(summary_lines(summary, cfg, parent_id)))
+    return 0 if summary.finished else 1
+
+
+def summary_lines(summary: SearchSummary, cfg: SearchConfig, parent_id: str) -> list[str]:
+    counts = ", ".join(f"{summary.counts.get(s, 0)} {s}" for s in ENDED)
+    lines = ["", f"search {cfg.name!r} done in {summary.wall_time_s:.0f} s: {counts}"]
+    if summary.best_trial_id is not None:
+        lines += best_lines(summary)
+    else:
+        lines.append(
+            "no trial finished without diverging or failing: their reasons are above and in MLflow "
+            "(a diverging search often needs a lower base.optim.lr or base.optim.clip_grad)"
+        )
+    if summary.report:
+        lines.append(f"report:   {summary.report}")
+    uri = cfg.resolved_tracking_uri
+    lines += [
+        f"results:  {cfg.experiment_path}",
+        f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; {how_to_compare(uri)}",
+    ]
+    return lines
+
+
+def best_lines(summary: SearchSummary) -> list[str]:
+    lines = [
+        f"best trial {summary.best_trial_id} ({summary.best_status}): val_acc {summary.best_val_acc:.4f}, "
+        f"{(summary.best_params or 0) / 1e6:.2f}M parameters, {(summary.best_macs or 0) / 1e6:.1f} MMACs",
+    ]
+    if summary.best_config_file:
+        lines.append(f"  retrain it: python -m trainables.train --config {summary.best_config_file}")
+    if summary.baseline_val_acc is not None:
+        gain = 100 * (summary.best_val_acc - summary.baseline_val_acc)
+        lines.append(
+            f"baseline trial {summary.baseline_trial_id} (the base config's values, {summary.baseline_status}): "
+            f"val_acc {summary.baseline_val_acc:.4f}; the search gained {gain:+.2f} points"
+        )
+    return lines
+
+
+def how_to_compare(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):  # a tracking server is its own UI (on a cluster: through the tunnel)
+        compare = f"compare the trials at {uri}"
+        if "127.0.0.1" in uri:
+            compare += " (from your machine: `ray attach cluster.yaml -p 5000`, then http://localhost:5000)"
+        return compare
+    ui = "mlflow ui" if uri == DEFAULT_TRACKING_URI else f"mlflow ui --backend-store-uri {uri}"
+    return f"compare the trials with `{ui}`"
