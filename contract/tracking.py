@@ -25,4 +25,6 @@ VERSION_TAG_PREFIX = "version."  # version.torch, version.ray, ... on the parent
 CONFIG_ARTIFACT = "config.json"  # the search's whole config
 SPACE_ARTIFACT = "search_space.json"
 REPORT_ARTIFACTS = "report"  # the folder the report's files are logged to
-MODEL_ARTIFACTS = "model"  # a trial run's folder of weights (model.pt) and config (config.json)
+MODEL_ARTIFACTS = "model"  # a trial run's folder of its best weights and their training config:
+MODEL_WEIGHTS_FILE = "model.pt"  # loadable with t2t.load_pretrained
+MODEL_CONFIG_FILE = "config.json"

@@ -16,7 +16,13 @@ from contract import ranking
 from contract.files import BEST_CONFIG, REPORT_DIR
 from contract.status import COMPLETED, ENDED, trial_status
 from contract.summary import SearchSummary
-from contract.tracking import BASELINE_TAG, DEFAULT_TRACKING_URI, MODEL_ARTIFACTS
+from contract.tracking import (
+    BASELINE_TAG,
+    DEFAULT_TRACKING_URI,
+    MODEL_ARTIFACTS,
+    MODEL_CONFIG_FILE,
+    MODEL_WEIGHTS_FILE,
+)
 from search.config import SearchConfig
 from search.tracker import MlflowTracker
 from search.writes import PARENT
@@ -94,8 +100,8 @@ def log_weights(tracker: MlflowTracker, trial_id: str, result) -> None:
     try:
         with checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as out:
             state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
-            torch.save(state["model"], Path(out) / "model.pt")
-            (Path(out) / "config.json").write_text(json.dumps(state["config"], indent=2))
+            torch.save(state["model"], Path(out) / MODEL_WEIGHTS_FILE)
+            (Path(out) / MODEL_CONFIG_FILE).write_text(json.dumps(state["config"], indent=2))
             tracker.client.log_artifacts(run_id, out, artifact_path=MODEL_ARTIFACTS)
     except Exception as e:
         log.warning("could not log the weights of trial %s to MLflow: %s", trial_id, e)

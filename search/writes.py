@@ -17,7 +17,7 @@ from contract.status import RUN_STATUS
 if TYPE_CHECKING:
     from search.tracker import MlflowTracker
 
-PARENT = "parent"  # the key of the parent run among the trial ids
+PARENT = "<parent>"  # the key of the search's parent run among the trial ids (no Ray trial id looks like it)
 # Numbers of an epoch's result that become the run's metrics (step = epoch).
 EPOCH_METRICS = (
     M.EPOCH,

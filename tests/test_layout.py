@@ -1,0 +1,86 @@
+"""The layout the README's "Layout" section promises: imports point one way, and contract's records are its own.
+
+Read from the source with ``ast``: nothing is imported, so a violation is reported even in code no test runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Which of the project's packages each package may import (the README's Layout table).
+MAY_IMPORT = {
+    "contract": set(),
+    "t2t": {"contract"},
+    "trainables": {"contract", "t2t"},
+    "analysis": {"contract"},
+    "search": {"contract", "t2t", "trainables", "analysis"},
+}
+# Strings of contract whose value is also someone else's own name, so other code spells it too.
+SHARED_WITH_OTHERS = {
+    "trial_id",  # Ray Tune's own result key (ray.tune.result.TRIAL_ID) and the report tables' column
+    "model",  # the training config's model section and the state-dict key of a checkpoint's weights
+}
+
+
+def _files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level names of every module ``path`` imports (relative imports resolved to the project package)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add(path.relative_to(ROOT).parts[0] if node.level else (node.module or "").split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
+def test_imports_point_one_way(package):
+    project = set(MAY_IMPORT)
+    wrong = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in _files(package)
+        for name in _imports(path) & project - {package} - MAY_IMPORT[package]
+    }
+    assert not wrong, sorted(wrong)
+
+
+def test_contract_imports_only_the_standard_library():
+    outside = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in _files("contract")
+        for name in _imports(path) - {"contract", "__future__"}
+        if name not in sys.stdlib_module_names
+    }
+    assert not outside, sorted(outside)
+
+
+def _constants(path: Path) -> dict[str, str]:
+    """Module-level ``NAME = "string"`` of a contract module."""
+    out = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            out[node.value.value] = node.targets[0].id
+    return out
+
+
+def test_no_other_package_spells_a_record_of_the_contract():
+    records = {}
+    for module in ("tracking", "files", "status"):
+        records.update({v: f"contract.{module}.{n}" for v, n in _constants(ROOT / "contract" / f"{module}.py").items()})
+    records = {v: name for v, name in records.items() if v not in SHARED_WITH_OTHERS}
+    spelled = set()
+    for package in set(MAY_IMPORT) - {"contract"}:
+        for path in _files(package):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and node.value in records:
+                    spelled.add(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r} (use {records[node.value]})")
+    assert not spelled, sorted(spelled)
