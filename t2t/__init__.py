@@ -4,7 +4,7 @@ from t2t.complexity import Complexity, complexity
 from t2t.config import SOFT_SPLIT_PRESETS, TOKENS_TYPES, T2TConfig
 from t2t.model import T2TViT, sinusoid_table
 from t2t.pretrained import LoadReport, load_pretrained
-from t2t.registry import create_model, list_models, model_config, register_model
+from t2t.registry import create_model, list_models, model_config
 
 __all__ = [
     "SOFT_SPLIT_PRESETS",
@@ -18,6 +18,5 @@ __all__ = [
     "list_models",
     "load_pretrained",
     "model_config",
-    "register_model",
     "sinusoid_table",
 ]

@@ -1,4 +1,4 @@
-"""T2T-ViT: tokens-to-token module, then a ViT backbone on the cls token. Named variants at the bottom."""
+"""T2T-ViT: tokens-to-token module, then a ViT backbone on the cls token. The named variants are in ``t2t.variants``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from torch import nn
 
 from t2t.config import T2TConfig
 from t2t.layers import LN_EPS, Block
-from t2t.registry import register_model
 from t2t.tokens import TokensToToken
 
 
@@ -116,101 +115,3 @@ def _init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
-
-
-def _create(variant: dict[str, Any], build: bool = True, **overrides: Any) -> T2TViT | T2TConfig:
-    config = T2TConfig.from_dict({**variant, **overrides})
-    return T2TViT(config) if build else config
-
-
-# The official variants: 224 px, 1000 classes, token_dim 64, backbone head_dim 64, qkv_bias False.
-# "lite" (7/10/12) and the others use performer tokens; the t2t_vit_t_* use transformer tokens.
-@register_model
-def t2t_vit_7(**kwargs: Any):
-    return _create(dict(tokens_type="performer", embed_dim=256, depth=7, num_heads=4, mlp_ratio=2.0), **kwargs)
-
-
-@register_model
-def t2t_vit_10(**kwargs: Any):
-    return _create(dict(tokens_type="performer", embed_dim=256, depth=10, num_heads=4, mlp_ratio=2.0), **kwargs)
-
-
-@register_model
-def t2t_vit_12(**kwargs: Any):
-    return _create(dict(tokens_type="performer", embed_dim=256, depth=12, num_heads=4, mlp_ratio=2.0), **kwargs)
-
-
-@register_model
-def t2t_vit_14(**kwargs: Any):
-    return _create(dict(tokens_type="performer", embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0), **kwargs)
-
-
-@register_model
-def t2t_vit_19(**kwargs: Any):
-    return _create(dict(tokens_type="performer", embed_dim=448, depth=19, num_heads=7, mlp_ratio=3.0), **kwargs)
-
-
-@register_model
-def t2t_vit_24(**kwargs: Any):
-    return _create(dict(tokens_type="performer", embed_dim=512, depth=24, num_heads=8, mlp_ratio=3.0), **kwargs)
-
-
-@register_model
-def t2t_vit_t_14(**kwargs: Any):
-    return _create(dict(tokens_type="transformer", embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0), **kwargs)
-
-
-@register_model
-def t2t_vit_t_19(**kwargs: Any):
-    return _create(dict(tokens_type="transformer", embed_dim=448, depth=19, num_heads=7, mlp_ratio=3.0), **kwargs)
-
-
-@register_model
-def t2t_vit_t_24(**kwargs: Any):
-    return _create(dict(tokens_type="transformer", embed_dim=512, depth=24, num_heads=8, mlp_ratio=3.0), **kwargs)
-
-
-@register_model
-def t2t_vit_c_14(**kwargs: Any):
-    """The paper's T2T-ViT_c-14: three convolutions instead of soft splits + token layers (80.8%, 21.3M)."""
-    return _create(dict(tokens_type="convolution", embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0), **kwargs)
-
-
-# Small variants for 32 px images (CIFAR, upscaled digits) on a CPU, and a tiny one for tests.
-@register_model
-def t2t_vit_mini(**kwargs: Any):
-    """About 0.6M parameters, 16 tokens at 32 px: the default of the CPU search."""
-    variant = dict(
-        img_size=32,
-        num_classes=10,
-        soft_split="compact",
-        token_dim=32,
-        embed_dim=128,
-        depth=4,
-        num_heads=4,
-        mlp_ratio=2.0,
-    )
-    return _create(variant, **kwargs)
-
-
-@register_model
-def t2t_vit_7_cifar(**kwargs: Any):
-    """t2t_vit_7 on 32 px images with 64 tokens; loads the ImageNet t2t_vit_7 checkpoint."""
-    variant = dict(img_size=32, num_classes=10, soft_split="cifar", embed_dim=256, depth=7, num_heads=4, mlp_ratio=2.0)
-    return _create(variant, **kwargs)
-
-
-@register_model
-def t2t_vit_test(**kwargs: Any):
-    """Tiny, for tests: 2 blocks of width 32 on 32 px images."""
-    variant = dict(
-        img_size=32,
-        num_classes=10,
-        soft_split="compact",
-        token_dim=16,
-        embed_dim=32,
-        depth=2,
-        num_heads=2,
-        mlp_ratio=2.0,
-    )
-    return _create(variant, **kwargs)

@@ -31,7 +31,9 @@ def random_features(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.exp(x @ w.t() - x.pow(2).sum(dim=-1, keepdim=True) / 2) / math.sqrt(w.shape[0])
 
 
-def performer_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, eps: float = 1e-8):
+def performer_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
     """Linear-time softmax-kernel attention, computed in (at least) float32 whatever autocast says."""
     dtype = torch.promote_types(q.dtype, torch.float32)
     with torch.autocast(device_type=q.device.type, enabled=False):

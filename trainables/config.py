@@ -6,6 +6,7 @@ YAML / ``--set key=value`` -> ``TrainConfig`` -> ``to_dict()`` (a plain dict for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 import t2t
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "synthetic")
 # Set by the data set, not by the user: the model is built to fit it.
 _DATA_DERIVED = {"img_size": "data.img_size", "in_chans": "the data set", "num_classes": "the data set"}
 
@@ -116,11 +116,8 @@ class TrainConfig(_Section):
         except ValidationError as e:
             raise ConfigError(describe(e)) from None
 
-    def with_overrides(self, assignments: list[str]) -> TrainConfig:
-        return TrainConfig.from_dict(apply_assignments(self.to_dict(), assignments))
-
     @classmethod
-    def load(cls, path: str | Path | None = None, assignments: list[str] = ()) -> TrainConfig:
+    def load(cls, path: str | Path | None = None, assignments: Sequence[str] = ()) -> TrainConfig:
         """The YAML file at ``path`` (or the defaults) with ``key=value`` assignments applied."""
         values = read_yaml(path) if path else {}
         return cls.from_dict(apply_assignments(values, list(assignments)))

@@ -1,14 +1,15 @@
 """The training loop: plain PyTorch, no Ray. The official T2T-ViT recipe, scaled to the data set.
 
 ``Trainer`` owns everything a run needs to continue exactly where it stopped (model, optimizer, EMA, step, epoch,
-RNG states, best metrics, run identifiers of the tracking layer); ``state_dict``/``load_state_dict`` carry it.
+RNG states, best metrics, history); ``state_dict``/``load_state_dict`` carry it.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 
 import t2t
 from contract import metrics as M
-from trainables.config import TrainConfig
+from trainables.config import OptimSection, TrainConfig
 from trainables.data import Data, build_data
 
 CHECK_EVERY = 25  # steps between NaN checks of the loss on a GPU
@@ -53,7 +54,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def lr_at(step: int, total_steps: int, warmup_steps: int, cfg) -> float:
+def lr_at(step: int, total_steps: int, warmup_steps: int, cfg: OptimSection) -> float:
     """Linear warmup from ``warmup_lr`` to ``lr``, then cosine to ``min_lr``, per optimizer step."""
     if step < warmup_steps:
         return cfg.warmup_lr + (cfg.lr - cfg.warmup_lr) * step / warmup_steps
@@ -102,7 +103,9 @@ class ModelEma:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, bf16: bool, num_classes: int) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], bf16: bool, num_classes: int
+) -> dict[str, float]:
     model.eval()
     loss_sum, correct1, correct5, n = 0.0, 0, 0, 0
     for x, y in batches:
@@ -144,9 +147,8 @@ class Trainer:
         model_cfg = cfg.model.build_config(cfg.data.img_size, self.data.in_chans, self.data.num_classes)
         self.cost = t2t.complexity(model_cfg)
         self.model = t2t.T2TViT(model_cfg)
-        self.load_report = None
         if cfg.model.pretrained:
-            self.load_report = t2t.load_pretrained(self.model, cfg.model.pretrained, strict=False)
+            t2t.load_pretrained(self.model, cfg.model.pretrained, strict=False)
         self.model.to(self.device)
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
         o = cfg.optim
@@ -165,7 +167,6 @@ class Trainer:
         self.step = 0
         self.best: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
-        self.extra: dict[str, str] = {}  # identifiers a tracking layer keeps with the checkpoint (e.g. run ids)
 
     @property
     def done(self) -> bool:
@@ -243,7 +244,6 @@ class Trainer:
             "step": self.step,
             "best": dict(self.best),
             "history": list(self.history),
-            "extra": dict(self.extra),
             "rng": {"torch": torch.get_rng_state(), "data": self.generator.get_state()},
         }
         if self.device.type == "cuda":
@@ -253,6 +253,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``; keys this version does not write (an older checkpoint's ``extra``) are ignored."""
         changed = _changed_keys(state["config"], self.cfg.to_dict())
         if changed:
             raise ValueError(
@@ -264,16 +265,16 @@ class Trainer:
         if self.ema:
             self.ema.module.load_state_dict(state["ema"])
         self.epoch, self.step = state["epoch"], state["step"]
-        self.best, self.history, self.extra = dict(state["best"]), list(state["history"]), dict(state["extra"])
+        self.best, self.history = dict(state["best"]), list(state["history"])
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["data"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
 
-    def save(self, path) -> None:
+    def save(self, path: str | Path) -> None:
         torch.save(self.state_dict(), path)
 
-    def load(self, path) -> None:
+    def load(self, path: str | Path) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
 
     def summary(self) -> dict[str, Any]:

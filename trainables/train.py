@@ -15,12 +15,17 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contract import metrics as M
-from contract.status import COMPLETED, DIVERGED, RUNNING
 from contract.cli import Parser, add_config_arguments
+from contract.status import COMPLETED, DIVERGED, RUNNING
+
+if TYPE_CHECKING:
+    from trainables.loop import Trainer
 
 log = logging.getLogger("trainables.train")
+CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,36 +40,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from trainables.config import ConfigError, TrainConfig
-
-    try:
-        cfg = TrainConfig.load(args.config, args.sets)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = Path(args.output_dir)
-    checkpoint = out / "checkpoint.pt"
-    if checkpoint.exists() and not args.resume:
-        print(
-            f"error: {out} already holds a run: pass --resume to continue it, or another --output-dir", file=sys.stderr
-        )
-        return 2
-    if args.resume and not checkpoint.exists():
-        print(f"error: nothing to resume: {checkpoint} does not exist", file=sys.stderr)
-        return 2
-
-    from trainables.checkpoint import atomic_save, atomic_write_json
     from trainables.data import DataError
-    from trainables.loop import Diverged, Trainer
 
     try:
-        trainer = Trainer(cfg)
-        if args.resume:
-            trainer.load(checkpoint)
+        trainer = start(args)
     except (DataError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = trainer.cfg
     log.info(
         "training %s on %s (%s) for %d epochs: %.2fM parameters, %.1f MMACs/image -> %s",
         cfg.model.name,
@@ -75,17 +60,51 @@ def main(argv: list[str] | None = None) -> int:
         trainer.cost.macs / 1e6,
         out,
     )
+    return train(trainer, out, quiet=args.quiet)
+
+
+def start(args: argparse.Namespace) -> Trainer:
+    """The trainer of the run ``args`` name, resumed from its checkpoint with ``--resume``.
+
+    A usage problem (bad config, a run to overwrite, nothing to resume, missing data) raises ``ValueError``,
+    ``DataError`` or ``RuntimeError`` with a one-line message.
+    """
+    from trainables.config import TrainConfig
+    from trainables.loop import Trainer
+
+    cfg = TrainConfig.load(args.config, args.sets)
+    out = Path(args.output_dir)
+    checkpoint = out / CHECKPOINT_FILE
+    if checkpoint.exists() and not args.resume:
+        raise ValueError(f"{out} already holds a run: pass --resume to continue it, or another --output-dir")
+    if args.resume and not checkpoint.exists():
+        raise ValueError(f"nothing to resume: {checkpoint} does not exist")
+    trainer = Trainer(cfg)
+    if args.resume:
+        trainer.load(checkpoint)
+    return trainer
+
+
+def train(trainer: Trainer, out: Path, quiet: bool = False) -> int:
+    """Run the remaining epochs, writing checkpoint, best weights and metrics into ``out`` after each one.
+
+    Returns the exit status: 0 done, 1 diverged, 130 interrupted (continue with ``--resume``).
+    """
+    from tqdm import tqdm
+
+    from trainables.checkpoint import atomic_save, atomic_write_json
+    from trainables.loop import Diverged
 
     def write_metrics(status: str, reason: str | None = None) -> None:
         summary = {M.STATUS: status, **({M.REASON: reason} if reason else {}), **trainer.summary()}
-        atomic_write_json({**summary, "history": trainer.history, "config": cfg.to_dict()}, out / "metrics.json")
+        record = {**summary, "history": trainer.history, "config": trainer.cfg.to_dict()}
+        atomic_write_json(record, out / "metrics.json")
 
-    from tqdm import tqdm
-
-    bar = tqdm(total=cfg.train.epochs, initial=trainer.epoch, unit="epoch", disable=args.quiet, file=sys.stderr)
+    epochs = trainer.cfg.train.epochs
+    bar = tqdm(total=epochs, initial=trainer.epoch, unit="epoch", disable=quiet, file=sys.stderr)
     try:
         for row in trainer.epochs():
-            atomic_save(trainer.state_dict(), checkpoint)
+            atomic_save(trainer.state_dict(), out / CHECKPOINT_FILE)
             if trainer.best[M.EPOCH] == trainer.epoch:
                 atomic_save(trainer.model.state_dict(), out / "best_model.pt")
             write_metrics(COMPLETED if trainer.done else RUNNING)

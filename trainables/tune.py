@@ -39,7 +39,7 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None)
     """Train ``config`` (a ``TrainConfig.to_dict()``), reporting every epoch with a checkpoint.
 
     A restarted trial (``FailureConfig`` retry, ``Tuner.restore``) continues from its last checkpoint: the same
-    epoch, optimizer, schedule and RNG states, and the ``extra`` identifiers a tracking layer stored.
+    epoch, optimizer, schedule and RNG states.
     ``report`` defaults to ``ray.tune.report``.
     """
     report = report or tune.report

@@ -116,9 +116,21 @@ def test_library_code_prints_nothing():
     assert out.getvalue() == ""
 
 
+def test_every_variant_is_a_valid_config_and_builds_what_model_config_says():
+    names = t2t.list_models()
+    assert names == sorted(names) and {"t2t_vit_7", "t2t_vit_t_24", "t2t_vit_c_14", "t2t_vit_test"} <= set(names)
+    for name in names:
+        assert isinstance(t2t.model_config(name), T2TConfig), name
+    config = t2t.model_config("t2t_vit_test", num_classes=3, depth=1)
+    assert (config.num_classes, config.depth, config.embed_dim) == (3, 1, 32)
+    assert t2t.create_model("t2t_vit_test", num_classes=3, depth=1).config == config
+
+
 def test_create_model_unknown_name_suggests_close_matches():
     with pytest.raises(ValueError, match=r"unknown model 't2t_vit_15'; did you mean .*'t2t_vit_14'"):
         t2t.create_model("t2t_vit_15")
+    with pytest.raises(ValueError, match=r"unknown model 't2t_vit_15'"):
+        t2t.model_config("t2t_vit_15")
 
 
 def test_create_model_unknown_option_is_an_error():

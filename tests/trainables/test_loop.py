@@ -80,14 +80,30 @@ def test_resume_is_exact(tmp_path):
 
 def test_checkpoint_loads_with_weights_only_and_refuses_another_config(tmp_path):
     trainer = _trainer("train.epochs=1")
-    trainer.extra["mlflow_run_id"] = "abc"
     trainer.run_epoch()
     trainer.save(tmp_path / "c.pt")
     state = torch.load(tmp_path / "c.pt", weights_only=True)
-    assert state["epoch"] == 1 and state["extra"] == {"mlflow_run_id": "abc"}
+    assert state["epoch"] == 1 and state["step"] == trainer.steps_per_epoch
     other = _trainer("train.epochs=2", "optim.lr=0.01")
     with pytest.raises(ValueError, match=r"another configuration \(optim.lr, train.epochs differ\)"):
         other.load(tmp_path / "c.pt")
+
+
+def test_older_checkpoint_with_extra_identifiers_resumes_exactly(tmp_path):
+    straight = _trainer("train.epochs=2")
+    list(straight.epochs())
+
+    first = _trainer("train.epochs=2")
+    first.run_epoch()
+    state = first.state_dict()
+    state["extra"] = {"mlflow_run_id": "abc"}  # what older versions kept with the checkpoint: ignored now
+    torch.save(state, tmp_path / "old.pt")
+    resumed = _trainer("train.epochs=2")
+    resumed.load(tmp_path / "old.pt")
+    list(resumed.epochs())
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert [r[M.VAL_LOSS] for r in straight.history] == [r[M.VAL_LOSS] for r in resumed.history]
 
 
 def test_nan_loss_raises_diverged_with_reason():
