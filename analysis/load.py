@@ -2,7 +2,7 @@
 
 ``trials``: one row per trial (trial_id, status, reason, baseline, best_val_acc, val_acc, val_loss, epochs, params,
 macs, trial_time_s, start_s, end_s, then one column per configuration key, e.g. ``model.depth``). ``baseline`` is
-true for the trial that trained the base config's own values (``search.baseline``).
+true for the trial that trained the base config's own values (its run has ``contract.tracking.BASELINE_TAG``).
 ``history``: one row per trial and epoch (trial_id, epoch, val_acc, val_loss, train_loss, epoch_time_s, time_s).
 Times are seconds since the search started.
 """
@@ -19,10 +19,14 @@ import pandas as pd
 import yaml
 
 from contract import metrics as M
-from contract.status import PRUNED, RUNNING
-from contract.tracking import BASELINE_TAG
+from contract.files import SEARCH_CONFIG
+from contract.flat import flatten
+from contract.status import RUNNING, trial_status
+from contract.summary import SearchSummary
+from contract.tracking import BASELINE_TAG, CONFIG_ARTIFACT, PARENT_RUN_TAG, ROLE_PARENT, ROLE_TAG, TRIAL_ID_TAG
 
 HISTORY_METRICS = (M.VAL_ACC, M.VAL_LOSS, M.TRAIN_LOSS, M.EPOCH_TIME_S)
+TUNE_ERROR_FILES = ("error.txt", "error.pkl")  # what Tune writes in the folder of a trial that raised
 
 
 class NoTrialsError(ValueError):
@@ -50,17 +54,6 @@ class Experiment:
                 return default
             node = node[part]
         return node
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config -> dotted keys (as search.tracking logs them; analysis does not import the search layer)."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _parse(value: str) -> Any:
@@ -101,113 +94,137 @@ def _finish(name: str, source: str, rows: list[dict], history: list[dict], **kwa
 
 def from_mlflow(experiment: str, tracking_uri: str) -> Experiment:
     """``experiment``: an MLflow experiment name (its latest search) or a parent run id."""
-    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is not None:
-        parents = client.search_runs(
-            [exp.experiment_id], "tags.`search.role` = 'parent'", order_by=["attributes.start_time DESC"], max_results=1
-        )
-        if not parents:
-            raise NoTrialsError(f"MLflow experiment {experiment!r} at {tracking_uri} has no search parent run")
-        parent = parents[0]
-    else:
-        try:
-            parent = client.get_run(experiment)
-        except MlflowException:
-            raise ValueError(
-                f"{experiment!r} is neither an MLflow experiment nor a run id at {tracking_uri}, nor a folder"
-            ) from None
-    settings = {}
-    with contextlib.suppress(MlflowException, OSError, ValueError):
-        settings = json.loads(Path(client.download_artifacts(parent.info.run_id, "config.json")).read_text())
+    parent, name = _parent_run(client, experiment, tracking_uri)
+    run_id = parent.info.run_id
     children = client.search_runs(
-        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", max_results=10000
+        [parent.info.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{run_id}'", max_results=10000
     )
     rows, history = [], []
     for run in children:
-        trial_id = run.data.tags.get("trial_id", run.info.run_id)
-        row = {
-            "trial_id": trial_id,
-            "run_id": run.info.run_id,
-            M.STATUS: run.data.tags.get(M.STATUS, RUNNING),
-            M.REASON: run.data.tags.get(M.REASON),
-            "baseline": run.data.tags.get(BASELINE_TAG) == "true",
-            M.PARAMS: run.data.metrics.get(M.PARAMS),
-            M.MACS: run.data.metrics.get(M.MACS),
-            M.VAL_ACC: run.data.metrics.get(M.VAL_ACC),
-            M.VAL_LOSS: run.data.metrics.get(M.VAL_LOSS),
-        }
-        row.update({k: _parse(v) for k, v in run.data.params.items()})
-        rows.append(row)
-        series: dict[int, dict[str, Any]] = {}
-        for key in HISTORY_METRICS:
-            for m in client.get_metric_history(run.info.run_id, key):
-                point = series.setdefault(
-                    m.step, {"trial_id": trial_id, M.EPOCH: m.step, "timestamp": m.timestamp / 1000}
-                )
-                point[key] = m.value
-        history.extend(p for p in series.values() if M.VAL_ACC in p)
-    name = exp.name if exp else parent.info.run_name
+        rows.append(_run_row(run))
+        history.extend(_run_history(client, run, rows[-1]["trial_id"]))
     return _finish(
         name,
         f"MLflow {tracking_uri}",
         rows,
         history,
-        settings=settings,
-        parent_run_id=parent.info.run_id,
+        settings=_run_settings(client, run_id),
+        parent_run_id=run_id,
         tracking_uri=tracking_uri,
     )
+
+
+def _parent_run(client: Any, experiment: str, tracking_uri: str) -> tuple[Any, str]:
+    """The latest search's parent run in the MLflow experiment named ``experiment``, else the run of that id; and
+    the name of the report (the experiment's, or the run's)."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        try:
+            run = client.get_run(experiment)
+        except MlflowException:
+            raise ValueError(
+                f"{experiment!r} is neither an MLflow experiment nor a run id at {tracking_uri}, nor a folder"
+            ) from None
+        return run, run.info.run_name
+    parents = client.search_runs(
+        [exp.experiment_id],
+        f"tags.`{ROLE_TAG}` = '{ROLE_PARENT}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not parents:
+        raise NoTrialsError(f"MLflow experiment {experiment!r} at {tracking_uri} has no search parent run")
+    return parents[0], exp.name
+
+
+def _run_settings(client: Any, run_id: str) -> dict[str, Any]:
+    """The search's config, logged as an artifact of its parent run (empty if it is missing)."""
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException, OSError, ValueError):
+        return json.loads(Path(client.download_artifacts(run_id, CONFIG_ARTIFACT)).read_text())
+    return {}
+
+
+def _run_row(run: Any) -> dict[str, Any]:
+    tags, values = run.data.tags, run.data.metrics
+    return {
+        "trial_id": tags.get(TRIAL_ID_TAG, run.info.run_id),
+        "run_id": run.info.run_id,
+        M.STATUS: tags.get(M.STATUS, RUNNING),
+        M.REASON: tags.get(M.REASON),
+        "baseline": tags.get(BASELINE_TAG) == "true",
+        **{key: values.get(key) for key in (M.PARAMS, M.MACS, M.VAL_ACC, M.VAL_LOSS)},
+        **{key: _parse(value) for key, value in run.data.params.items()},
+    }
+
+
+def _run_history(client: Any, run: Any, trial_id: str) -> list[dict[str, Any]]:
+    """One row per epoch of a trial's run that has a val_acc."""
+    series: dict[int, dict[str, Any]] = {}
+    for key in HISTORY_METRICS:
+        for m in client.get_metric_history(run.info.run_id, key):
+            point = series.setdefault(m.step, {"trial_id": trial_id, M.EPOCH: m.step, "timestamp": m.timestamp / 1000})
+            point[key] = m.value
+    return [p for p in series.values() if M.VAL_ACC in p]
 
 
 def from_tune(folder: str | Path) -> Experiment:
     """A Tune experiment folder (``ray_results/NAME``): each trial's params.json and result.json."""
     folder = Path(folder)
+    summary = SearchSummary.read(folder)  # written when the search ended
     rows, history = [], []
     for result_file in sorted(folder.glob("*/result.json")):
         results = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
-        if not results:
-            continue
-        last = results[-1]
-        row = {
-            "trial_id": last["trial_id"],
-            M.STATUS: last.get(M.STATUS, RUNNING),
-            M.REASON: last.get(M.REASON),
-            M.PARAMS: last.get(M.PARAMS),
-            M.MACS: last.get(M.MACS),
-            M.VAL_ACC: last.get(M.VAL_ACC),
-            M.VAL_LOSS: last.get(M.VAL_LOSS),
-            **_flatten(last.get("config", {})),
-        }
-        rows.append(row)
-        seen = set()
-        for r in results:
-            if r.get(M.EPOCH) in seen or M.VAL_ACC not in r:
-                continue
-            seen.add(r[M.EPOCH])
-            history.append(
-                {
-                    "trial_id": last["trial_id"],
-                    M.EPOCH: r[M.EPOCH],
-                    "timestamp": r["timestamp"],
-                    **{k: r.get(k) for k in HISTORY_METRICS},
-                }
-            )
-    settings = {}
-    config = folder / "search_config.json"  # written by search.run
-    if config.is_file():
-        settings = json.loads(config.read_text())
-    # A trial's last result says "running" when the scheduler stopped it (Tune records no final row): once
-    # the search is over (summary written), that is a pruned trial.
-    summary_file = folder / "search_summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+        if results:
+            rows.append(_trial_row(result_file.parent, results[-1], ended=summary is not None))
+            history.extend(_trial_history(results[-1]["trial_id"], results))
     for row in rows:
-        row["baseline"] = row["trial_id"] == summary.get("baseline_trial_id")
-        if summary and row[M.STATUS] == RUNNING:
-            row[M.STATUS] = PRUNED
+        row["baseline"] = summary is not None and row["trial_id"] == summary.baseline_trial_id
+    config = folder / SEARCH_CONFIG  # written by search.run
+    settings = json.loads(config.read_text()) if config.is_file() else {}
     return _finish(folder.name, f"Tune folder {folder}", rows, history, settings=settings)
+
+
+def _trial_row(trial_dir: Path, last: dict[str, Any], ended: bool) -> dict[str, Any]:
+    """A trial from its last result. Tune records no final row for a trial the scheduler stopped, so its last
+    result says "running"; once the search has ended, contract.status names its end (pruned, or failed where
+    Tune wrote the trial's error file)."""
+    error = next((trial_dir / name for name in TUNE_ERROR_FILES if (trial_dir / name).is_file()), None)
+    running = not ended and error is None  # a search still running: its trials report their own status
+    status = last.get(M.STATUS, RUNNING) if running else trial_status(last, error=error is not None)
+    return {
+        "trial_id": last["trial_id"],
+        M.STATUS: status,
+        M.REASON: last.get(M.REASON) or _error_reason(error),
+        **{key: last.get(key) for key in (M.PARAMS, M.MACS, M.VAL_ACC, M.VAL_LOSS)},
+        **flatten(last.get("config", {})),
+    }
+
+
+def _error_reason(error_file: Path | None) -> str | None:
+    """The last line of Tune's error.txt (the exception), if the trial has one."""
+    if error_file is None or error_file.suffix != ".txt":
+        return None
+    lines = error_file.read_text(errors="replace").strip().splitlines()
+    return lines[-1] if lines else None
+
+
+def _trial_history(trial_id: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per epoch that has a val_acc, the first report of an epoch where a restarted trial repeated it."""
+    history, seen = [], set()
+    for r in results:
+        if r.get(M.EPOCH) in seen or M.VAL_ACC not in r:
+            continue
+        seen.add(r[M.EPOCH])
+        point = {"trial_id": trial_id, M.EPOCH: r[M.EPOCH], "timestamp": r["timestamp"]}
+        history.append({**point, **{k: r.get(k) for k in HISTORY_METRICS}})
+    return history
 
 
 def load(experiment: str, tracking_uri: str) -> Experiment:

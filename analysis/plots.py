@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
@@ -9,6 +11,8 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from analysis.load import Experiment
 from contract import metrics as M
@@ -23,13 +27,13 @@ STATUS_COLORS = {
 }
 
 
-def _figure(width: float = 7, height: float = 4):
+def _figure(width: float = 7, height: float = 4) -> tuple[Figure, Axes]:
     fig, ax = plt.subplots(figsize=(width, height), dpi=100, layout="constrained")
     ax.grid(alpha=0.3)
     return fig, ax
 
 
-def _legend_by_status(ax, statuses) -> None:
+def _legend_by_status(ax: Axes, statuses: Iterable[str]) -> None:
     handles = [
         plt.Line2D([], [], color=STATUS_COLORS.get(s, "tab:blue"), marker="o", ls="", label=s)
         for s in sorted(set(statuses))
@@ -37,7 +41,7 @@ def _legend_by_status(ax, statuses) -> None:
     ax.legend(handles=handles, fontsize=8)
 
 
-def importance_bar(scores: dict[str, float]):
+def importance_bar(scores: dict[str, float]) -> Figure:
     fig, ax = _figure(7, 0.5 + 0.4 * max(1, len(scores)))
     names = list(scores)[::-1]
     ax.barh(names, [scores[n] for n in names], color="tab:blue")
@@ -54,7 +58,7 @@ def _numeric(values: pd.Series) -> tuple[np.ndarray, list[str] | None]:
     return values.astype(str).map(labels.index).astype(float).to_numpy(), labels
 
 
-def slices(exp: Experiment, params: list[str]):
+def slices(exp: Experiment, params: list[str]) -> Figure:
     """val_acc against each parameter's value, one panel per parameter."""
     fig, axes = plt.subplots(
         1, max(1, len(params)), figsize=(3.2 * max(1, len(params)), 3.2), dpi=100, layout="constrained", squeeze=False
@@ -75,7 +79,7 @@ def slices(exp: Experiment, params: list[str]):
     return fig
 
 
-def parallel_coordinates(exp: Experiment, params: list[str]):
+def parallel_coordinates(exp: Experiment, params: list[str]) -> Figure:
     """One line per trial across the searched parameters (each scaled to [0, 1]), coloured by val_acc."""
     data = exp.trials.dropna(subset=[M.BEST_VAL_ACC])
     axes_names = [*params, M.BEST_VAL_ACC]
@@ -96,7 +100,7 @@ def parallel_coordinates(exp: Experiment, params: list[str]):
     return fig
 
 
-def learning_curves(exp: Experiment, rungs: list[int]):
+def learning_curves(exp: Experiment, rungs: list[int]) -> Figure:
     fig, ax = _figure(7, 4)
     status = exp.trials.set_index("trial_id")[M.STATUS]
     for trial_id, h in exp.history.groupby("trial_id"):
@@ -111,7 +115,7 @@ def learning_curves(exp: Experiment, rungs: list[int]):
     return fig
 
 
-def pareto(trials: pd.DataFrame, front: pd.DataFrame, cost: str):
+def pareto(trials: pd.DataFrame, front: pd.DataFrame, cost: str) -> Figure:
     fig, ax = _figure(6, 4)
     data = trials.dropna(subset=[M.BEST_VAL_ACC, cost])
     ax.scatter(

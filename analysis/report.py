@@ -4,8 +4,9 @@
     python -m analysis.report 57a79eb460e94c118cd1b04cd09b1218  # a search's parent run id
     python -m analysis.report ray_results/t2t-search --format html,md
 
-Writes report.html (self-contained), report.md with its PNGs, trials.csv and history.csv, and best_config.yaml to
---output-dir (default reports/NAME), and attaches them to the search's MLflow parent run.
+Writes report.html (self-contained), report.md with its PNGs, trials.csv and history.csv, and best_config.yaml (when
+a trial finished without diverging or failing) to --output-dir (default reports/NAME), and attaches them to the
+search's MLflow parent run.
 """
 
 from __future__ import annotations
@@ -18,26 +19,28 @@ from pathlib import Path
 from analysis.load import Experiment, NoTrialsError, load
 from analysis.render import FORMATS, write_report
 from contract.cli import Parser
+from contract.tracking import DEFAULT_TRACKING_URI, REPORT_ARTIFACTS
 
 log = logging.getLogger("analysis.report")
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 def attach(exp: Experiment, files: list[Path]) -> bool:
-    """Log the report files as artifacts (folder ``report``) of the search's parent run."""
+    """Log the report files as artifacts (folder ``REPORT_ARTIFACTS``) of the search's parent run; False where the
+    report was not read from MLflow."""
     if not exp.parent_run_id or not exp.tracking_uri:
         return False
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(exp.tracking_uri)
     for path in files:
-        client.log_artifact(exp.parent_run_id, str(path), artifact_path="report")
+        client.log_artifact(exp.parent_run_id, str(path), artifact_path=REPORT_ARTIFACTS)
     return True
 
 
 def make_report(
     experiment: str, tracking_uri: str, out: Path | None = None, formats: tuple[str, ...] = FORMATS
 ) -> tuple[Experiment, list[Path]]:
+    """Load ``experiment`` (see ``analysis.load.load``) and write its report to ``out`` (default reports/NAME)."""
     exp = load(experiment, tracking_uri)
     files = write_report(exp, out or Path("reports") / exp.name, formats)
     return exp, files

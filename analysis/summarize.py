@@ -10,7 +10,8 @@ import pandas as pd
 
 from analysis.load import Experiment
 from contract import metrics as M
-from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING
+from contract import ranking
+from contract.status import COMPLETED, DIVERGED, ENDED, FAILED, PRUNED, RUNNING
 
 LEADERBOARD_COLUMNS = ["trial_id", M.STATUS, M.BEST_VAL_ACC, M.VAL_LOSS, M.PARAMS, M.MACS, "epochs", "trial_time_s"]
 
@@ -48,26 +49,29 @@ def leaderboard(exp: Experiment, k: int = 10) -> pd.DataFrame:
     return ranked[cols].head(k).reset_index(drop=True)
 
 
-def best_trial(exp: Experiment) -> pd.Series:
-    """The trial to recommend, by the rule search.run's summary uses: the most accurate completed trial, else
-    the most accurate pruned one, else the most accurate of any (a diverged or failed trial only then)."""
-    rank = {COMPLETED: 0, PRUNED: 1}
-    trials = exp.trials.assign(_rank=exp.trials[M.STATUS].map(rank).fillna(2))
-    ordered = trials.sort_values(["_rank", M.BEST_VAL_ACC, M.MACS], ascending=[True, False, True], na_position="last")
-    return ordered.drop(columns="_rank").iloc[0]
+def best_trial(exp: Experiment) -> pd.Series | None:
+    """The trial to recommend, by the search's own rule (``contract.ranking``); None when no trial is a candidate
+    (every one diverged or failed)."""
+    rows = exp.trials.to_dict("records")
+    best = ranking.best(rows)
+    return None if best is None else exp.trials.iloc[rows.index(best)]
 
 
 def baseline_trial(exp: Experiment) -> pd.Series | None:
-    """The trial that trained the base config's own values (``search.baseline``), if the search had one."""
+    """The trial that trained the base config's own values (its run tagged ``contract.tracking.BASELINE_TAG``),
+    if the search had one."""
     if "baseline" not in exp.trials.columns:
         return None
     rows = exp.trials[exp.trials["baseline"].fillna(False).astype(bool)]
     return rows.iloc[0] if len(rows) else None
 
 
-def best_config(exp: Experiment) -> dict[str, Any]:
-    """The recommended trial's configuration as nested sections (base config + its sampled values)."""
+def best_config(exp: Experiment) -> dict[str, Any] | None:
+    """The recommended trial's configuration as nested sections (base config + its sampled values); None when
+    there is no trial to recommend."""
     row = best_trial(exp)
+    if row is None:
+        return None
     nested: dict[str, Any] = {}
     for key, value in row.items():
         section, _, rest = str(key).partition(".")
@@ -179,12 +183,13 @@ def cost(exp: Experiment) -> dict[str, float]:
 
 
 def failures(exp: Experiment) -> pd.DataFrame:
+    """The trials that diverged or failed, with the reason."""
     bad = exp.trials[exp.trials[M.STATUS].isin([FAILED, DIVERGED])]
     return bad[["trial_id", M.STATUS, M.REASON, "epochs"]].reset_index(drop=True)
 
 
 def status_counts(exp: Experiment) -> dict[str, int]:
-    return {s: int((exp.trials[M.STATUS] == s).sum()) for s in (COMPLETED, PRUNED, DIVERGED, FAILED, RUNNING)}
+    return {s: int((exp.trials[M.STATUS] == s).sum()) for s in (*ENDED, RUNNING)}
 
 
 def _missing(value: Any) -> bool:

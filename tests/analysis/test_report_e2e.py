@@ -11,6 +11,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from analysis.report import main
+from contract.files import BEST_CONFIG, REPORT_DIR
+from contract.tracking import ROLE_PARENT, ROLE_TAG
 from trainables.config import TrainConfig
 
 pytestmark = pytest.mark.slow
@@ -28,7 +30,7 @@ def test_report_from_mlflow_alone(smoke_search, tmp_path, capsys):
         "report.md",
         "trials.csv",
         "history.csv",
-        "best_config.yaml",
+        BEST_CONFIG,
         "learning_curves.png",
         "parallel_coordinates.png",
         "pareto_macs.png",
@@ -47,7 +49,7 @@ def test_report_from_mlflow_alone(smoke_search, tmp_path, capsys):
         assert f"## {heading}" in markdown
     assert "Method: fANOVA" in markdown
     assert "The baseline, trial " in markdown and "the search gained" in markdown  # the run tagged search.baseline
-    TrainConfig.from_dict(yaml.safe_load((out / "best_config.yaml").read_text()))  # ready to retrain
+    TrainConfig.from_dict(yaml.safe_load((out / BEST_CONFIG).read_text()))  # ready to retrain
 
 
 def test_report_from_the_tune_folder(smoke_search, tmp_path):
@@ -64,7 +66,7 @@ def test_report_from_the_tune_folder(smoke_search, tmp_path):
 def test_html_renders_in_headless_chromium(smoke_search, tmp_path):
     if CHROMIUM is None:
         pytest.fail("chromium is not installed: `make test` installs it (Debian: apt-get install chromium)")
-    page = smoke_search / "ray_results" / "smoke" / "report" / "report.html"
+    page = smoke_search / "ray_results" / "smoke" / REPORT_DIR / "report.html"
     html = page.read_text()
     assert "http://" not in html and "https://" not in html  # self-contained: opens offline
     assert html.count("<img") == html.count('src="data:image/png;base64,') >= 5  # every plot embedded
@@ -89,7 +91,7 @@ def test_no_finished_trials_is_a_clear_error(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
     experiment = client.create_experiment("empty")
-    client.create_run(experiment, tags={"search.role": "parent"})
+    client.create_run(experiment, tags={ROLE_TAG: ROLE_PARENT})
     assert main(["empty", "--tracking-uri", uri, "--output-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "experiment 'empty'" in err and "has no trial with a finished epoch yet" in err
