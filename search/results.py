@@ -91,7 +91,7 @@ def log_weights(tracker: MlflowTracker, trial_id: str, result) -> None:
 
     import torch
 
-    from trainables.tune import CHECKPOINT_FILE
+    from trainables.checkpoint import CHECKPOINT_FILE
 
     checkpoint = result.get_best_checkpoint(M.VAL_ACC, "max") or result.checkpoint
     run_id = tracker.run_id(trial_id)

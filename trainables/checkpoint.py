@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+CHECKPOINT_FILE = "checkpoint.pt"  # everything a run needs to resume exactly (Trainer.state_dict)
+
 
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file, then rename over ``path``."""

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from trainables.loop import Trainer
 
 log = logging.getLogger("trainables.train")
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,6 +68,7 @@ def start(args: argparse.Namespace) -> Trainer:
     A usage problem (bad config, a run to overwrite, nothing to resume, missing data) raises ``ValueError``,
     ``DataError`` or ``RuntimeError`` with a one-line message.
     """
+    from trainables.checkpoint import CHECKPOINT_FILE
     from trainables.config import TrainConfig
     from trainables.loop import Trainer
 
@@ -92,7 +92,7 @@ def train(trainer: Trainer, out: Path, quiet: bool = False) -> int:
     """
     from tqdm import tqdm
 
-    from trainables.checkpoint import atomic_save, atomic_write_json
+    from trainables.checkpoint import CHECKPOINT_FILE, atomic_save, atomic_write_json
     from trainables.loop import Diverged
 
     def write_metrics(status: str, reason: str | None = None) -> None:

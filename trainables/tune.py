@@ -14,10 +14,9 @@ from ray import tune
 
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, RUNNING
+from trainables.checkpoint import CHECKPOINT_FILE
 from trainables.config import TrainConfig
 from trainables.loop import Diverged, Trainer
-
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def trial_device(cfg: TrainConfig) -> torch.device:
