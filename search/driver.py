@@ -177,14 +177,15 @@ def end_failed(cfg: SearchConfig, tracker: MlflowTracker, error: BaseException) 
 
 
 def describe_error(error: BaseException) -> str:
+    """One line for what stopped the search: its root cause, unwrapped from Tune's and Ray's wrappers."""
     import errno
 
-    cause = error
-    while cause.__cause__ or cause.__context__:  # the root: Tune wraps what its loop raised
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
-        where = f" writing {cause.filename}" if cause.filename else ""
-        return f"no space left on the device{where}: free some space or give --storage-path elsewhere"
+    cause, seen = error, set()
+    while id(cause) not in seen:  # RayTaskError keeps the worker's exception as .cause; Tune chains its own
+        seen.add(id(cause))
+        cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__ or cause
+    if getattr(cause, "errno", None) == errno.ENOSPC or "[Errno 28]" in str(cause):
+        return "no space left on the device: free some space, or move the results folder to a larger disk"
     text = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {text[0] if text else ''}"[:500]
 
@@ -214,6 +215,7 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
     with GracefulStop() as stop:
         try:
             start_ray(address)
+            stop.reinstall()
             return _search(cfg, resume, address, stop, started)
         except KeyboardInterrupt:  # a signal before Tune ran, or a second one while it saved
             print(f"interrupted ({stop.received}); continue with: {resume_command(cfg)}", file=sys.stderr)

@@ -30,6 +30,12 @@ class GracefulStop:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
+    def reinstall(self) -> None:
+        """Take the signals back after ``ray.init``: Ray's core worker installs its own SIGTERM handler in the
+        driver (a stack dump, then an abort)."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)

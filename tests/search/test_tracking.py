@@ -171,3 +171,40 @@ def test_a_server_that_goes_away_loses_nothing_and_never_blocks(tmp_path, monkey
         assert [m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)] == [1, 2, 3, 4, 5]
     finally:
         kill_session(server)
+
+
+def test_deliver_sends_what_a_search_left_undelivered(tmp_path, capsys):
+    """``python -m search.deliver``: a finished search whose store was away at its end (writes saved locally)."""
+    import json
+
+    from contract.files import PENDING_WRITES, SEARCH_CONFIG, SEARCH_ID
+    from search.config import SearchConfig
+    from search.deliver import main as deliver
+    from search.writes import EndRun, LogEpoch, StartTrial
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = SearchConfig.load(None, [], name="late", storage_path=str(tmp_path / "results")).model_copy(
+        update={"tracking_uri": uri}
+    )
+    folder = tmp_path / "results" / "late"
+    folder.mkdir(parents=True)
+    (folder / SEARCH_CONFIG).write_text(json.dumps(cfg.to_dict()))
+    (folder / SEARCH_ID).write_text("search-late\n")
+    tracker = MlflowTracker(uri, "late", "search-late").open()
+    _start(tracker)
+    tracker.close()
+    writes = [StartTrial("t1", {}), LogEpoch("t1", _numbers(_row(1))), EndRun("t1", COMPLETED)]
+    (folder / PENDING_WRITES).write_text(json.dumps([w.to_json() for w in writes]))
+
+    assert deliver(["--name", "late", "--storage-path", str(tmp_path / "results")]) == 0
+    assert not (folder / PENDING_WRITES).exists() and "delivered" in capsys.readouterr().out
+    client = MlflowClient(uri)
+    child = client.search_runs([client.get_experiment_by_name("late").experiment_id], "tags.trial_id = 't1'")[0]
+    assert child.info.status == "FINISHED" and [
+        m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)
+    ] == [1]
+    assert deliver(["--name", "late", "--storage-path", str(tmp_path / "results")]) == 0  # nothing left: fine
+
+
+def _numbers(row: dict) -> dict:
+    return {k: v for k, v in row.items() if isinstance(v, (int, float))}
