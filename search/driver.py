@@ -17,7 +17,14 @@ from contract import metrics as M
 from contract.files import PENDING_WRITES, STUDY_DB
 from contract.flat import flatten
 from contract.status import COMPLETED, FAILED, INTERRUPTED, NOT_STARTED, PRUNED
-from contract.tracking import CONFIG_ARTIFACT, OPTUNA_STORAGE_TAG, ROLE_PARENT, ROLE_TAG, SPACE_ARTIFACT
+from contract.tracking import (
+    CONFIG_ARTIFACT,
+    EXPERIMENT_PATH_TAG,
+    OPTUNA_STORAGE_TAG,
+    ROLE_PARENT,
+    ROLE_TAG,
+    SPACE_ARTIFACT,
+)
 from search.config import SearchConfig
 from search.identity import SearchIdentity
 from search.redact import redact
@@ -76,7 +83,6 @@ def open_tracker(cfg: SearchConfig, identity: SearchIdentity) -> MlflowTracker:
 
 def open_parent(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> str:
     """The search's parent run (found again on a resume); no credential in its params or tags."""
-    from contract.tracking import EXPERIMENT_PATH_TAG
     from search.provenance import versions
 
     config = cfg.to_dict()
@@ -96,6 +102,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     from ray import tune
 
     from search.callback import MlflowCallback
+    from search.disk_guard import DiskGuard
     from search.history import CsvHistory, JsonHistory
     from search.progress import Progress
     from search.searcher import StudySearcher
@@ -103,7 +110,11 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
 
     s = cfg.search
     trainable = tune.with_resources(train_t2t, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+    callbacks = [MlflowCallback(tracker), Progress(), JsonHistory(), CsvHistory()]
+    if cfg.local_experiment_dir:
+        callbacks.append(DiskGuard(cfg.experiment_path))
     if resume:  # the callbacks come back from tuner.pkl; their tracker is this driver's (search.tracker)
+        StudySearcher.restored_storage = storage
         return tune.Tuner.restore(cfg.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
     return tune.Tuner(
         trainable,
@@ -122,7 +133,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
         run_config=tune.RunConfig(
             name=cfg.name,
             storage_path=cfg.resolved_storage_path,
-            callbacks=[MlflowCallback(tracker), Progress(), JsonHistory(), CsvHistory()],
+            callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=M.VAL_ACC, checkpoint_score_order="max"
@@ -151,7 +162,7 @@ def resume_command(cfg: SearchConfig) -> str:
     return command
 
 
-def end_stopped(cfg: SearchConfig, tracker: MlflowTracker, reason: str, parent_status: str) -> None:
+def end_stopped(tracker: MlflowTracker, reason: str, parent_status: str) -> None:
     """The trials Tune stopped without ending them stay resumable: their runs end KILLED as interrupted."""
     for trial_id in tracker.open_trials():
         tracker.trial_ended(trial_id, INTERRUPTED, reason)
@@ -160,7 +171,7 @@ def end_stopped(cfg: SearchConfig, tracker: MlflowTracker, reason: str, parent_s
 
 
 def end_interrupted(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop) -> int:
-    end_stopped(cfg, tracker, f"stopped by {stop.received}", INTERRUPTED)
+    end_stopped(tracker, f"stopped by {stop.received}", INTERRUPTED)
     print(
         f"interrupted ({stop.received}) with trials unfinished; continue with: {resume_command(cfg)}", file=sys.stderr
     )
@@ -171,7 +182,7 @@ def end_failed(cfg: SearchConfig, tracker: MlflowTracker, error: BaseException) 
     """An error inside Tune (a full disk, a store that broke): one line; the search can be resumed once fixed."""
     line = redact(describe_error(error))
     log.debug("the search stopped with an error", exc_info=error)
-    end_stopped(cfg, tracker, f"the search stopped: {line}", FAILED)
+    end_stopped(tracker, f"the search stopped: {line}", FAILED)
     print(f"error: the search stopped: {line}; once fixed, continue with: {resume_command(cfg)}", file=sys.stderr)
     return ERROR_EXIT
 
@@ -226,6 +237,7 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
 
 def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float) -> int:
     from search import results
+    from search.disk_guard import DiskGuard, StorageFullError
 
     if address:  # a node that cannot see the storage would fail every trial it gets: stop before any
         from search.cluster.storage import StorageError, check_storage
@@ -249,6 +261,8 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
         return end_failed(cfg, tracker, e)
     if stop.received:
         return end_interrupted(cfg, tracker, stop)
+    if DiskGuard.tripped:
+        return end_failed(cfg, tracker, StorageFullError(DiskGuard.tripped))
     reason = None
     if tracker.open_trials():  # Tune returned with trials it did not end: only its time budget does that
         if not cfg.search.time_budget_s:

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 from optuna.trial import TrialState
@@ -22,7 +21,6 @@ from ray.tune.search import Searcher
 
 import t2t
 from contract import metrics as M
-from contract.files import STUDY_DB
 from contract.status import COMPLETED, DIVERGED, FAILED, NOT_STARTED, PRUNED, REFUSED, trial_status
 from search.space import SearchSpace
 from trainables.config import TrainConfig
@@ -93,6 +91,8 @@ def previous_trials(storage: str) -> list[optuna.trial.FrozenTrial]:
 
 
 class StudySearcher(Searcher):
+    restored_storage: ClassVar[str | None] = None  # set by the driver before Tune restores a searcher
+
     def __init__(
         self,
         space: SearchSpace,
@@ -259,9 +259,8 @@ class StudySearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
-        beside = Path(checkpoint_path).parent / STUDY_DB  # a results folder that was moved or copied keeps its study
-        if beside.is_file():
-            self.storage_url = f"sqlite:///{beside.resolve()}"
+        if StudySearcher.restored_storage:  # where the driver found the study now (a moved or copied folder)
+            self.storage_url = StudySearcher.restored_storage
         self._study = None
         self._live = {}
         self.study  # noqa: B018 -- reconnects and rebuilds the live map from the study

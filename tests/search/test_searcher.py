@@ -171,13 +171,14 @@ def test_a_restored_searcher_continues_the_study_without_repeating_its_proposals
     assert len(again.study.trials) == 6
 
 
-def test_a_moved_results_folder_keeps_its_study(tmp_path):
+def test_a_moved_results_folder_keeps_its_study(tmp_path, monkeypatch):
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir()
     searcher = StudySearcher.from_config(SearchConfig.load(None, SPACE, name="study"), f"sqlite:///{old}/optuna.db")
     searcher.suggest("t0")
     searcher.save(str(old / "searcher-state.pkl"))
     old.rename(new)
+    monkeypatch.setattr(StudySearcher, "restored_storage", f"sqlite:///{new / 'optuna.db'}")  # what the driver sets
     restored = StudySearcher.from_config(SearchConfig.load(None, SPACE, name="study"), None)
     restored.restore(str(new / "searcher-state.pkl"))
     assert restored.storage_url == f"sqlite:///{new / 'optuna.db'}" and len(restored.study.trials) == 1
