@@ -70,11 +70,16 @@ def _parse(value: str) -> Any:
         return value
 
 
+def _measured(point: dict[str, Any]) -> bool:
+    """An epoch the history keeps: one that was validated, or the one that diverged (a loss, no accuracy)."""
+    return M.VAL_ACC in point or M.TRAIN_LOSS in point
+
+
 def _finish(name: str, source: str, rows: list[dict], history: list[dict], **kwargs: Any) -> Experiment:
     if not rows or not history:
         raise NoTrialsError(f"experiment {name!r} ({source}) has no trial with a finished epoch yet")
     hist = pd.DataFrame(history).sort_values(["trial_id", M.EPOCH]).reset_index(drop=True)
-    for key in HISTORY_METRICS:  # a trial that diverged in its first epoch has no time or loss
+    for key in HISTORY_METRICS:  # a trial that diverged in its first epoch has no time or accuracy
         if key not in hist:
             hist[key] = float("nan")
     first = hist.groupby("trial_id").first()
@@ -171,7 +176,7 @@ def _run_history(client: Any, run: Any, trial_id: str) -> list[dict[str, Any]]:
         for m in client.get_metric_history(run.info.run_id, key):
             point = series.setdefault(m.step, {"trial_id": trial_id, M.EPOCH: m.step, "timestamp": m.timestamp / 1000})
             point[key] = m.value
-    return [p for p in series.values() if M.VAL_ACC in p]
+    return [p for p in series.values() if _measured(p)]
 
 
 def from_tune(folder: str | Path) -> Experiment:
@@ -219,7 +224,7 @@ def _trial_history(trial_id: str, results: list[dict[str, Any]]) -> list[dict[st
     """One row per epoch that has a val_acc, the first report of an epoch where a restarted trial repeated it."""
     history, seen = [], set()
     for r in results:
-        if r.get(M.EPOCH) in seen or M.VAL_ACC not in r:
+        if r.get(M.EPOCH) in seen or not _measured(r):
             continue
         seen.add(r[M.EPOCH])
         point = {"trial_id": trial_id, M.EPOCH: r[M.EPOCH], "timestamp": r["timestamp"]}

@@ -31,11 +31,13 @@ class Section:
 def build_sections(exp: Experiment) -> list[Section]:
     """The report's sections, in order."""
     params = S.searched_params(exp)
-    sections = [overview(exp), best_configuration(exp), leaderboard(exp), importance(exp, params)]
-    if params:
-        sections.append(parallel_coordinates(exp, params))
-    sections.append(learning_curves(exp))
-    sections += [pareto(exp, measure, params) for measure in (M.MACS, M.PARAMS)]
+    sections = [overview(exp), best_configuration(exp), leaderboard(exp)]
+    if exp.trials[M.BEST_VAL_ACC].notna().any():  # else every trial diverged before its first validation
+        sections.append(importance(exp, params))
+        if params:
+            sections.append(parallel_coordinates(exp, params))
+        sections.append(learning_curves(exp))
+        sections += [pareto(exp, measure, params) for measure in (M.MACS, M.PARAMS)]
     sections += [cost(exp), failures(exp)]
     return sections
 

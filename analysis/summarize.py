@@ -167,15 +167,16 @@ def cost(exp: Experiment) -> dict[str, float]:
     """Trial time in total, until the best result, and in trials that were later pruned; GPU hours if GPUs ran."""
     hist, trials = exp.history, exp.trials
     total = float(hist[M.EPOCH_TIME_S].sum())
-    best = hist.loc[hist[M.VAL_ACC].idxmax()]
-    until_best = float(hist.loc[hist["time_s"] <= best["time_s"], M.EPOCH_TIME_S].sum())
+    validated = hist.dropna(subset=[M.VAL_ACC])
+    best_s = float(validated.loc[validated[M.VAL_ACC].idxmax(), "time_s"]) if len(validated) else float("nan")
+    until_best = float(hist.loc[hist["time_s"] <= best_s, M.EPOCH_TIME_S].sum())
     pruned_ids = set(trials.loc[trials[M.STATUS] == PRUNED, "trial_id"])
     gpus = float(exp.setting("search.gpus_per_trial", 0) or 0)
     return {
         "trials": len(trials),
         "trial_time_s": total,
         "wall_time_s": float(hist["time_s"].max()),
-        "time_to_best_s": float(best["time_s"]),
+        "time_to_best_s": best_s,
         "trial_time_to_best_s": until_best,
         "pruned_trial_time_s": float(hist.loc[hist["trial_id"].isin(pruned_ids), M.EPOCH_TIME_S].sum()),
         "gpu_hours": total * gpus / 3600,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-SEARCH_CONFIG = "search_config.json"  # the search's config, so `analysis.report FOLDER` needs no MLflow
+SEARCH_ID = "search_id"  # the search's id (one line), made when it starts; only --resume reuses it
+SEARCH_CONFIG = "search_config.json"  # the search's config: what --resume runs, and `analysis.report FOLDER` reads
 SEARCH_SUMMARY = "search_summary.json"  # contract.summary.SearchSummary, written when the search ends
 BEST_CONFIG = "best_config.yaml"  # the recommended trial's training config: `trainables.train --config` takes it
-STUDY_DB = "optuna.db"  # the Optuna study (sqlite)
-PENDING_WRITES = "mlflow_pending.json"  # MLflow writes that could not be delivered
+STUDY_DB = "optuna.db"  # the Optuna study (sqlite), in the driver's local folder
+PENDING_WRITES = "mlflow_pending.json"  # MLflow writes not yet delivered, in the driver's local folder
+LOCAL_STATE_ROOT = ".t2t-search"  # the driver's local folders of searches whose results are remote (s3://...)
 REPORT_DIR = "report"  # the report that search.run writes at the end

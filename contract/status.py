@@ -18,6 +18,7 @@ DIVERGED = "diverged"  # the loss became NaN or infinite
 FAILED = "failed"  # an error ended it
 INTERRUPTED = "interrupted"  # stopped by Ctrl-C; a --resume reopens the run
 REFUSED = "refused"  # an Optuna proposal over the search's budget, never trained
+NOT_STARTED = "not_started"  # the search ended (its time budget) before the trial finished a first epoch
 
 ENDED = (COMPLETED, PRUNED, DIVERGED, FAILED)  # the ends a finished trial can have, in the order summaries list them
 
@@ -28,6 +29,7 @@ RUN_STATUS = {
     DIVERGED: "FAILED",
     FAILED: "FAILED",
     INTERRUPTED: "KILLED",
+    NOT_STARTED: "KILLED",
 }
 
 

@@ -1,7 +1,7 @@
 """MLflow names of a search: the default store, the tags that find its runs again, and the runs' roles.
 
-One parent run per search (tag ``search.role=parent``, and the Tune experiment path), one child run per trial
-(``mlflow.parentRunId`` and ``trial_id``). The search writes these; ``analysis`` finds the runs by them.
+One parent run per search (tags ``search.role=parent`` and ``search.id``, and the Tune experiment path), one child
+run per trial (``mlflow.parentRunId`` and ``trial_id``). The search writes these; ``analysis`` finds the runs by them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a run under this parent
 TRIAL_ID_TAG = "trial_id"  # a child run's Ray trial id
+SEARCH_ID_TAG = "search.id"  # the parent run's search id (contract.files.SEARCH_ID): how a resume finds it
 EXPERIMENT_PATH_TAG = "t2t.experiment_path"  # the parent run's Tune experiment folder
 ROLE_TAG = "search.role"
 ROLE_PARENT = "parent"  # the value of ROLE_TAG on a search's parent run

@@ -1,7 +1,7 @@
 """The Tune callback that mirrors every trial into the search's MLflow runs (``search.tracker``).
 
-A trial waits while the driver handles its report (Tune's function trainables report synchronously), so the
-callback only queues a trial's epoch and writes it at the end of Tune's step, after the trial was let go on.
+A trial waits while the driver handles its report (Tune's function trainables report synchronously): the tracker
+only queues each write, and its own thread delivers them.
 """
 
 from __future__ import annotations
@@ -37,15 +37,12 @@ class MlflowCallback(Callback):
         self.tracker.trial_started(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self.tracker.epoch(trial.trial_id, result, defer=True)  # written in on_step_end: the trial is not kept waiting
+        self.tracker.epoch(trial.trial_id, result)
         node = result.get(NODE_IP)
         nodes = self._nodes.setdefault(trial.trial_id, [])
         if node and (not nodes or nodes[-1] != node):  # where the trial ran: a moved trial lists both nodes
             nodes.append(node)
-            self.tracker.set_tags(trial.trial_id, {NODE_IP_TAG: node, NODE_IPS_TAG: ",".join(nodes)}, defer=True)
-
-    def on_step_end(self, iteration, trials, **info) -> None:
-        self.tracker.flush_deferred()
+            self.tracker.set_tags(trial.trial_id, {NODE_IP_TAG: node, NODE_IPS_TAG: ",".join(nodes)})
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}

@@ -1,32 +1,46 @@
-"""The search driver: start or join Ray, open the search's parent run, build the Tuner, run it, end it."""
+"""The search driver: start or join Ray, open the search's parent run, build the Tuner, run it, and end it the way
+it ended (see the README's table of endings).
+
+Exit codes: 0 the search finished (also when its time budget ran out), 1 no trial finished without diverging or
+failing, 2 bad input, 3 an error stopped the search (resumable), 130 Ctrl-C, 143 SIGTERM.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from contract import metrics as M
-from contract.files import PENDING_WRITES, SEARCH_CONFIG, STUDY_DB
+from contract.files import PENDING_WRITES, STUDY_DB
 from contract.flat import flatten
-from contract.status import COMPLETED, INTERRUPTED
-from contract.tracking import CONFIG_ARTIFACT, OPTUNA_STORAGE_TAG, ROLE_PARENT, ROLE_TAG, SPACE_ARTIFACT
+from contract.status import COMPLETED, FAILED, INTERRUPTED, NOT_STARTED, PRUNED
+from contract.tracking import (
+    CONFIG_ARTIFACT,
+    EXPERIMENT_PATH_TAG,
+    OPTUNA_STORAGE_TAG,
+    ROLE_PARENT,
+    ROLE_TAG,
+    SPACE_ARTIFACT,
+)
 from search.config import SearchConfig
+from search.identity import SearchIdentity
+from search.redact import redact
+from search.signals import GracefulStop
 from search.tracker import MlflowTracker
 from search.writes import PARENT
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED_EXIT = 130  # the shell's code for a process ended by Ctrl-C
+ERROR_EXIT = 3
+SECRET_KEYS = ("tracking_uri", "storage_path", "search.warm_start")  # config values that may hold a credential
 
 
 def configure_environment() -> None:
     """Library settings of the driver process (and the Ray workers it starts, which inherit them)."""
-    # MLflow's HTTP client otherwise retries a dead server for minutes inside Tune's event loop.
+    # MLflow's HTTP client otherwise retries a dead server for minutes; the tracker retries in the background.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a URL per run; the summary has one
@@ -36,6 +50,8 @@ def configure_environment() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Tune's own result files come from search.history (each epoch once); no TensorBoard files: MLflow is the UI.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    # A diverged trial's last result has no val_acc (nothing was measured): Tune must not call that an error.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
 
 
 def local_ray(**kwargs: Any) -> None:
@@ -60,35 +76,25 @@ def start_ray(address: str | None) -> None:
         local_ray()
 
 
-def study_storage(cfg: SearchConfig) -> str:
-    """The Optuna study: an sqlite file in the experiment folder (local storage) or the working directory."""
-    folder = cfg.local_experiment_dir
-    if folder is None:
-        return f"sqlite:///{Path(f'{cfg.name}.{STUDY_DB}').resolve()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / STUDY_DB}"
-
-
-def open_tracker(cfg: SearchConfig) -> MlflowTracker:
-    folder = cfg.local_experiment_dir
-    pending = str(folder / PENDING_WRITES) if folder else None
-    return MlflowTracker(cfg.resolved_tracking_uri, cfg.name, cfg.experiment_path, pending)
+def open_tracker(cfg: SearchConfig, identity: SearchIdentity) -> MlflowTracker:
+    pending = str(identity.local_dir / PENDING_WRITES)
+    return MlflowTracker(cfg.resolved_tracking_uri, cfg.name, identity.search_id, pending).open()
 
 
 def open_parent(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> str:
-    """The search's parent run (found again on a resume), and its config beside the results."""
+    """The search's parent run (found again on a resume); no credential in its params or tags."""
     from search.provenance import versions
 
     config = cfg.to_dict()
-    parent_id = tracker.start_parent(
+    params = {k: v for k, v in flatten(config).items() if not k.startswith("space.")}
+    params.update({k: redact(str(params[k])) for k in SECRET_KEYS if params.get(k) is not None})
+    return tracker.start_parent(
         run_name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-        params={k: v for k, v in flatten(config).items() if not k.startswith("space.")},
-        tags={**versions(), OPTUNA_STORAGE_TAG: storage, ROLE_TAG: ROLE_PARENT},
+        params=params,
+        tags={**versions(), OPTUNA_STORAGE_TAG: redact(storage), ROLE_TAG: ROLE_PARENT,
+              EXPERIMENT_PATH_TAG: redact(cfg.experiment_path)},
         artifacts={CONFIG_ARTIFACT: config, SPACE_ARTIFACT: config["space"]},
-    )
-    if cfg.local_experiment_dir:  # lets `python -m analysis.report FOLDER` work without MLflow
-        (cfg.local_experiment_dir / SEARCH_CONFIG).write_text(json.dumps(config, indent=1))
-    return parent_id
+    )  # fmt: skip
 
 
 def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage: str):
@@ -96,6 +102,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     from ray import tune
 
     from search.callback import MlflowCallback
+    from search.disk_guard import DiskGuard
     from search.history import CsvHistory, JsonHistory
     from search.progress import Progress
     from search.searcher import StudySearcher
@@ -103,7 +110,11 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
 
     s = cfg.search
     trainable = tune.with_resources(train_t2t, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
-    if resume:
+    callbacks = [MlflowCallback(tracker), Progress(), JsonHistory(), CsvHistory()]
+    if cfg.local_experiment_dir:
+        callbacks.append(DiskGuard(cfg.experiment_path))
+    if resume:  # the callbacks come back from tuner.pkl; their tracker is this driver's (search.tracker)
+        StudySearcher.restored_storage = storage
         return tune.Tuner.restore(cfg.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
     return tune.Tuner(
         trainable,
@@ -122,7 +133,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
         run_config=tune.RunConfig(
             name=cfg.name,
             storage_path=cfg.resolved_storage_path,
-            callbacks=[MlflowCallback(tracker), Progress(), JsonHistory(), CsvHistory()],
+            callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=M.VAL_ACC, checkpoint_score_order="max"
@@ -143,48 +154,126 @@ def build_scheduler(cfg: SearchConfig):
     )
 
 
-def end_interrupted(cfg: SearchConfig, tracker: MlflowTracker) -> int:
-    """Trials that Tune stopped without ending them (Ctrl-C): their runs and the parent end as interrupted."""
-    for trial_id in tracker.open_trials():
-        tracker.trial_ended(trial_id, INTERRUPTED)
-    tracker.trial_ended(PARENT, INTERRUPTED)
-    tracker.close(timeout_s=10)
-    resume = f"python -m search.run --name {cfg.name} --resume"
+def resume_command(cfg: SearchConfig) -> str:
+    """What continues this search: its config is saved beside Tune's state, so the name and the storage do."""
+    command = f"python -m search.run --name {cfg.name} --resume"
     if cfg.storage_path or os.environ.get("T2T_STORAGE_PATH"):
-        resume += f" --storage-path {cfg.resolved_storage_path}"
-    print(f"interrupted with trials unfinished; continue with: {resume}", file=sys.stderr)
-    return INTERRUPTED_EXIT
+        command += f" --storage-path {redact(cfg.resolved_storage_path)}"
+    return command
+
+
+def end_stopped(tracker: MlflowTracker, reason: str, parent_status: str) -> None:
+    """The trials Tune stopped without ending them stay resumable: their runs end KILLED as interrupted."""
+    for trial_id in tracker.open_trials():
+        tracker.trial_ended(trial_id, INTERRUPTED, reason)
+    tracker.trial_ended(PARENT, parent_status, reason)
+    tracker.close(timeout_s=10)
+
+
+def end_interrupted(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop) -> int:
+    end_stopped(tracker, f"stopped by {stop.received}", INTERRUPTED)
+    print(
+        f"interrupted ({stop.received}) with trials unfinished; continue with: {resume_command(cfg)}", file=sys.stderr
+    )
+    return stop.exit_code
+
+
+def end_failed(cfg: SearchConfig, tracker: MlflowTracker, error: BaseException) -> int:
+    """An error inside Tune (a full disk, a store that broke): one line; the search can be resumed once fixed."""
+    line = redact(describe_error(error))
+    log.debug("the search stopped with an error", exc_info=error)
+    end_stopped(tracker, f"the search stopped: {line}", FAILED)
+    print(f"error: the search stopped: {line}; once fixed, continue with: {resume_command(cfg)}", file=sys.stderr)
+    return ERROR_EXIT
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for what stopped the search: its root cause, unwrapped from Tune's and Ray's wrappers."""
+    import errno
+
+    cause, seen = error, set()
+    while id(cause) not in seen:  # RayTaskError keeps the worker's exception as .cause; Tune chains its own
+        seen.add(id(cause))
+        cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__ or cause
+    if getattr(cause, "errno", None) == errno.ENOSPC or "[Errno 28]" in str(cause):
+        return "no space left on the device: free some space, or move the results folder to a larger disk"
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}"[:500]
+
+
+def end_time_budget(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> str:
+    """Tune ended the trials still running at the deadline without telling anyone: those that finished an epoch
+    are pruned there, those that had not are not_started (they measured nothing)."""
+    from search.searcher import end_unfinished
+
+    reason = f"the search's time budget ({cfg.search.time_budget_s:g} s) ran out"
+    measured = {trial_id for trial_id in tracker.open_trials() if tracker.reported(trial_id)}
+    for trial_id in tracker.open_trials():
+        tracker.trial_ended(trial_id, PRUNED if trial_id in measured else NOT_STARTED, reason)
+    end_unfinished(cfg.name, storage, measured, reason)
+    return reason
 
 
 def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
-    """The search, from Ray's start to its summary; the exit code (0 done, 1 no trial finished, 2, 130)."""
+    """The search, from Ray's start to its summary; the exit code (see the module's docstring)."""
     import ray
 
-    from search import results
+    from search import tune_state
 
     configure_environment()
+    tune_state.install()
     started = time.monotonic()
-    start_ray(address)
-    try:
-        if address:  # a node that cannot see the storage would fail every trial it gets: stop before any
-            from search.cluster.storage import StorageError, check_storage
+    with GracefulStop() as stop:
+        try:
+            start_ray(address)
+            stop.reinstall()
+            return _search(cfg, resume, address, stop, started)
+        except KeyboardInterrupt:  # a signal before Tune ran, or a second one while it saved
+            print(f"interrupted ({stop.received}); continue with: {resume_command(cfg)}", file=sys.stderr)
+            return stop.exit_code
+        finally:
+            ray.shutdown()
 
-            try:
-                check_storage(cfg.resolved_storage_path)
-            except StorageError as e:
-                print(f"error: {e}", file=sys.stderr)
-                return 2
-        storage = study_storage(cfg)
-        tracker = open_tracker(cfg)
-        parent_id = open_parent(cfg, tracker, storage)
-        log.info(
-            "search %r: %d trials, results in %s, MLflow parent run %s",
-            cfg.name, cfg.search.num_trials, cfg.experiment_path, parent_id,
-        )  # fmt: skip
-        grid = build_tuner(cfg, resume, tracker, storage).fit()  # Ctrl-C: Tune stops gracefully, saves, returns
-        if tracker.open_trials():
-            return end_interrupted(cfg, tracker)
-        summary = results.summarize(grid, tracker, cfg, storage, started)
-        return results.finish(summary, tracker, cfg, parent_id, COMPLETED)
-    finally:
-        ray.shutdown()
+
+def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float) -> int:
+    from search import results
+    from search.disk_guard import DiskGuard, StorageFullError
+
+    if address:  # a node that cannot see the storage would fail every trial it gets: stop before any
+        from search.cluster.storage import StorageError, check_storage
+
+        try:
+            check_storage(cfg.resolved_storage_path)
+        except StorageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    identity = identify(cfg, resume)
+    storage = f"sqlite:///{identity.local_dir / STUDY_DB}"
+    tracker = open_tracker(cfg, identity)
+    parent_id = open_parent(cfg, tracker, storage)
+    log.info("search %r (id %s): %d trials, results in %s, MLflow parent run %s",
+             cfg.name, identity.search_id, cfg.search.num_trials, redact(cfg.experiment_path), parent_id)  # fmt: skip
+    try:
+        grid = build_tuner(cfg, resume, tracker, storage).fit()
+    except KeyboardInterrupt:
+        return end_interrupted(cfg, tracker, stop)
+    except Exception as e:
+        return end_failed(cfg, tracker, e)
+    if stop.received:
+        return end_interrupted(cfg, tracker, stop)
+    if DiskGuard.tripped:
+        return end_failed(cfg, tracker, StorageFullError(DiskGuard.tripped))
+    reason = None
+    if tracker.open_trials():  # Tune returned with trials it did not end: only its time budget does that
+        if not cfg.search.time_budget_s:
+            return end_failed(cfg, tracker, RuntimeError(f"Tune ended with trials {tracker.open_trials()} unfinished"))
+        reason = end_time_budget(cfg, tracker, storage)
+    summary = results.summarize(grid, tracker, cfg, storage, started)
+    return results.finish(summary, tracker, cfg, parent_id, COMPLETED, reason)
+
+
+def identify(cfg: SearchConfig, resume: bool) -> SearchIdentity:
+    """The search's id: the saved one on a resume (preflight checked it is there), else a new one."""
+    if resume:
+        return SearchIdentity.find(cfg.experiment_path, cfg.local_experiment_dir)
+    return SearchIdentity.begin(cfg.experiment_path, cfg.local_experiment_dir, cfg.to_dict())

@@ -11,6 +11,7 @@ import logging
 import os
 from pathlib import Path
 
+from contract.files import SEARCH_ID, SEARCH_SUMMARY
 from contract.tracking import DEFAULT_TRACKING_URI
 from search.config import SearchConfig
 from search.tracker import TrackingError
@@ -41,8 +42,10 @@ def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
 
 
 def check_experiment(cfg: SearchConfig, resume: bool) -> None:
-    """A new search needs a new name; ``--resume`` needs an existing one."""
+    """A new search needs a new name; ``--resume`` needs an unfinished search of this version."""
     from ray import tune
+
+    from search.identity import read_text, saved_id
 
     exists = tune.Tuner.can_restore(cfg.experiment_path)
     if resume and not exists:
@@ -51,6 +54,13 @@ def check_experiment(cfg: SearchConfig, resume: bool) -> None:
         raise UsageError(
             f"experiment {cfg.name!r} already exists at {cfg.experiment_path}: pass --resume to continue it, "
             "or --name to start another"
+        )
+    if resume and read_text(cfg.experiment_path, SEARCH_SUMMARY) is not None:
+        raise UsageError(f"search {cfg.name!r} at {cfg.experiment_path} has finished: nothing to resume")
+    if resume and saved_id(cfg.experiment_path) is None:
+        raise UsageError(
+            f"{cfg.experiment_path} has no {SEARCH_ID} file (it was started by an older t2t-search): it cannot be "
+            "resumed safely; start a new search with another --name"
         )
 
 

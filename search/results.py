@@ -24,6 +24,7 @@ from contract.tracking import (
     MODEL_WEIGHTS_FILE,
 )
 from search.config import SearchConfig
+from search.redact import redact
 from search.tracker import MlflowTracker
 from search.writes import PARENT
 
@@ -35,12 +36,15 @@ def outcomes(grid) -> list[dict[str, Any]]:
     rows = []
     for result in grid:
         metrics = result.metrics or {}
+        if M.EPOCH not in metrics and result.error is None:
+            continue  # not started: the search ended (its time budget) before the trial finished an epoch
         rows.append({**metrics, M.STATUS: trial_status(metrics, error=result.error is not None), "result": result})
     return rows
 
 
 def summarize(grid, tracker: MlflowTracker, cfg: SearchConfig, storage: str, started: float) -> SearchSummary:
     """Statuses, the best and the baseline trial, and the best trials' weights as artifacts of their runs."""
+    tracker.drain(timeout_s=30)  # the trials' run ids, for the tags and artifacts below
     rows = outcomes(grid)
     summary = SearchSummary(
         counts={s: sum(r[M.STATUS] == s for r in rows) for s in ENDED}, wall_time_s=time.monotonic() - started
@@ -122,15 +126,20 @@ def write_report(cfg: SearchConfig, parent_id: str) -> str | None:
     return str(out / "report.html")
 
 
-def finish(summary: SearchSummary, tracker: MlflowTracker, cfg: SearchConfig, parent_id: str, status: str) -> int:
-    """The parent run's summary and end, search_summary.json, the report and the printed summary; the exit code."""
+def finish(
+    summary: SearchSummary, tracker: MlflowTracker, cfg: SearchConfig, parent_id: str, status: str, reason: str | None
+) -> int:
+    """The parent run's summary and end, search_summary.json, the report and the printed summary; the exit code.
+    ``reason``: why the search ended early (its time budget), or None."""
     tracker.log_metrics(PARENT, summary.metrics())
     tracker.set_tags(PARENT, summary.tags())
-    tracker.trial_ended(PARENT, status)
+    tracker.trial_ended(PARENT, status, reason)
     tracker.close()
     if cfg.local_experiment_dir:
         summary.write(cfg.local_experiment_dir)
     summary.report = write_report(cfg, parent_id)
+    if reason:
+        print(f"{reason}: the trials still running then are pruned")
     print("\n".join(summary_lines(summary, cfg, parent_id)))
     return 0 if summary.finished else 1
 
@@ -147,9 +156,9 @@ def summary_lines(summary: SearchSummary, cfg: SearchConfig, parent_id: str) -> 
         )
     if summary.report:
         lines.append(f"report:   {summary.report}")
-    uri = cfg.resolved_tracking_uri
+    uri = redact(cfg.resolved_tracking_uri)
     lines += [
-        f"results:  {cfg.experiment_path}",
+        f"results:  {redact(cfg.experiment_path)}",
         f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; {how_to_compare(uri)}",
     ]
     return lines

@@ -58,23 +58,60 @@ def load_config(args: argparse.Namespace) -> SearchConfig:
     sets = list(args.sets)
     if args.smoke_test:  # the smoke space replaces the default one; the user's --set still apply on top
         sets = ["space={}", *SMOKE_TEST, *(f"space.{k}={json.dumps(v)}" for k, v in SMOKE_SPACE.items()), *sets]
-    return SearchConfig.load(args.config, sets, name=args.name, storage_path=args.storage_path)
+    cfg = SearchConfig.load(args.config, sets, name=args.name, storage_path=args.storage_path)
+    return resumed_config(cfg, args) if args.resume else cfg
+
+
+def resumed_config(cfg: SearchConfig, args: argparse.Namespace) -> SearchConfig:
+    """``--resume`` runs the config the search was started with (saved beside Tune's state). Config flags given
+    with it must yield that same config: a resume never changes what a search searches."""
+    from search.identity import saved_config
+
+    saved = saved_config(cfg.experiment_path)
+    if saved is None:  # nothing to resume there: preflight says so
+        return cfg
+    saved.update(name=cfg.name, storage_path=cfg.storage_path or saved.get("storage_path"))
+    resumed = SearchConfig.model_validate(saved)
+    if args.config or args.sets or args.smoke_test:
+        differ = first_difference(resumed.to_dict(), cfg.to_dict())
+        if differ:
+            raise ConfigError(
+                f"--resume continues search {cfg.name!r} with the config it was started with, and {differ}: drop "
+                "--config/--set/--smoke-test (or start another search with --name)"
+            )
+    return resumed
+
+
+def first_difference(saved: dict, given: dict) -> str | None:
+    from contract.flat import flatten
+
+    a, b = flatten(saved), flatten(given)
+    for key in sorted(set(a) | set(b)):
+        if key not in ("name", "storage_path") and a.get(key) != b.get(key):
+            return f"{key} was {a.get(key)!r} there but is {b.get(key)!r} here"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from search.driver import run_search
+    from search.identity import LockedError, SearchLock
     from search.preflight import UsageError, preflight
+    from search.redact import redact
     from search.tracker import TrackingError
 
     try:
         cfg = load_config(args)
+        lock = SearchLock(cfg.experiment_path).acquire()  # held while this function runs: the search's lifetime
         preflight(cfg, args)
-    except (ConfigError, DataError, UsageError, TrackingError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ConfigError, DataError, UsageError, TrackingError, LockedError) as e:
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return USAGE_EXIT
-    return run_search(cfg, resume=args.resume, address=args.address)
+    try:
+        return run_search(cfg, resume=args.resume, address=args.address)
+    finally:
+        lock.release()
 
 
 if __name__ == "__main__":

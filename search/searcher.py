@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 from optuna.trial import TrialState
@@ -21,7 +21,7 @@ from ray.tune.search import Searcher
 
 import t2t
 from contract import metrics as M
-from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, REFUSED, trial_status
+from contract.status import COMPLETED, DIVERGED, FAILED, NOT_STARTED, PRUNED, REFUSED, trial_status
 from search.space import SearchSpace
 from trainables.config import TrainConfig
 from trainables.data import channels_and_classes
@@ -49,6 +49,30 @@ def baseline_trial_id(study_name: str, storage: str) -> str | None:
     return None
 
 
+def resumed_seed(seed: int, known_trials: int) -> int:
+    """The sampler's seed after a resume, from the search's seed and how many trials the study holds."""
+    return (seed * 1_000_003 + known_trials) % 2**32
+
+
+def end_unfinished(study_name: str, storage: str, measured: set[str], reason: str) -> None:
+    """Close the study's trials that Tune ended without telling the searcher (its time budget ran out): those
+    that finished an epoch are PRUNED at the epoch they reached, the others FAIL as not_started."""
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        ray_id = frozen.user_attrs.get(RAY_TRIAL_ID)
+        if ray_id is None:
+            continue
+        trial = optuna.Trial(study, frozen._trial_id)
+        trial.set_user_attr(M.REASON, reason)
+        if ray_id in measured:
+            trial.set_user_attr(M.STATUS, PRUNED)
+            trial.set_user_attr("stopped_at_epoch", max(frozen.intermediate_values, default=0))
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            trial.set_user_attr(M.STATUS, NOT_STARTED)
+            study.tell(trial, state=TrialState.FAIL)
+
+
 def make_sampler(kind: str, seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -67,6 +91,8 @@ def previous_trials(storage: str) -> list[optuna.trial.FrozenTrial]:
 
 
 class StudySearcher(Searcher):
+    restored_storage: ClassVar[str | None] = None  # set by the driver before Tune restores a searcher
+
     def __init__(
         self,
         space: SearchSpace,
@@ -112,9 +138,14 @@ class StudySearcher(Searcher):
                 directions=directions,
                 load_if_exists=True,
             )
-            if self.warm_start and not self._study.trials:
+            known = len(self._study.trials)
+            if known:  # a resumed search: a stream of its own, so it never proposes its first points again
+                self._study.sampler = make_sampler(
+                    self.sampler_kind, resumed_seed(self.seed, known), self.multi_objective
+                )
+            elif self.warm_start:
                 self._study.add_trials(previous_trials(self.warm_start))
-            elif self.baseline and not self._study.trials:
+            elif self.baseline:
                 self._enqueue_baseline()
             self._rebuild_live()
         return self._study
@@ -228,6 +259,8 @@ class StudySearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
+        if StudySearcher.restored_storage:  # where the driver found the study now (a moved or copied folder)
+            self.storage_url = StudySearcher.restored_storage
         self._study = None
         self._live = {}
         self.study  # noqa: B018 -- reconnects and rebuilds the live map from the study

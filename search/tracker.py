@@ -3,32 +3,40 @@
 Unlike Ray's ``MLflowLoggerCallback`` (a trial -> run map in driver memory), runs are found again by their tags,
 so a retried trial, a restored experiment or a restarted driver continues the same runs:
 
-- the parent run carries the tag ``t2t.experiment_path`` (the Tune experiment folder);
+- the parent run carries the tag ``search.id`` (made when the search starts, kept beside Tune's state);
 - a child run carries ``mlflow.parentRunId`` and ``trial_id`` (Ray's trial id);
 - every epoch is logged with ``step=epoch`` in one ``log_batch`` call, and a step already logged is skipped.
 
-Writes (``search.writes``) that fail (the server is away) are kept in order and retried with every later write,
-with one warning per outage; what is still undelivered at the end is saved to a JSON file beside the results.
+Writes (``search.writes``) are queued and delivered in order by one background thread, so Tune's event loop never
+waits for MLflow. While the store is away the thread retries with backoff (one warning per outage); what is still
+undelivered when the search ends is saved to a local JSON file and delivered by the next ``--resume``.
+
+A tracker is shared: the driver registers it (``open``), and a copy that Tune unpickles in the same process (the
+callback restored from ``tuner.pkl`` on ``--resume``) is that same object, so every ending is decided on one state.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from contract import metrics as M
 from contract.flat import flatten
 from contract.status import RUNNING
-from contract.tracking import EXPERIMENT_PATH_TAG, PARENT_RUN_TAG, TRIAL_ID_TAG
-from search.writes import PARENT, EndRun, LogEpoch, LogMetrics, SetTags, StartTrial, Write, is_number
+from contract.tracking import PARENT_RUN_TAG, SEARCH_ID_TAG, TRIAL_ID_TAG
+from search.redact import redact
+from search.writes import PARENT, EndRun, LogEpoch, LogMetrics, SetTags, StartTrial, Write, from_json, is_number
 
 log = logging.getLogger(__name__)
 
 _PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
+_BACKOFF_S = (1.0, 30.0)  # the first and the longest wait between retries while the store is away
 
 
 class TrackingError(RuntimeError):
@@ -36,29 +44,125 @@ class TrackingError(RuntimeError):
 
 
 class MlflowTracker:
-    """The runs of one search in one MLflow experiment. Safe to pickle: the client is made on first use."""
+    """The runs of one search in one MLflow experiment. Pickles as a reference to the process's open tracker."""
 
-    def __init__(self, uri: str, experiment: str, experiment_path: str, pending_file: str | None = None) -> None:
-        self.uri, self.experiment, self.experiment_path = uri, experiment, experiment_path
+    _open_trackers: ClassVar[dict[str, MlflowTracker]] = {}  # search id -> the tracker the driver opened
+
+    def __init__(self, uri: str, experiment: str, search_id: str, pending_file: str | None = None) -> None:
+        self.uri, self.experiment, self.search_id = uri, experiment, search_id
         self.pending_file = pending_file
-        self._reset()
-
-    def _reset(self) -> None:
         self._client = None
         self._experiment_id: str | None = None
         self._runs: dict[str, str] = {}  # trial id (or PARENT) -> run id
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
-        self._pending: list[Write] = []
-        self._deferred = False  # queued writes that no flush has tried yet
+        self._queue: deque[Write] = deque()
+        self._wake = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._busy = False  # the writer is applying the queue's first write
+        self._stopping = False
         self._outage_since: float | None = None
         self._open: set[str] = set()  # trials started and not yet ended in this process
+        self._reported: dict[str, int] = {}  # trial id -> the last epoch it reported to this process
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("uri", "experiment", "experiment_path", "pending_file")}
+    def __reduce__(self):
+        return _attach, (self.uri, self.experiment, self.search_id, self.pending_file)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._reset()
+    # --- life cycle ---
+
+    def open(self) -> MlflowTracker:
+        """Start the writer, queue the writes an earlier driver left undelivered, and register as the live one."""
+        if self.pending_file and Path(self.pending_file).is_file():
+            left = [from_json(w) for w in json.loads(Path(self.pending_file).read_text())]
+            log.info("delivering %d MLflow writes an earlier run of this search left undelivered", len(left))
+            self._queue.extend(left)
+            Path(self.pending_file).unlink()
+        self._writer = threading.Thread(target=self._deliver, name="mlflow-writer", daemon=True)
+        self._writer.start()
+        MlflowTracker._open_trackers[self.search_id] = self
+        return self
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until every queued write is delivered (``True``) or ``timeout_s`` passed (``False``)."""
+        deadline = time.monotonic() + timeout_s
+        with self._wake:
+            while (self._queue or self._busy) and time.monotonic() < deadline:
+                self._wake.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+            return not (self._queue or self._busy)
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Deliver what is queued for up to ``timeout_s``; save what is left to ``pending_file``."""
+        self.drain(timeout_s)
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._writer is not None:
+            self._writer.join(timeout=15)
+        MlflowTracker._open_trackers.pop(self.search_id, None)
+        if self._queue and self.pending_file:
+            writes = [w.to_json() for w in self._queue]
+            Path(self.pending_file).write_text(json.dumps(writes, default=str, indent=1))
+            log.error(
+                "%d MLflow writes could not be delivered to %s; they are saved in %s and delivered by --resume",
+                len(writes), redact(self.uri), self.pending_file,
+            )  # fmt: skip
+
+    def pending(self) -> int:
+        return len(self._queue) + int(self._busy)
+
+    # --- the writer thread ---
+
+    def _deliver(self) -> None:
+        delay = _BACKOFF_S[0]
+        while True:
+            with self._wake:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if not self._queue:
+                    return
+                write, self._busy = self._queue[0], True
+            try:
+                write.apply(self)
+            except Exception as e:  # the store is away (or refuses): keep the write, retry after a pause
+                self._outage(e)
+                with self._wake:
+                    self._busy = False
+                    self._wake.notify_all()
+                    if self._stopping:
+                        return
+                    self._wake.wait(delay)
+                delay = min(2 * delay, _BACKOFF_S[1])
+                continue
+            delay = _BACKOFF_S[0]
+            with self._wake:
+                self._queue.popleft()
+                self._busy = False
+                self._wake.notify_all()
+            self._recovered()
+
+    def _outage(self, error: Exception) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning(
+                "MLflow at %s is not answering (%s: %s); buffering, retrying in the background",
+                redact(self.uri), type(error).__name__, redact(str(error).splitlines()[0][:200]) if str(error) else "",
+            )  # fmt: skip
+
+    def _recovered(self) -> None:
+        if self._outage_since is not None and not self._queue:
+            log.warning(
+                "MLflow at %s is back after %.0f s; buffered writes delivered",
+                redact(self.uri), time.monotonic() - self._outage_since,
+            )  # fmt: skip
+            self._outage_since = None
+
+    def _submit(self, write: Write) -> None:
+        with self._wake:
+            self._queue.append(write)
+            self._wake.notify_all()
+        if self._writer is None:  # not opened (a tool or a test using the tracker directly): deliver now
+            self.open()
+
+    # --- the client, the experiment, finding or creating runs (called from the writer thread) ---
 
     @property
     def client(self):
@@ -75,27 +179,23 @@ class MlflowTracker:
             self._experiment_id = found.experiment_id if found else self.client.create_experiment(self.experiment)
         return self._experiment_id
 
-    # --- finding or creating runs ---
-
     def find_parent(self) -> str | None:
         runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{EXPERIMENT_PATH_TAG}` = '{self.experiment_path}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
+            [self.experiment_id], filter_string=f"tags.`{SEARCH_ID_TAG}` = '{self.search_id}'", max_results=1
         )
         return runs[0].info.run_id if runs else None
 
     def start_parent(
         self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str], artifacts: Mapping[str, Any]
     ) -> str:
-        """The search's parent run: found again by the experiment path (a resume), else created."""
+        """The search's parent run: found again by the search id (a resume), else created. Synchronous: a store
+        that cannot take the parent run is an error before any trial starts."""
         run_id = self.find_parent()
         if run_id:
             self.client.update_run(run_id, status="RUNNING")
         else:
             run = self.client.create_run(
-                self.experiment_id, run_name=run_name, tags={EXPERIMENT_PATH_TAG: self.experiment_path, **tags}
+                self.experiment_id, run_name=run_name, tags={SEARCH_ID_TAG: self.search_id, **tags}
             )
             run_id = run.info.run_id
             self._log_params(run_id, params)
@@ -109,7 +209,7 @@ class MlflowTracker:
         if PARENT not in self._runs:
             run_id = self.find_parent()
             if run_id is None:
-                raise TrackingError(f"no parent run tagged {EXPERIMENT_PATH_TAG}={self.experiment_path}")
+                raise TrackingError(f"no parent run tagged {SEARCH_ID_TAG}={self.search_id}")
             self._runs[PARENT] = run_id
         return self._runs[PARENT]
 
@@ -156,72 +256,16 @@ class MlflowTracker:
     def logged_epoch(self, run_id: str, step: int) -> None:
         self._last_step[run_id] = step
 
-    # --- writes: applied now, or kept in order while the store is away ---
-
-    def _submit(self, write: Write, defer: bool = False) -> None:
-        self._pending.append(write)
-        if defer:
-            self._deferred = True
-        else:
-            self.flush()
-
-    def flush_deferred(self) -> None:
-        """Try the writes queued with ``defer=True`` (once per batch of them, as ``_submit`` would have)."""
-        if self._deferred:
-            self._deferred = False
-            self.flush()
-
-    def flush(self) -> bool:
-        """Apply the pending writes in order; ``True`` when none is left. Never raises."""
-        while self._pending:
-            try:
-                self._pending[0].apply(self)
-            except Exception as e:
-                if self._outage_since is None:
-                    self._outage_since = time.monotonic()
-                    log.warning(
-                        "MLflow at %s is not answering (%s: %s); buffering, will retry with the next write",
-                        self.uri,
-                        type(e).__name__,
-                        str(e).splitlines()[0][:200],
-                    )
-                return False
-            self._pending.pop(0)
-        if self._outage_since is not None:
-            log.warning(
-                "MLflow at %s is back after %.0f s; buffered writes delivered",
-                self.uri,
-                time.monotonic() - self._outage_since,
-            )
-            self._outage_since = None
-        return True
-
-    def close(self, timeout_s: float = 60.0) -> None:
-        """Deliver what is pending, retrying for up to ``timeout_s``; save what is left to ``pending_file``."""
-        deadline = time.monotonic() + timeout_s
-        delay = 1.0
-        while not self.flush() and time.monotonic() < deadline:
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 10.0)
-        if self._pending and self.pending_file:
-            writes = [w.to_json() for w in self._pending]
-            Path(self.pending_file).write_text(json.dumps(writes, default=str, indent=1))
-            log.error(
-                "%d MLflow writes could not be delivered to %s; they are saved in %s",
-                len(self._pending),
-                self.uri,
-                self.pending_file,
-            )
-
-    # --- what the search calls ---
+    # --- what the search calls: each returns at once ---
 
     def trial_started(self, trial_id: str, params: Mapping[str, Any]) -> None:
         self._open.add(trial_id)
         self._submit(StartTrial(trial_id, dict(params)))
 
-    def epoch(self, trial_id: str, row: Mapping[str, Any], defer: bool = False) -> None:
-        """Log one epoch's numbers; ``defer``: only queue it, for ``flush_deferred`` or the next write."""
-        self._submit(LogEpoch(trial_id, {k: v for k, v in row.items() if is_number(v)}), defer)
+    def epoch(self, trial_id: str, row: Mapping[str, Any]) -> None:
+        if is_number(row.get(M.EPOCH)):
+            self._reported[trial_id] = int(row[M.EPOCH])
+        self._submit(LogEpoch(trial_id, {k: v for k, v in row.items() if is_number(v)}))
 
     def trial_ended(self, trial_id: str, status: str, reason: str | None = None) -> None:
         self._open.discard(trial_id)
@@ -230,11 +274,21 @@ class MlflowTracker:
     def open_trials(self) -> list[str]:
         return sorted(self._open)
 
+    def reported(self, trial_id: str) -> int:
+        """The last epoch the trial reported while this driver ran (0: none)."""
+        return self._reported.get(trial_id, 0)
+
     def log_metrics(self, trial_id: str, values: Mapping[str, float]) -> None:
         self._submit(LogMetrics(trial_id, dict(values)))
 
-    def set_tags(self, trial_id: str, tags: Mapping[str, Any], defer: bool = False) -> None:
-        self._submit(SetTags(trial_id, dict(tags)), defer)
+    def set_tags(self, trial_id: str, tags: Mapping[str, Any]) -> None:
+        self._submit(SetTags(trial_id, dict(tags)))
 
     def run_id(self, trial_id: str) -> str | None:
+        """The trial's run id once its start was delivered (``drain`` first to be sure)."""
         return self._runs.get(trial_id)
+
+
+def _attach(uri: str, experiment: str, search_id: str, pending_file: str | None) -> MlflowTracker:
+    """Unpickling a tracker: the driver's open one for the same search if this is its process, else a new one."""
+    return MlflowTracker._open_trackers.get(search_id) or MlflowTracker(uri, experiment, search_id, pending_file)

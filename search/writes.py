@@ -126,3 +126,12 @@ class SetTags(Write):
         run_id = tracker.run(self.trial_id)
         for key, value in self.tags.items():
             tracker.client.set_tag(run_id, key, str(value))
+
+
+_KINDS = {cls.kind: cls for cls in (StartTrial, LogEpoch, EndRun, LogMetrics, SetTags)}
+
+
+def from_json(values: dict[str, Any]) -> Write:
+    """A write saved with ``to_json`` (``mlflow_pending.json``)."""
+    values = dict(values)
+    return _KINDS[values.pop("kind")](**values)

@@ -56,12 +56,11 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None)
                 with tempfile.TemporaryDirectory() as folder:
                     trainer.save(Path(folder) / CHECKPOINT_FILE)
                     report({**row, M.STATUS: status}, checkpoint=tune.Checkpoint.from_directory(folder))
-        except Diverged as e:
-            last = trainer.history[-1] if trainer.history else {M.VAL_ACC: 0.0, M.BEST_VAL_ACC: 0.0}
-            last = {**last, M.PARAMS: trainer.cost.params, M.MACS: trainer.cost.macs}
-            report(
-                {**last, M.EPOCH: trainer.epoch + 1, M.TRAIN_LOSS: float("nan"), M.STATUS: DIVERGED, M.REASON: str(e)}
-            )
+        except Diverged as e:  # the epoch that diverged measured nothing: no val_acc for the scheduler to rank
+            final = {M.EPOCH: trainer.epoch + 1, M.TRAIN_LOSS: float("nan"), M.STATUS: DIVERGED, M.REASON: str(e)}
+            if trainer.history:
+                final[M.BEST_VAL_ACC] = trainer.best[M.VAL_ACC]
+            report({**final, M.PARAMS: trainer.cost.params, M.MACS: trainer.cost.macs})
     finally:
         device = trainer.device
         del trainer

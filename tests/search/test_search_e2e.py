@@ -5,14 +5,10 @@ Each search runs as a subprocess in its own session (so a test can SIGKILL the d
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
-from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from contract import metrics as M
@@ -20,38 +16,23 @@ from contract.status import COMPLETED, DIVERGED, PRUNED
 from contract.tracking import BASELINE_TAG
 from search.searcher import BASELINE, RAY_TRIAL_ID
 from tests.conftest import run_search
-from tests.processes import kill_session, spawn, wait_for
+from tests.processes import kill_session, wait_for
+from tests.search.stores import assert_agree, epochs, finish, runs, search
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _search(tmp_path: Path, *args: str, log: str = "search.log"):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONPATH": str(ROOT)}
-    return spawn([sys.executable, "-m", "search.run", *args], tmp_path / log, cwd=tmp_path, env=env)
-
-
-def _finish(proc, timeout_s: float = 300) -> int:
-    try:
-        return proc.wait(timeout=timeout_s)
-    finally:
-        kill_session(proc)
+    return search(tmp_path, *args, log=log)
 
 
 def _runs(tmp_path: Path, name: str):
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return client, parents, children
+    return runs(f"sqlite:///{tmp_path}/mlflow.db", name)
 
 
 def _study(tmp_path: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/ray_results/{name}/optuna.db")
-
-
-def _epochs(client, run) -> list[int]:
-    return [m.step for m in client.get_metric_history(run.info.run_id, M.VAL_ACC)]
 
 
 def test_smoke_search_end_to_end(smoke_search):
@@ -76,8 +57,8 @@ def test_smoke_search_end_to_end(smoke_search):
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED"
         assert child.data.tags[M.STATUS] in (COMPLETED, PRUNED)
-        epochs = _epochs(client, child)
-        assert epochs == list(range(1, len(epochs) + 1)) and epochs
+        steps = epochs(client, child)
+        assert steps == list(range(1, len(steps) + 1)) and steps
     assert parent.data.metrics["trials_completed"] + parent.data.metrics["trials_pruned"] == 3
     best = parent.data.tags["best_run_id"]
     assert [a.path for a in client.list_artifacts(best, "model")] == ["model/config.json", "model/model.pt"]
@@ -122,7 +103,7 @@ def test_asha_stops_are_pruned_and_the_budget_refuses_before_training(tmp_path):
         "--set",
         "space.model.embed_dim={type: choice, values: [32, 96]}",
     ]
-    assert _finish(_search(tmp_path, *args)) == 0, (tmp_path / "search.log").read_text()
+    assert finish(_search(tmp_path, *args)) == 0, (tmp_path / "search.log").read_text()
     study = _study(tmp_path, "asha")
     client, _, children = _runs(tmp_path, "asha")
     by_trial = {c.data.tags["trial_id"]: c for c in children}
@@ -142,7 +123,7 @@ def test_asha_stops_are_pruned_and_the_budget_refuses_before_training(tmp_path):
         assert child.data.tags[M.STATUS] == PRUNED
         stopped = trial.user_attrs["stopped_at_epoch"]
         assert stopped < 4 and sorted(trial.intermediate_values) == list(range(1, stopped + 1))
-        assert _epochs(client, child) == list(range(1, stopped + 1))
+        assert epochs(client, child) == list(range(1, stopped + 1))
     for trial in ran:
         if trial.state == TrialState.COMPLETE:
             assert by_trial[trial.user_attrs[RAY_TRIAL_ID]].data.tags[M.STATUS] == COMPLETED
@@ -180,7 +161,7 @@ def test_driver_killed_mid_search_then_resumed(tmp_path):
     assert any(c.info.status == "RUNNING" for c in children)  # the crash left runs open...
 
     resumed = _search(tmp_path, *args, "--resume", log="resume.log")
-    assert _finish(resumed) == 0, (tmp_path / "resume.log").read_text()
+    assert finish(resumed) == 0, (tmp_path / "resume.log").read_text()
 
     client, parents, children = _runs(tmp_path, "crash")  # ...the resume closed them, and added none
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -191,34 +172,8 @@ def test_driver_killed_mid_search_then_resumed(tmp_path):
     }
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == COMPLETED
-        assert _epochs(client, child) == [1, 2, 3, 4, 5, 6]  # nothing lost, nothing logged twice
-    for result in folder.glob("trial_*/result.json"):
-        epochs = [json.loads(line)[M.EPOCH] for line in result.read_text().splitlines()]
-        assert epochs == sorted(set(epochs)), f"{result}: {epochs}"  # Tune's own history has no repeats either
-
-
-def test_ctrl_c_leaves_a_resumable_search(tmp_path):
-    import signal
-
-    args = ["--smoke-test", "--name", "ctrlc", "--set", "search.scheduler=none", "--set", "base.train.epochs=8"]
-    driver = _search(tmp_path, *args)
-    folder = tmp_path / "ray_results" / "ctrlc"
-    try:
-        wait_for(lambda: any(folder.glob("trial_*/result.json")), 180, "a first epoch")
-        driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        assert driver.wait(timeout=120) == 130
-    finally:
-        kill_session(driver)
-    assert "continue with: python -m search.run --name ctrlc --resume" in (tmp_path / "search.log").read_text()
-    _, parents, children = _runs(tmp_path, "ctrlc")
-    assert parents[0].info.status == "KILLED" and parents[0].data.tags[M.STATUS] == "interrupted"
-    assert children and all(c.info.status != "RUNNING" for c in children)
-
-    assert _finish(_search(tmp_path, *args, "--resume", log="resume.log")) == 0, (tmp_path / "resume.log").read_text()
-    client, parents, children = _runs(tmp_path, "ctrlc")
-    assert parents[0].info.status == "FINISHED" and parents[0].data.tags[M.STATUS] == COMPLETED
-    assert len(children) == 3 and all(c.data.tags[M.STATUS] == COMPLETED for c in children)
-    assert all(_epochs(client, c) == list(range(1, 9)) for c in children)
+        assert epochs(client, child) == [1, 2, 3, 4, 5, 6]  # nothing lost, nothing logged twice
+    assert_agree(tmp_path, "crash")  # Tune's own history has no repeats either, and the three stores agree
 
 
 def test_diverging_trials_are_recorded_not_crashes(tmp_path):
@@ -230,12 +185,13 @@ def test_diverging_trials_are_recorded_not_crashes(tmp_path):
     weights["head.weight"].fill_(float("nan"))  # every step's loss is NaN
     torch.save(weights, tmp_path / "nan.pt")
     args = ["--smoke-test", "--name", "nan", "--set", "space={}", "--set", f"base.model.pretrained={tmp_path}/nan.pt"]
-    assert _finish(_search(tmp_path, *args)) == 1  # nothing finished: not a success
+    assert finish(_search(tmp_path, *args)) == 1  # nothing finished: not a success
     assert "no trial finished without diverging" in (tmp_path / "search.log").read_text()
     _, parents, children = _runs(tmp_path, "nan")
     assert parents[0].info.status == "FINISHED" and len(children) == 3
     for child in children:
         assert child.info.status == "FAILED" and child.data.tags[M.STATUS] == DIVERGED
         assert "loss became nan" in child.data.tags[M.REASON]
+        assert M.VAL_ACC not in child.data.metrics  # nothing was measured: no 0.0 for the scheduler to rank
     assert all(t.state == TrialState.FAIL for t in _study(tmp_path, "nan").trials)
     assert (tmp_path / "ray_results" / "nan" / "report" / "report.md").is_file()

@@ -153,3 +153,32 @@ def test_the_first_trial_trains_the_base_config_values(tmp_path):
     off.suggest("t0")
     assert off.study.get_trials()[0].params["optim.lr"] != 0.003
     assert "baseline" not in off.study.get_trials()[0].user_attrs
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_restored_searcher_continues_the_study_without_repeating_its_proposals(tmp_path, sampler):
+    first = _searcher(tmp_path, f"search.sampler={sampler}", "search.baseline=false")
+    proposed = [first.suggest(f"t{i}") for i in range(3)]
+    path = tmp_path / "searcher-state.pkl"
+    first.save(str(path))
+
+    again = _searcher(tmp_path, f"search.sampler={sampler}", "search.baseline=false")  # a resumed driver
+    again.restore(str(path))
+    assert again.suggest("t0") == proposed[0]  # a trial it had already proposed: the same config
+    fresh = _searcher(tmp_path / "other", f"search.sampler={sampler}", "search.baseline=false")
+    (tmp_path / "other").mkdir()
+    assert [again.suggest(f"n{i}") for i in range(3)] != [fresh.suggest(f"n{i}") for i in range(3)]
+    assert len(again.study.trials) == 6
+
+
+def test_a_moved_results_folder_keeps_its_study(tmp_path, monkeypatch):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    searcher = StudySearcher.from_config(SearchConfig.load(None, SPACE, name="study"), f"sqlite:///{old}/optuna.db")
+    searcher.suggest("t0")
+    searcher.save(str(old / "searcher-state.pkl"))
+    old.rename(new)
+    monkeypatch.setattr(StudySearcher, "restored_storage", f"sqlite:///{new / 'optuna.db'}")  # what the driver sets
+    restored = StudySearcher.from_config(SearchConfig.load(None, SPACE, name="study"), None)
+    restored.restore(str(new / "searcher-state.pkl"))
+    assert restored.storage_url == f"sqlite:///{new / 'optuna.db'}" and len(restored.study.trials) == 1

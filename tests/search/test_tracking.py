@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -29,29 +30,37 @@ def _row(epoch: int) -> dict:
 
 
 def _tracker(uri: str, tmp_path) -> MlflowTracker:
-    return MlflowTracker(uri, "exp", str(tmp_path / "ray_results" / "exp"), str(tmp_path / "pending.json"))
+    return MlflowTracker(uri, "exp", "search-1", str(tmp_path / "pending.json")).open()
 
 
 def _start(tracker: MlflowTracker) -> str:
     return tracker.start_parent("search", {"search.num_trials": 2}, {"role": "parent"}, {"config.json": {"a": 1}})
 
 
-def test_deferred_epochs_wait_for_the_step_end_and_keep_their_order(tmp_path):
+def test_writes_are_delivered_in_order_by_the_writer(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = _tracker(uri, tmp_path)
     _start(tracker)
     tracker.trial_started("t1", {"model": {"depth": 3}})
-    tracker.epoch("t1", _row(1), defer=True)
-    tracker.epoch("t1", _row(2), defer=True)
+    for epoch in (1, 2, 3):
+        tracker.epoch("t1", _row(epoch))
+    tracker.trial_ended("t1", COMPLETED)
+    assert tracker.drain(timeout_s=60) and tracker.pending() == 0
     client = MlflowClient(uri)
     run_id = tracker.run_id("t1")
-    assert client.get_metric_history(run_id, M.VAL_ACC) == []  # queued, not yet written
-    tracker.flush_deferred()
-    assert [m.step for m in client.get_metric_history(run_id, M.VAL_ACC)] == [1, 2]
-    tracker.epoch("t1", _row(3), defer=True)
-    tracker.trial_ended("t1", COMPLETED)  # a write that is not deferred delivers the queue first, in order
     assert [m.step for m in client.get_metric_history(run_id, M.VAL_ACC)] == [1, 2, 3]
     assert client.get_run(run_id).info.status == "FINISHED"
+    tracker.close()
+
+
+def test_an_unpickled_tracker_is_the_open_one(tmp_path):
+    """What Tune's restored callback holds after --resume: the driver's own tracker, not a copy."""
+    tracker = _tracker(f"sqlite:///{tmp_path}/mlflow.db", tmp_path)
+    tracker.trial_started("t1", {})
+    assert pickle.loads(pickle.dumps(tracker)) is tracker
+    tracker.close()
+    other = pickle.loads(pickle.dumps(tracker))  # no open tracker of that search in this process: a new one
+    assert other is not tracker and other.search_id == tracker.search_id and other.open_trials() == []
 
 
 def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
@@ -61,6 +70,7 @@ def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
     tracker.trial_started("t1", {"model": {"depth": 3}})
     tracker.epoch("t1", _row(1))
     tracker.epoch("t1", _row(2))
+    tracker.close()
 
     again = _tracker(uri, tmp_path)  # a restarted driver: nothing in memory
     assert _start(again) == parent
@@ -69,6 +79,7 @@ def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
         again.epoch("t1", _row(epoch))
     again.trial_ended("t1", COMPLETED)
     again.trial_ended(PARENT, COMPLETED)
+    again.close()
 
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
@@ -82,16 +93,27 @@ def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
     assert client.get_run(parent).info.status == "FINISHED"
 
 
+def test_a_new_search_under_the_same_name_gets_its_own_parent(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    first = _tracker(uri, tmp_path)
+    other = MlflowTracker(uri, "exp", "search-2", str(tmp_path / "pending2.json")).open()
+    assert _start(first) != _start(other)
+    first.close()
+    other.close()
+
+
 def test_a_tag_on_a_run_that_ended_before_this_driver_leaves_it_ended(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = _tracker(uri, tmp_path)
     _start(tracker)
     tracker.trial_started("t1", {"model": {"depth": 3}})
     tracker.trial_ended("t1", COMPLETED)
+    tracker.close()
 
     again = _tracker(uri, tmp_path)  # a resumed search that tags the (finished) baseline trial at its end
     _start(again)
     again.set_tags("t1", {BASELINE_TAG: "true"})
+    again.close()
     run = MlflowClient(uri).get_run(again.run_id("t1"))
     assert run.data.tags[BASELINE_TAG] == "true"
     assert run.info.status == "FINISHED" and run.data.tags[M.STATUS] == COMPLETED
@@ -106,7 +128,7 @@ def test_trial_status_from_its_last_result():
 
 
 @pytest.mark.slow
-def test_a_server_that_goes_away_loses_nothing(tmp_path, monkeypatch, caplog):
+def test_a_server_that_goes_away_loses_nothing_and_never_blocks(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     port = free_port()
@@ -119,26 +141,70 @@ def test_a_server_that_goes_away_loses_nothing(tmp_path, monkeypatch, caplog):
         _start(tracker)
         tracker.trial_started("t1", {"model": {"depth": 2}})
         tracker.epoch("t1", _row(1))
+        assert tracker.drain(timeout_s=60)
         kill_session(server)  # the server goes away mid-run
 
         with caplog.at_level(logging.WARNING, logger="search.tracker"):
-            tracker.epoch("t1", _row(2))
-            tracker.epoch("t1", _row(3))
-        assert len(tracker._pending) == 2
+            for epoch in (2, 3):
+                tracker.epoch("t1", _row(epoch))  # returns at once: the writer thread is the one that waits
+            assert not tracker.drain(timeout_s=3) and tracker.pending() == 2
         assert sum("is not answering" in r.message for r in caplog.records) == 1  # one warning per outage
 
         server = mlflow_server(port, store, artifacts, log)  # back, same store
         tracker.epoch("t1", _row(4))
         tracker.trial_ended("t1", COMPLETED)
-        assert tracker._pending == []
+        assert tracker.drain(timeout_s=90) and tracker.pending() == 0  # the backoff is at most 30 s
         client = MlflowClient(uri)
         child = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.trial_id = 't1'")[0]
         assert [m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)] == [1, 2, 3, 4]
-        assert child.info.status == "FINISHED"
+        assert client.get_run(child.info.run_id).info.status == "FINISHED"
 
-        kill_session(server)  # away at the very end: what is left is saved, not lost
+        kill_session(server)  # away at the very end: what is left is saved, not lost...
         tracker.epoch("t1", _row(5))
         tracker.close(timeout_s=2)
         assert "epoch" in (tmp_path / "pending.json").read_text()
+
+        server = mlflow_server(port, store, artifacts, log)  # ...and the next driver of the search delivers it
+        again = _tracker(uri, tmp_path)
+        assert again.drain(timeout_s=60) and not (tmp_path / "pending.json").exists()
+        again.close()
+        assert [m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)] == [1, 2, 3, 4, 5]
     finally:
         kill_session(server)
+
+
+def test_deliver_sends_what_a_search_left_undelivered(tmp_path, capsys):
+    """``python -m search.deliver``: a finished search whose store was away at its end (writes saved locally)."""
+    import json
+
+    from contract.files import PENDING_WRITES, SEARCH_CONFIG, SEARCH_ID
+    from search.config import SearchConfig
+    from search.deliver import main as deliver
+    from search.writes import EndRun, LogEpoch, StartTrial
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = SearchConfig.load(None, [], name="late", storage_path=str(tmp_path / "results")).model_copy(
+        update={"tracking_uri": uri}
+    )
+    folder = tmp_path / "results" / "late"
+    folder.mkdir(parents=True)
+    (folder / SEARCH_CONFIG).write_text(json.dumps(cfg.to_dict()))
+    (folder / SEARCH_ID).write_text("search-late\n")
+    tracker = MlflowTracker(uri, "late", "search-late").open()
+    _start(tracker)
+    tracker.close()
+    writes = [StartTrial("t1", {}), LogEpoch("t1", _numbers(_row(1))), EndRun("t1", COMPLETED)]
+    (folder / PENDING_WRITES).write_text(json.dumps([w.to_json() for w in writes]))
+
+    assert deliver(["--name", "late", "--storage-path", str(tmp_path / "results")]) == 0
+    assert not (folder / PENDING_WRITES).exists() and "delivered" in capsys.readouterr().out
+    client = MlflowClient(uri)
+    child = client.search_runs([client.get_experiment_by_name("late").experiment_id], "tags.trial_id = 't1'")[0]
+    assert child.info.status == "FINISHED" and [
+        m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)
+    ] == [1]
+    assert deliver(["--name", "late", "--storage-path", str(tmp_path / "results")]) == 0  # nothing left: fine
+
+
+def _numbers(row: dict) -> dict:
+    return {k: v for k, v in row.items() if isinstance(v, (int, float))}

@@ -1,0 +1,120 @@
+"""A search as its three stores tell it: Tune's experiment folder, the Optuna study and MLflow, and the check that
+they tell the same story (the same trials with the same statuses, no run left RUNNING, every epoch once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from contract import metrics as M
+from contract.status import INTERRUPTED, NOT_STARTED, trial_status
+from contract.tracking import PARENT_RUN_TAG, TRIAL_ID_TAG
+from search.searcher import RAY_TRIAL_ID
+from tests.processes import kill_session, spawn
+
+ROOT = Path(__file__).resolve().parents[2]
+RESUMABLE = "resumable"  # a trial that a --resume continues (Tune: unfinished; study: RUNNING; MLflow: interrupted)
+
+
+def search(folder: Path, *args: str, log: str = "search.log", env: dict | None = None):
+    """``python -m search.run ARGS`` in ``folder`` as a subprocess in its own session (stop it with ``finish``)."""
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db", **os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+    return spawn([sys.executable, "-m", "search.run", *args], folder / log, cwd=folder, env=env)
+
+
+def finish(proc, timeout_s: float = 300) -> int:
+    try:
+        return proc.wait(timeout=timeout_s)
+    finally:
+        kill_session(proc)
+
+
+def runs(uri: str, name: str):
+    """The client, the parent runs and the trial runs of MLflow experiment ``name``."""
+    client = MlflowClient(uri)
+    found = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+    return (
+        client,
+        [r for r in found if PARENT_RUN_TAG not in r.data.tags],
+        [r for r in found if PARENT_RUN_TAG in r.data.tags],
+    )
+
+
+def epochs(client, run) -> list[int]:
+    return [m.step for m in client.get_metric_history(run.info.run_id, M.VAL_ACC)]
+
+
+def tune_story(experiment: Path) -> dict[str, str]:
+    """Trial id -> status, for the trials that reported at least one result, from Tune's own state."""
+    from ray.tune import ExperimentAnalysis
+
+    story = {}
+    for trial in ExperimentAnalysis(str(experiment.resolve())).trials:
+        lines = _result_lines(experiment / f"trial_{trial.trial_id}" / "result.json")
+        last = json.loads(lines[-1]) if lines else None
+        if last is None and trial.status != "ERROR":
+            continue  # never reported: not started, or stopped before its first epoch (then resumable)
+        if trial.status in ("TERMINATED", "ERROR"):
+            story[trial.trial_id] = trial_status(last, error=trial.status == "ERROR")
+        else:
+            story[trial.trial_id] = RESUMABLE
+    return story
+
+
+def _result_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def study_story(storage: str, name: str) -> dict[str, str]:
+    study = optuna.load_study(study_name=name, storage=storage)
+    story = {}
+    for trial in study.trials:
+        ray_id = trial.user_attrs.get(RAY_TRIAL_ID)
+        if ray_id is None or trial.user_attrs.get(M.STATUS) == NOT_STARTED:
+            continue
+        if trial.state == TrialState.RUNNING:
+            if trial.intermediate_values:
+                story[ray_id] = RESUMABLE
+        else:
+            story[ray_id] = trial.user_attrs[M.STATUS]
+    return story
+
+
+def mlflow_story(uri: str, name: str) -> dict[str, str]:
+    client, _, children = runs(uri, name)
+    assert all(c.info.status != "RUNNING" for c in children), [c.data.tags for c in children]
+    story = {}
+    for child in children:
+        status = child.data.tags[M.STATUS]
+        if status == NOT_STARTED:
+            continue
+        if status != INTERRUPTED:
+            story[child.data.tags[TRIAL_ID_TAG]] = status
+        elif epochs(client, child):  # interrupted before its first epoch: no trial the other stores count yet
+            story[child.data.tags[TRIAL_ID_TAG]] = RESUMABLE
+    return story
+
+
+def assert_agree(folder: Path, name: str, study_storage: str | None = None, uri: str | None = None) -> dict[str, str]:
+    """Tune, the study and MLflow name the same trials with the same statuses; each trial's epochs are logged
+    once each, from 1 up, in MLflow and in Tune's result.json. Returns the story."""
+    experiment = folder / "ray_results" / name
+    uri = uri or f"sqlite:///{folder}/mlflow.db"
+    tune = tune_story(experiment)
+    study = study_story(study_storage or f"sqlite:///{experiment}/optuna.db", name)
+    mlflow = mlflow_story(uri, name)
+    assert tune == study == mlflow, {"tune": tune, "study": study, "mlflow": mlflow}
+    client, _, children = runs(uri, name)
+    for child in children:
+        steps = epochs(client, child)
+        assert steps == list(range(1, len(steps) + 1)), (child.data.tags[TRIAL_ID_TAG], steps)
+    for result in experiment.glob("trial_*/result.json"):
+        steps = [json.loads(line)[M.EPOCH] for line in result.read_text().splitlines() if line.strip()]
+        assert steps == sorted(set(steps)), f"{result}: {steps}"
+    return tune

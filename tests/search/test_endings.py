@@ -1,0 +1,160 @@
+"""Every way a search ends leaves Tune, the Optuna study and MLflow telling the same story (tests/search/stores.py),
+and a --resume finishes what was left. Real searches: subprocess drivers, a real local Ray, real MLflow stores."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from contract import metrics as M
+from contract.files import SEARCH_ID
+from contract.status import COMPLETED, INTERRUPTED, PRUNED
+from contract.tracking import SEARCH_ID_TAG
+from tests.processes import free_port, kill_session, mlflow_server, wait_for
+from tests.search.stores import RESUMABLE, assert_agree, epochs, finish, runs, search
+
+pytestmark = pytest.mark.slow
+SMALL = ["--smoke-test", "--set", "search.scheduler=none", "--set", "base.data.batch_size=32"]
+
+
+def _results(folder: Path, name: str) -> int:
+    """Epochs reported so far, over all trials (Tune's result.json lines)."""
+    return sum(len(f.read_text().splitlines()) for f in (folder / "ray_results" / name).glob("trial_*/result.json"))
+
+
+def _log(folder: Path, name: str = "search.log") -> str:
+    return (folder / name).read_text()
+
+
+def test_a_completed_search_agrees(smoke_search):
+    story = assert_agree(smoke_search, "smoke")
+    assert set(story.values()) <= {COMPLETED, PRUNED} and len(story) == 3
+    _, parents, _ = runs(f"sqlite:///{smoke_search}/mlflow.db", "smoke")
+    search_id = (smoke_search / "ray_results" / "smoke" / SEARCH_ID).read_text().strip()
+    assert [p.data.tags[SEARCH_ID_TAG] for p in parents] == [search_id]
+
+
+def test_the_time_budget_ends_a_finished_search(tmp_path):
+    args = [*SMALL, "--name", "budget", "--set", "base.train.epochs=200", "--set", "search.time_budget_s=45",
+            "--set", "search.num_trials=4", "--set", "search.max_concurrent=2"]  # fmt: skip
+    assert finish(search(tmp_path, *args)) == 0, _log(tmp_path)[-3000:]
+    assert "time budget (45 s) ran out" in _log(tmp_path)
+    story = assert_agree(tmp_path, "budget")
+    assert PRUNED in story.values() and RESUMABLE not in story.values()
+    client, parents, children = runs(f"sqlite:///{tmp_path}/mlflow.db", "budget")
+    assert parents[0].info.status == "FINISHED" and "time budget" in parents[0].data.tags[M.REASON]
+    pruned = [c for c in children if c.data.tags[M.STATUS] == PRUNED]
+    assert pruned and all("time budget" in c.data.tags[M.REASON] and epochs(client, c) for c in pruned)
+    assert (tmp_path / "ray_results" / "budget" / "search_summary.json").is_file()
+    assert finish(search(tmp_path, "--name", "budget", "--resume", log="again.log")) == 2
+    assert "has finished: nothing to resume" in _log(tmp_path, "again.log")
+
+
+def _interrupt(tmp_path: Path, proc, name: str, sig: int, expected: int, after: int) -> None:
+    """Send ``sig`` once ``after`` more epochs were reported; the driver ends with ``expected``."""
+    start = _results(tmp_path, name)
+    try:
+        wait_for(lambda: _results(tmp_path, name) >= start + after, 180, f"{after} more epochs")
+        proc.send_signal(sig)
+        assert proc.wait(timeout=120) == expected
+    finally:
+        kill_session(proc)
+
+
+@pytest.mark.parametrize("sig, code, times", [(signal.SIGINT, 130, 2), (signal.SIGTERM, 143, 1)], ids=["int", "term"])
+def test_a_signal_leaves_a_resumable_search_that_resume_finishes(tmp_path, sig, code, times):
+    name = f"stop{code}"
+    args = [*SMALL, "--name", name, "--set", "base.train.epochs=8"]
+    proc = search(tmp_path, *args)
+    for attempt in range(times):  # the second time, the driver is a resumed one: its callback was unpickled
+        _interrupt(tmp_path, proc, name, sig, code, after=1)
+        log = _log(tmp_path, f"search{attempt}.log" if attempt else "search.log")
+        assert f"continue with: python -m search.run --name {name} --resume" in log
+        _, parents, _ = runs(f"sqlite:///{tmp_path}/mlflow.db", name)
+        assert len(parents) == 1 and parents[0].info.status == "KILLED"
+        assert parents[0].data.tags[M.STATUS] == INTERRUPTED and "best_run_id" not in parents[0].data.tags
+        assert RESUMABLE in assert_agree(tmp_path, name).values()
+        proc = search(tmp_path, "--name", name, "--resume", log=f"search{attempt + 1}.log")  # the saved config
+    assert finish(proc) == 0, _log(tmp_path, f"search{times}.log")[-3000:]
+    story = assert_agree(tmp_path, name)
+    assert list(story.values()) == [COMPLETED] * 3
+    client, parents, children = runs(f"sqlite:///{tmp_path}/mlflow.db", name)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert all(epochs(client, c) == list(range(1, 9)) for c in children)
+
+
+def test_a_second_driver_on_the_same_search_is_refused(tmp_path):
+    args = [*SMALL, "--name", "twice", "--set", "base.train.epochs=3"]
+    first = search(tmp_path, *args)
+    try:
+        wait_for(lambda: "(id " in _log(tmp_path), 120, "the first driver's start")  # before tuner.pkl exists
+        assert finish(search(tmp_path, *args, log="second.log"), timeout_s=60) == 2
+        errors = _log(tmp_path, "second.log").strip().splitlines()
+        assert len(errors) == 1 and errors[0].startswith("error: another driver (pid"), errors
+        assert finish(first) == 0, _log(tmp_path)[-3000:]
+    finally:
+        kill_session(first)
+    _, parents, _ = runs(f"sqlite:///{tmp_path}/mlflow.db", "twice")
+    assert len(parents) == 1
+    assert_agree(tmp_path, "twice")
+
+
+def test_a_full_disk_stops_the_search_with_one_line_and_resume_finishes_it_elsewhere(tmp_path):
+    small, roomy = tmp_path / "small", tmp_path / "roomy"
+    small.mkdir()
+    roomy.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(small)], check=True)
+    try:
+        args = [*SMALL, "--name", "full", "--set", "base.train.epochs=10", "--storage-path", str(small)]
+        code = finish(search(tmp_path, *args))
+        errors = [line for line in _log(tmp_path).splitlines() if line.startswith("error:")]
+        assert code == 3 and len(errors) == 1 and "MB free" in errors[0], _log(tmp_path)[-3000:]
+        experiment = small / "full"
+        for state in experiment.glob("experiment_state-*.json"):
+            json.loads(state.read_text())  # complete, not cut short by the full disk
+        _, parents, children = runs(f"sqlite:///{tmp_path}/mlflow.db", "full")
+        assert parents[0].info.status == "FAILED" and "MB free" in parents[0].data.tags[M.REASON]
+        assert children and all(c.info.status != "RUNNING" for c in children)
+        shutil.copytree(experiment, roomy / "full")  # moved: the study and Tune's state travel with the folder
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+    resumed = search(tmp_path, "--name", "full", "--resume", "--storage-path", str(roomy), log="resume.log")
+    assert finish(resumed) == 0, _log(tmp_path, "resume.log")[-3000:]
+    (tmp_path / "ray_results").symlink_to(roomy)  # where assert_agree looks
+    story = assert_agree(tmp_path, "full")
+    assert list(story.values()) == [COMPLETED] * 3
+
+
+def test_mlflow_away_for_a_while_loses_nothing_and_no_credential_is_logged(tmp_path):
+    port = free_port()
+    store, artifacts, log = tmp_path / "server.db", tmp_path / "artifacts", tmp_path / "server.log"
+    server = mlflow_server(port, store, artifacts, log)
+    plain, secret = f"http://127.0.0.1:{port}", "s3cret-pw"
+    env = {"MLFLOW_TRACKING_URI": f"http://admin:{secret}@127.0.0.1:{port}"}
+    proc = search(tmp_path, *SMALL, "--name", "away", "--set", "base.train.epochs=8", env=env)
+    try:
+        wait_for(lambda: _results(tmp_path, "away") >= 1, 180, "a first epoch")
+        kill_session(server)  # away while trials keep reporting
+        wait_for(lambda: _results(tmp_path, "away") >= 8, 180, "more epochs while MLflow is away")
+        time.sleep(5)
+        server = mlflow_server(port, store, artifacts, log)
+        assert proc.wait(timeout=300) == 0, _log(tmp_path)[-3000:]
+    finally:
+        kill_session(proc)
+    try:
+        story = assert_agree(tmp_path, "away", uri=plain)
+        assert list(story.values()) == [COMPLETED] * 3
+        assert "is not answering" in _log(tmp_path) and secret not in _log(tmp_path)
+        _, parents, children = runs(plain, "away")
+        for run in [*parents, *children]:
+            values = {**run.data.params, **run.data.tags}
+            assert not [k for k, v in values.items() if secret in v], values
+        assert not (tmp_path / "ray_results" / "away" / "mlflow_pending.json").exists()
+    finally:
+        kill_session(server)
