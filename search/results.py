@@ -24,6 +24,7 @@ from contract.tracking import (
     MODEL_WEIGHTS_FILE,
 )
 from search.config import SearchConfig
+from search.registry import champion_uri, register_best
 from search.tracker import MlflowTracker
 from search.writes import PARENT
 
@@ -51,6 +52,9 @@ def summarize(grid, tracker: MlflowTracker, cfg: SearchConfig, storage: str, sta
     _describe_baseline(summary, rows, tracker, cfg, storage)
     for row in [r for r in order if r[M.STATUS] == COMPLETED][: cfg.search.log_checkpoints]:
         log_weights(tracker, row[TRIAL_ID], row["result"])
+    version = register_best(tracker, summary, cfg.name)
+    if version is not None:
+        summary.registered_model, summary.registered_version = cfg.name, version
     return summary
 
 
@@ -100,7 +104,8 @@ def log_weights(tracker: MlflowTracker, trial_id: str, result) -> None:
     try:
         with checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as out:
             state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
-            torch.save(state["model"], Path(out) / MODEL_WEIGHTS_FILE)
+            weights = state.get("ema", state["model"])  # the weights that were evaluated: with EMA, the EMA ones
+            torch.save(weights, Path(out) / MODEL_WEIGHTS_FILE)
             (Path(out) / MODEL_CONFIG_FILE).write_text(json.dumps(state["config"], indent=2))
             tracker.client.log_artifacts(run_id, out, artifact_path=MODEL_ARTIFACTS)
     except Exception as e:
@@ -162,6 +167,8 @@ def best_lines(summary: SearchSummary) -> list[str]:
     ]
     if summary.best_config_file:
         lines.append(f"  retrain it: python -m trainables.train --config {summary.best_config_file}")
+    if summary.registered_version:
+        lines.append(f"  registered: {champion_uri(summary.registered_model)} (version {summary.registered_version})")
     if summary.baseline_val_acc is not None:
         gain = 100 * (summary.best_val_acc - summary.baseline_val_acc)
         lines.append(

@@ -23,7 +23,13 @@ from typing import Any
 from contract import metrics as M
 from contract.flat import flatten
 from contract.status import RUNNING
-from contract.tracking import EXPERIMENT_PATH_TAG, PARENT_RUN_TAG, TRIAL_ID_TAG
+from contract.tracking import (
+    EXPERIMENT_KIND_TAG,
+    EXPERIMENT_KIND_TRAINING,
+    EXPERIMENT_PATH_TAG,
+    PARENT_RUN_TAG,
+    TRIAL_ID_TAG,
+)
 from search.writes import PARENT, EndRun, LogEpoch, LogMetrics, SetTags, StartTrial, Write, is_number
 
 log = logging.getLogger(__name__)
@@ -72,7 +78,13 @@ class MlflowTracker:
     def experiment_id(self) -> str:
         if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.experiment)
-            self._experiment_id = found.experiment_id if found else self.client.create_experiment(self.experiment)
+            kind = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND_TRAINING}  # `mlflow ui` then opens on the runs
+            if found is None:
+                self._experiment_id = self.client.create_experiment(self.experiment, tags=kind)
+            else:
+                self._experiment_id = found.experiment_id
+                if EXPERIMENT_KIND_TAG not in found.tags:
+                    self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND_TRAINING)
         return self._experiment_id
 
     # --- finding or creating runs ---
