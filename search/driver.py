@@ -100,13 +100,11 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     from search.progress import Progress
     from search.searcher import StudySearcher
     from trainables.mlflow_run import TrialRuns
-    from trainables.tune import train_t2t
+    from trainables.tune import tracked
 
     s = cfg.search
     runs = TrialRuns(tracker.uri, tracker.experiment_id, tracker.parent_id)  # a trial logs data sets, system metrics
-    trainable = tune.with_resources(
-        tune.with_parameters(train_t2t, runs=runs), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial}
-    )
+    trainable = tune.with_resources(tracked(runs), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
     if resume:
         return tune.Tuner.restore(cfg.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
     return tune.Tuner(

@@ -64,9 +64,9 @@ def postgres(password: str) -> Iterator[int]:
 
 
 def query(port: int, password: str, database: str, sql: str) -> list[tuple]:
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, password=password, dbname=database)
+    conn = psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, password=password, dbname=database)
     try:
         conn.autocommit = True
         with conn.cursor() as cur:

@@ -41,8 +41,8 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None,
 
     A restarted trial (``FailureConfig`` retry, ``Tuner.restore``) continues from its last checkpoint: the same
     epoch, optimizer, schedule and RNG states.
-    ``report`` defaults to ``ray.tune.report``; with ``runs`` (``tune.with_parameters``) the trial's MLflow run
-    gets its data sets and system metrics from this process.
+    ``report`` defaults to ``ray.tune.report``; with ``runs`` (see ``tracked``) the trial's MLflow run gets its data
+    sets and system metrics from this process.
     """
     report = report or tune.report
     cfg = TrainConfig.from_dict(config)
@@ -58,6 +58,16 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None,
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def tracked(runs: TrialRuns) -> Callable[[dict[str, Any]], None]:
+    """``train_t2t`` whose trials log their data sets and system metrics to their MLflow runs. A closure, not
+    ``tune.with_parameters``: Ray 2.60's wrapper has no ``reset_config``, so ``reuse_actors`` fails the next trial."""
+
+    def train_t2t_tracked(config: dict[str, Any]) -> None:
+        train_t2t(config, runs=runs)
+
+    return train_t2t_tracked
 
 
 def _train(trainer: Trainer, report: Callable[..., None]) -> None:

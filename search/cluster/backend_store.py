@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib.util
 from urllib.parse import urlsplit
 
-POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg2")
-DRIVER = "psycopg2"  # what MLflow's SQLAlchemy store uses for postgresql:// (pyproject's [postgres] extra)
+POSTGRES_SCHEMES = ("postgresql", "postgresql+psycopg")
+DRIVER = "psycopg"  # SQLAlchemy 2.1's driver for postgresql:// URIs, MLflow's store's (pyproject's [postgres] extra)
 
 
 def check_backend_store(uri: str) -> None:
