@@ -32,6 +32,9 @@ MODEL_CONFIG_FILE = "config.json"
 # The experiment's kind, MLflow's own tag: its UI opens a training experiment on the runs (GenAI ones on traces).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND_TRAINING = "custom_model_development"
+# MLflow 3.17's UI picks its GenAI or its model-training pages from the address (else the browser's last choice),
+# not from the kind: the query that opens an experiment on its training runs.
+UI_TRAINING_VIEW = "workflowType=machine_learning"
 
 # A trial run's data set inputs: one per split, told apart by MLflow's context tag.
 DATASET_CONTEXT_TAG = "mlflow.data.context"

@@ -22,6 +22,7 @@ from contract.tracking import (
     MODEL_ARTIFACTS,
     MODEL_CONFIG_FILE,
     MODEL_WEIGHTS_FILE,
+    UI_TRAINING_VIEW,
 )
 from search.config import SearchConfig
 from search.registry import champion_uri, register_best
@@ -136,11 +137,13 @@ def finish(summary: SearchSummary, tracker: MlflowTracker, cfg: SearchConfig, pa
     if cfg.local_experiment_dir:
         summary.write(cfg.local_experiment_dir)
     summary.report = write_report(cfg, parent_id)
-    print("\n".join(summary_lines(summary, cfg, parent_id)))
+    print("\n".join(summary_lines(summary, cfg, parent_id, tracker.experiment_id)))
     return 0 if summary.finished else 1
 
 
-def summary_lines(summary: SearchSummary, cfg: SearchConfig, parent_id: str) -> list[str]:
+def summary_lines(
+    summary: SearchSummary, cfg: SearchConfig, parent_id: str, experiment_id: str | None = None
+) -> list[str]:
     counts = ", ".join(f"{summary.counts.get(s, 0)} {s}" for s in ENDED)
     lines = ["", f"search {cfg.name!r} done in {summary.wall_time_s:.0f} s: {counts}"]
     if summary.best_trial_id is not None:
@@ -155,7 +158,7 @@ def summary_lines(summary: SearchSummary, cfg: SearchConfig, parent_id: str) -> 
     uri = cfg.resolved_tracking_uri
     lines += [
         f"results:  {cfg.experiment_path}",
-        f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; {how_to_compare(uri)}",
+        f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; {how_to_compare(uri, experiment_id)}",
     ]
     return lines
 
@@ -178,11 +181,14 @@ def best_lines(summary: SearchSummary) -> list[str]:
     return lines
 
 
-def how_to_compare(uri: str) -> str:
+def how_to_compare(uri: str, experiment_id: str | None = None) -> str:
+    """Where to look at the runs. MLflow 3.17's UI opens every experiment on its GenAI pages unless the address asks
+    for the model-training view (``UI_TRAINING_VIEW``), whatever the experiment's kind tag says."""
+    page = f"/#/experiments/{experiment_id}/runs?{UI_TRAINING_VIEW}" if experiment_id else ""
     if uri.startswith(("http://", "https://")):  # a tracking server is its own UI (on a cluster: through the tunnel)
-        compare = f"compare the trials at {uri}"
+        compare = f"compare the trials at {uri.rstrip('/')}{page}"
         if "127.0.0.1" in uri:
-            compare += " (from your machine: `ray attach cluster.yaml -p 5000`, then http://localhost:5000)"
+            compare += f" (from your machine: `ray attach cluster.yaml -p 5000`, then http://localhost:5000{page})"
         return compare
     ui = "mlflow ui" if uri == DEFAULT_TRACKING_URI else f"mlflow ui --backend-store-uri {uri}"
-    return f"compare the trials with `{ui}`"
+    return f"compare the trials with `{ui}`" + (f", then open http://127.0.0.1:5000{page}" if page else "")

@@ -12,13 +12,13 @@ Every server it starts listens on 127.0.0.1 and is stopped by PID.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from contract.tracking import UI_TRAINING_VIEW
 from tests.analysis.test_report_e2e import _HOVER_PROBE
 from tests.browser import visit
 from tests.processes import free_port, kill_session, spawn, wait_for
@@ -62,9 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         started.append(_mlflow_ui(store, port, args.out / "mlflow-ui.log"))
         base = f"http://127.0.0.1:{port}"
-        text = _shoot("mlflow-ui-experiment", f"{base}/#/experiments/{exp.experiment_id}", args.out)
-        runs = sorted(set(re.findall(r"trial-[0-9a-f]{8}", text)))
-        print(f"  the page lists the trial runs {runs}; its first lines: {text.splitlines()[:12]}")
+        text = _shoot("mlflow-ui-default", f"{base}/#/experiments/{exp.experiment_id}", args.out)
+        print(f"  without the view in the address, MLflow opens on: {text.splitlines()[:8]}")
+        page = f"{base}/#/experiments/{exp.experiment_id}/runs?{UI_TRAINING_VIEW}"  # what search.run prints
+        text = _shoot("mlflow-ui-experiment", page, args.out)
+        print(f"  with it: {text.splitlines()[:8]} ... {[x for x in text.splitlines() if 'matching runs' in x]}")
+        trial = next(r for r in MlflowClient(store).search_runs([exp.experiment_id]) if "trial_id" in r.data.tags)
+        trial_page = f"{base}/#/experiments/{exp.experiment_id}/runs/{trial.info.run_id}"
+        text = _shoot("mlflow-ui-trial-run", f"{trial_page}?{UI_TRAINING_VIEW}", args.out)
+        print(f"  the trial's run page names its data sets: {'digits' in text}")
+        _shoot("mlflow-ui-trial-system-metrics", f"{trial_page}/system-metrics?{UI_TRAINING_VIEW}", args.out)
         _shoot("mlflow-ui-registered-model", f"{base}/#/models/{args.name}", args.out)
         _shoot("mlflow-ui-model-version", f"{base}/#/models/{args.name}/versions/1", args.out)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from trainables.dataset_record import SplitRecord
 log = logging.getLogger(__name__)
 
 SAMPLING_INTERVAL_S = 5.0  # MLflow's default is 10 s; MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides either
+STOP_WAIT_S = 1.0  # what the trial waits at its end for the last system metrics (see system_metrics)
 FIND_RUN_TIMEOUT_S = 60.0  # the driver creates the run when Tune starts the trial, about when this process starts
 
 
@@ -72,9 +74,22 @@ def _final_sample(monitor) -> None:
     monitor.mlflow_logger.flush()
 
 
+def _stop(monitor) -> None:
+    try:
+        monitor.finish()
+        _final_sample(monitor)
+    except Exception as e:
+        log.warning("could not log the trial's last system metrics to MLflow: %s", e)
+
+
 @contextmanager
 def system_metrics(tracking_uri: str, run_id: str) -> Iterator[None]:
-    """MLflow's system-metrics monitor on the run while the block runs, steps continuing after a restore."""
+    """MLflow's system-metrics monitor on the run while the block runs, steps continuing after a restore.
+
+    Stopping it talks to the store, which may be slow; Tune reuses a trial's actor only if the training function
+    returns within 2 s of its last report (``TUNE_FUNCTION_THREAD_TIMEOUT_S``), so the stop runs on its own thread
+    and is waited for at most ``STOP_WAIT_S``.
+    """
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
     monitor = SystemMetricsMonitor(
@@ -84,11 +99,9 @@ def system_metrics(tracking_uri: str, run_id: str) -> Iterator[None]:
     try:
         yield
     finally:
-        monitor.finish()
-        try:
-            _final_sample(monitor)
-        except Exception as e:
-            log.warning("could not log the trial's last system metrics to MLflow: %s", e)
+        stopping = threading.Thread(target=_stop, args=(monitor,), name="system-metrics-stop", daemon=True)
+        stopping.start()
+        stopping.join(STOP_WAIT_S)
 
 
 @contextmanager

@@ -61,8 +61,8 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None,
 
 
 def tracked(runs: TrialRuns) -> Callable[[dict[str, Any]], None]:
-    """``train_t2t`` whose trials log their data sets and system metrics to their MLflow runs. A closure, not
-    ``tune.with_parameters``: Ray 2.60's wrapper has no ``reset_config``, so ``reuse_actors`` fails the next trial."""
+    """``train_t2t`` whose trials log their data sets and system metrics to their MLflow runs (``runs`` travels
+    with the function when Ray pickles it)."""
 
     def train_t2t_tracked(config: dict[str, Any]) -> None:
         train_t2t(config, runs=runs)

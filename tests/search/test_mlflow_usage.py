@@ -24,6 +24,7 @@ from contract.tracking import (
     MODEL_WEIGHTS_FILE,
     SYSTEM_METRICS_PREFIX,
     TRAIN_SPLIT,
+    UI_TRAINING_VIEW,
     VAL_SPLIT,
 )
 from trainables.config import TrainConfig
@@ -48,7 +49,9 @@ def _children(client: MlflowClient, experiment_id: str):
 def test_experiment_kind_data_sets_and_system_metrics(smoke_search):
     client, _ = _client(smoke_search)
     exp = client.get_experiment_by_name("smoke")
-    assert exp.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND_TRAINING  # the UI opens on the training runs
+    assert exp.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND_TRAINING
+    page = f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs?{UI_TRAINING_VIEW}"
+    assert page in (smoke_search / "search.log").read_text()  # the address that opens the UI on the runs
     children, _ = _children(client, exp.experiment_id)
     assert len(children) == 3
     for child in children:
