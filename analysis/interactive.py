@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from analysis.load import Experiment
 from analysis.plots import STATUS_COLORS
 from contract import metrics as M
+from contract.status import RUNNING
 
 _COLORS = {"tab:green": "#2ca02c", "tab:gray": "#7f7f7f", "tab:red": "#d62728", "black": "#000000"}
 HEIGHT = 420
@@ -54,7 +55,7 @@ def learning_curves(exp: Experiment, rungs: list[int]) -> go.Figure:
     fig = go.Figure()
     status = exp.trials.set_index("trial_id")[M.STATUS]
     for trial_id, h in exp.history.groupby("trial_id"):
-        s = str(status.get(trial_id, "running"))
+        s = str(status.get(trial_id, RUNNING))
         fig.add_trace(go.Scatter(
             x=h[M.EPOCH], y=h[M.VAL_ACC].round(5), mode="lines+markers", name=f"{trial_id} ({s})",
             line=dict(color=_color(s), width=1.5), marker=dict(size=5), legendgroup=s,
