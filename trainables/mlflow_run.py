@@ -22,7 +22,6 @@ from trainables.dataset_record import SplitRecord
 log = logging.getLogger(__name__)
 
 SAMPLING_INTERVAL_S = 5.0  # MLflow's default is 10 s; MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides either
-STOP_WAIT_S = 1.0  # what the trial waits at its end for the last system metrics (see system_metrics)
 FIND_RUN_TIMEOUT_S = 60.0  # the driver creates the run when Tune starts the trial, about when this process starts
 
 
@@ -87,8 +86,8 @@ def system_metrics(tracking_uri: str, run_id: str) -> Iterator[None]:
     """MLflow's system-metrics monitor on the run while the block runs, steps continuing after a restore.
 
     Stopping it talks to the store, which may be slow; Tune reuses a trial's actor only if the training function
-    returns within 2 s of its last report (``TUNE_FUNCTION_THREAD_TIMEOUT_S``), so the stop runs on its own thread
-    and is waited for at most ``STOP_WAIT_S``.
+    returns within 2 s of being let go after its last report (``TUNE_FUNCTION_THREAD_TIMEOUT_S``; a loaded machine
+    spends most of that in the trainer's own clean-up), so the stop runs on its own thread and is not waited for.
     """
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
@@ -99,9 +98,7 @@ def system_metrics(tracking_uri: str, run_id: str) -> Iterator[None]:
     try:
         yield
     finally:
-        stopping = threading.Thread(target=_stop, args=(monitor,), name="system-metrics-stop", daemon=True)
-        stopping.start()
-        stopping.join(STOP_WAIT_S)
+        threading.Thread(target=_stop, args=(monitor,), name="system-metrics-stop", daemon=True).start()
 
 
 @contextmanager
