@@ -1,32 +1,62 @@
 # Everything a newcomer needs: `make run` (the main job) and `make test` (the tests).
-# Both create .venv on first use and re-install when pyproject.toml changes.
+# Both create .venv on first use from requirements.lock (the exact versions CI tests, with their hashes) and
+# re-install when the lock or pyproject.toml changes.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# The lowest supported torch/torchvision (pyproject's floor), with everything else as in the lock.
+LOWEST_VENV := .venv-lowest
+LOWEST_LOCK := requirements-lowest.lock
+LOWEST_STAMP := $(LOWEST_VENV)/.installed
+UV_COMPILE = $(PY) -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	--custom-compile-command "make lock" --quiet
 
-.PHONY: run test lint clean-venv browser
+.PHONY: run test test-lowest lint lock clean-venv browser postgres
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+# $(1): the venv, $(2): its lock. Hashes are required, so nothing outside the lock is installed; the project itself
+# goes in without its dependencies (they are all in the lock).
+define install
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --require-hashes --no-deps -r $(2)
+	$(1)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(1)/.installed
+endef
+
+$(STAMP): pyproject.toml $(LOCK)
+	$(call install,$(VENV),$(LOCK))
+
+$(LOWEST_STAMP): pyproject.toml $(LOWEST_LOCK)
+	$(call install,$(LOWEST_VENV),$(LOWEST_LOCK))
 
 run: $(STAMP)
 	$(PY) -m search.run $(ARGS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(PY) -m pytest $(ARGS)
+
+# The model and the training loop on the lowest supported torch (what .ci/run checks after `make test`).
+test-lowest: $(LOWEST_STAMP)
+	$(LOWEST_VENV)/bin/python -m pytest tests/t2t tests/trainables $(ARGS)
+
+# Re-compile the locks after a change to pyproject.toml; pins that still fit are kept (uv reads the old lock).
+lock: $(STAMP)
+	$(UV_COMPILE) --universal -o $(LOCK)
+	$(UV_COMPILE) --python-platform x86_64-manylinux_2_28 --override lowest.txt -o $(LOWEST_LOCK)
 
 # The report tests render HTML in headless Chromium (Debian's package; needs root the first time).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The MLflow server's PostgreSQL test starts its own server from Debian's package (initdb, pg_ctl).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LOWEST_VENV)

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from analysis import plots
+from analysis import interactive, plots
 from analysis import summarize as S
 from analysis.load import Experiment
 from contract import metrics as M
@@ -24,7 +24,8 @@ class Section:
     title: str
     text: str = ""
     tables: list[pd.DataFrame] = field(default_factory=list)
-    figures: dict[str, Any] = field(default_factory=dict)  # file stem -> Figure
+    figures: dict[str, Any] = field(default_factory=dict)  # file stem -> matplotlib Figure (report.md's PNGs)
+    interactive: dict[str, Any] = field(default_factory=dict)  # the same stems -> plotly Figure (report.html)
     code: str = ""  # YAML shown as a block
 
 
@@ -33,9 +34,10 @@ def build_sections(exp: Experiment) -> list[Section]:
     params = S.searched_params(exp)
     sections = [overview(exp), best_configuration(exp), leaderboard(exp)]
     if exp.trials[M.BEST_VAL_ACC].notna().any():  # else every trial diverged before its first validation
-        sections.append(importance(exp, params))
+        study = S.study(exp)
+        sections.append(importance(exp, params, study))
         if params:
-            sections.append(parallel_coordinates(exp, params))
+            sections.append(parallel_coordinates(exp, params, study))
         sections.append(learning_curves(exp))
         sections += [pareto(exp, measure, params) for measure in (M.MACS, M.PARAMS)]
     sections += [cost(exp), failures(exp)]
@@ -82,20 +84,26 @@ def leaderboard(exp: Experiment) -> Section:
     return Section("Leaderboard", "Top trials by best val_acc (ties: fewer MACs).", [S.leaderboard(exp)])
 
 
-def importance(exp: Experiment, params: list[str]) -> Section:
+def importance(exp: Experiment, params: list[str], study: Any) -> Section:
     scores, method = S.importance(exp)
     section = Section("Hyperparameter importance", f"Method: {method}.")
     if scores:
         section.tables.append(pd.DataFrame({"parameter": list(scores), "importance": list(scores.values())}))
         section.figures["importance"] = plots.importance_bar(scores)
+        section.interactive["importance"] = interactive.importance_bar(scores)
     top = list(scores)[:3] or params[:3]
     if top:
         section.figures["slices"] = plots.slices(exp, top)
+        if study is not None:
+            section.interactive["slices"] = interactive.slices(study, top)
     return section
 
 
-def parallel_coordinates(exp: Experiment, params: list[str]) -> Section:
-    return Section("Parallel coordinates", figures={"parallel_coordinates": plots.parallel_coordinates(exp, params)})
+def parallel_coordinates(exp: Experiment, params: list[str], study: Any) -> Section:
+    section = Section("Parallel coordinates", figures={"parallel_coordinates": plots.parallel_coordinates(exp, params)})
+    if study is not None:
+        section.interactive["parallel_coordinates"] = interactive.parallel_coordinates(study, params)
+    return section
 
 
 def learning_curves(exp: Experiment) -> Section:
@@ -106,7 +114,11 @@ def learning_curves(exp: Experiment) -> Section:
         + ". Trials stopped at each epoch:"
     )
     return Section(
-        "Learning curves", text, [S.rung_counts(exp)], {"learning_curves": plots.learning_curves(exp, rungs)}
+        "Learning curves",
+        text,
+        [S.rung_counts(exp)],
+        {"learning_curves": plots.learning_curves(exp, rungs)},
+        interactive={"learning_curves": interactive.learning_curves(exp, rungs)},
     )
 
 
@@ -118,6 +130,7 @@ def pareto(exp: Experiment, measure: str, params: list[str]) -> Section:
         f"Trials that no other trial beats on both best val_acc and {measure}.",
         [front[["trial_id", M.BEST_VAL_ACC, measure, *params]]],
         {f"pareto_{measure}": plots.pareto(exp.trials, front, measure)},
+        interactive={f"pareto_{measure}": interactive.pareto(exp.trials, front, measure)},
     )
 
 

@@ -84,15 +84,14 @@ def best_config(exp: Experiment) -> dict[str, Any] | None:
     return nested
 
 
-def importance(exp: Experiment) -> tuple[dict[str, float], str]:
-    """Hyperparameter importance with Optuna's fANOVA evaluator, and a sentence naming the method and data."""
-    import optuna
+def _usable(exp: Experiment) -> pd.DataFrame:
+    """Trials with a best val_acc that ended by training (completed or pruned): what importance and the study see."""
+    return exp.trials[exp.trials[M.STATUS].isin([COMPLETED, PRUNED])].dropna(subset=[M.BEST_VAL_ACC])
+
+
+def _distributions(exp: Experiment, usable: pd.DataFrame, params: list[str]) -> dict[str, Any]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    params = searched_params(exp)
-    usable = exp.trials[exp.trials[M.STATUS].isin([COMPLETED, PRUNED])].dropna(subset=[M.BEST_VAL_ACC])
-    if len(usable) < 3 or not params:
-        return {}, f"not computed: needs at least 3 completed or pruned trials, has {len(usable)}"
     distributions = {}
     for p in params:
         values = usable[p].dropna()
@@ -106,21 +105,48 @@ def importance(exp: Experiment) -> tuple[dict[str, float], str]:
                 distributions[p] = FloatDistribution(low, high, log=bool(spec.get("log")) and low > 0)
                 continue
         distributions[p] = CategoricalDistribution(sorted({_plain(v) for v in values}, key=str))
-    study = optuna.create_study(direction="maximize")
+    return distributions
+
+
+def study(exp: Experiment):
+    """The trials as an in-memory Optuna study (value: best val_acc; user attrs: the trial id and status), for
+    Optuna's importance evaluators and plots; None without searched parameters or usable trials."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    params, usable = searched_params(exp), _usable(exp)
+    if usable.empty or not params:
+        return None
+    distributions = _distributions(exp, usable, params)
+    out = optuna.create_study(direction="maximize")
     for _, row in usable.iterrows():
         present = {
             p: (float(row[p]) if isinstance(distributions[p], FloatDistribution) else _plain(row[p]))
             for p in params
             if not _missing(row[p])
         }
-        study.add_trial(
+        attrs = {"trial_id": str(row["trial_id"]), M.STATUS: str(row[M.STATUS])}
+        out.add_trial(
             optuna.trial.create_trial(
-                params=present, distributions={p: distributions[p] for p in present}, value=float(row[M.BEST_VAL_ACC])
+                params=present,
+                distributions={p: distributions[p] for p in present},
+                value=float(row[M.BEST_VAL_ACC]),
+                user_attrs=attrs,
             )
         )
+    return out
+
+
+def importance(exp: Experiment) -> tuple[dict[str, float], str]:
+    """Hyperparameter importance with Optuna's fANOVA evaluator, and a sentence naming the method and data."""
+    import optuna
+
+    usable = _usable(exp)
+    if len(usable) < 3 or not searched_params(exp):
+        return {}, f"not computed: needs at least 3 completed or pruned trials, has {len(usable)}"
     try:
         scores = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+            study(exp), evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
         )
     except (RuntimeError, ValueError) as e:
         return {}, f"not computed: {e}"

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from contract.files import SEARCH_SUMMARY
-from contract.metrics import BEST_VAL_ACC
+from contract.metrics import BEST_VAL_ACC, MACS, PARAMS
 from contract.status import DIVERGED, ENDED, FAILED
 
 _COUNT = "trials_"  # prefix of a count's key: trials_completed, trials_pruned, ...
+GAIN = "gain_over_baseline"  # the parent run's metric: best_val_acc - baseline_val_acc
 
 
 @dataclass
@@ -32,6 +33,8 @@ class SearchSummary:
     baseline_status: str | None = None
     baseline_val_acc: float | None = None
     report: str | None = None  # report.html
+    registered_model: str | None = None  # the Model Registry's model the best trial is a version of
+    registered_version: str | None = None  # that version (alias contract.tracking.CHAMPION_ALIAS)
 
     @property
     def finished(self) -> int:
@@ -50,15 +53,21 @@ class SearchSummary:
         return cls(counts=counts, **{k: v for k, v in values.items() if k in known})
 
     def metrics(self) -> dict[str, float]:
-        """What the parent run logs as metrics."""
+        """What the parent run logs as metrics: the counts, the leaderboard's top line and the gain over the
+        baseline, so runs of several searches compare side by side in MLflow."""
         out = {f"{_COUNT}{k}": float(v) for k, v in self.counts.items()}
-        if self.best_val_acc is not None:
-            out[BEST_VAL_ACC] = self.best_val_acc
+        out["wall_time_s"] = self.wall_time_s
+        best = {BEST_VAL_ACC: self.best_val_acc, PARAMS: self.best_params, MACS: self.best_macs}
+        out |= {k: float(v) for k, v in best.items() if v is not None}
+        if self.baseline_val_acc is not None:
+            out["baseline_val_acc"] = self.baseline_val_acc
+            if self.best_val_acc is not None:
+                out[GAIN] = self.best_val_acc - self.baseline_val_acc
         return out
 
     def tags(self) -> dict[str, str]:
         """What the parent run is tagged with."""
-        keys = ("best_trial_id", "best_run_id", "baseline_trial_id")
+        keys = ("best_trial_id", "best_run_id", "baseline_trial_id", "registered_model", "registered_version")
         return {k: str(getattr(self, k)) for k in keys if getattr(self, k) is not None}
 
     def write(self, folder: Path) -> Path:

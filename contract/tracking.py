@@ -29,3 +29,18 @@ REPORT_ARTIFACTS = "report"  # the folder the report's files are logged to
 MODEL_ARTIFACTS = "model"  # a trial run's folder of its best weights and their training config:
 MODEL_WEIGHTS_FILE = "model.pt"  # loadable with t2t.load_pretrained
 MODEL_CONFIG_FILE = "config.json"
+
+# The experiment's kind, MLflow's own tag: its UI opens a training experiment on the runs (GenAI ones on traces).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
+# MLflow 3.17's UI picks its GenAI or its model-training pages from the address (else the browser's last choice),
+# not from the kind: the query that opens an experiment on its training runs.
+UI_TRAINING_VIEW = "workflowType=machine_learning"
+
+# A trial run's data set inputs: one per split, told apart by MLflow's context tag.
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+TRAIN_SPLIT, VAL_SPLIT = "train", "val"
+SYSTEM_METRICS_PREFIX = "system/"  # MLflow's system-metrics monitor names its metrics system/cpu_utilization_percentage
+
+# The Model Registry: the search's winner is a version of the model named after the experiment, with this alias.
+CHAMPION_ALIAS = "champion"

@@ -106,10 +106,12 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     from search.history import CsvHistory, JsonHistory
     from search.progress import Progress
     from search.searcher import StudySearcher
-    from trainables.tune import train_t2t
+    from trainables.mlflow_run import TrialRuns
+    from trainables.tune import tracked
 
     s = cfg.search
-    trainable = tune.with_resources(train_t2t, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+    runs = TrialRuns(tracker.uri, tracker.experiment_id, tracker.parent_id)  # a trial logs data sets, system metrics
+    trainable = tune.with_resources(tracked(runs), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
     callbacks = [MlflowCallback(tracker), Progress(), JsonHistory(), CsvHistory()]
     if cfg.local_experiment_dir:
         callbacks.append(DiskGuard(cfg.experiment_path))

@@ -22,9 +22,11 @@ from contract.tracking import (
     MODEL_ARTIFACTS,
     MODEL_CONFIG_FILE,
     MODEL_WEIGHTS_FILE,
+    UI_TRAINING_VIEW,
 )
 from search.config import SearchConfig
 from search.redact import redact
+from search.registry import champion_uri, register_best
 from search.tracker import MlflowTracker
 from search.writes import PARENT
 
@@ -55,6 +57,9 @@ def summarize(grid, tracker: MlflowTracker, cfg: SearchConfig, storage: str, sta
     _describe_baseline(summary, rows, tracker, cfg, storage)
     for row in [r for r in order if r[M.STATUS] == COMPLETED][: cfg.search.log_checkpoints]:
         log_weights(tracker, row[TRIAL_ID], row["result"])
+    version = register_best(tracker, summary, cfg.name)
+    if version is not None:
+        summary.registered_model, summary.registered_version = cfg.name, version
     return summary
 
 
@@ -104,7 +109,8 @@ def log_weights(tracker: MlflowTracker, trial_id: str, result) -> None:
     try:
         with checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as out:
             state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
-            torch.save(state["model"], Path(out) / MODEL_WEIGHTS_FILE)
+            weights = state.get("ema", state["model"])  # the weights that were evaluated: with EMA, the EMA ones
+            torch.save(weights, Path(out) / MODEL_WEIGHTS_FILE)
             (Path(out) / MODEL_CONFIG_FILE).write_text(json.dumps(state["config"], indent=2))
             tracker.client.log_artifacts(run_id, out, artifact_path=MODEL_ARTIFACTS)
     except Exception as e:
@@ -140,11 +146,13 @@ def finish(
     summary.report = write_report(cfg, parent_id)
     if reason:
         print(f"{reason}: the trials still running then are pruned")
-    print("\n".join(summary_lines(summary, cfg, parent_id)))
+    print("\n".join(summary_lines(summary, cfg, parent_id, tracker.experiment_id)))
     return 0 if summary.finished else 1
 
 
-def summary_lines(summary: SearchSummary, cfg: SearchConfig, parent_id: str) -> list[str]:
+def summary_lines(
+    summary: SearchSummary, cfg: SearchConfig, parent_id: str, experiment_id: str | None = None
+) -> list[str]:
     counts = ", ".join(f"{summary.counts.get(s, 0)} {s}" for s in ENDED)
     lines = ["", f"search {cfg.name!r} done in {summary.wall_time_s:.0f} s: {counts}"]
     if summary.best_trial_id is not None:
@@ -159,7 +167,7 @@ def summary_lines(summary: SearchSummary, cfg: SearchConfig, parent_id: str) -> 
     uri = redact(cfg.resolved_tracking_uri)
     lines += [
         f"results:  {redact(cfg.experiment_path)}",
-        f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; {how_to_compare(uri)}",
+        f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; {how_to_compare(uri, experiment_id)}",
     ]
     return lines
 
@@ -171,6 +179,8 @@ def best_lines(summary: SearchSummary) -> list[str]:
     ]
     if summary.best_config_file:
         lines.append(f"  retrain it: python -m trainables.train --config {summary.best_config_file}")
+    if summary.registered_version:
+        lines.append(f"  registered: {champion_uri(summary.registered_model)} (version {summary.registered_version})")
     if summary.baseline_val_acc is not None:
         gain = 100 * (summary.best_val_acc - summary.baseline_val_acc)
         lines.append(
@@ -180,11 +190,14 @@ def best_lines(summary: SearchSummary) -> list[str]:
     return lines
 
 
-def how_to_compare(uri: str) -> str:
+def how_to_compare(uri: str, experiment_id: str | None = None) -> str:
+    """Where to look at the runs. MLflow 3.17's UI opens every experiment on its GenAI pages unless the address asks
+    for the model-training view (``UI_TRAINING_VIEW``), whatever the experiment's kind tag says."""
+    page = f"/#/experiments/{experiment_id}/runs?{UI_TRAINING_VIEW}" if experiment_id else ""
     if uri.startswith(("http://", "https://")):  # a tracking server is its own UI (on a cluster: through the tunnel)
-        compare = f"compare the trials at {uri}"
+        compare = f"compare the trials at {uri.rstrip('/')}{page}"
         if "127.0.0.1" in uri:
-            compare += " (from your machine: `ray attach cluster.yaml -p 5000`, then http://localhost:5000)"
+            compare += f" (from your machine: `ray attach cluster.yaml -p 5000`, then http://localhost:5000{page})"
         return compare
     ui = "mlflow ui" if uri == DEFAULT_TRACKING_URI else f"mlflow ui --backend-store-uri {uri}"
-    return f"compare the trials with `{ui}`"
+    return f"compare the trials with `{ui}`" + (f", then open http://127.0.0.1:5000{page}" if page else "")

@@ -29,7 +29,13 @@ from typing import Any, ClassVar
 from contract import metrics as M
 from contract.flat import flatten
 from contract.status import RUNNING
-from contract.tracking import PARENT_RUN_TAG, SEARCH_ID_TAG, TRIAL_ID_TAG
+from contract.tracking import (
+    EXPERIMENT_KIND_TAG,
+    EXPERIMENT_KIND_TRAINING,
+    PARENT_RUN_TAG,
+    SEARCH_ID_TAG,
+    TRIAL_ID_TAG,
+)
 from search.redact import redact
 from search.writes import PARENT, EndRun, LogEpoch, LogMetrics, SetTags, StartTrial, Write, from_json, is_number
 
@@ -176,7 +182,13 @@ class MlflowTracker:
     def experiment_id(self) -> str:
         if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.experiment)
-            self._experiment_id = found.experiment_id if found else self.client.create_experiment(self.experiment)
+            kind = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND_TRAINING}  # `mlflow ui` then opens on the runs
+            if found is None:
+                self._experiment_id = self.client.create_experiment(self.experiment, tags=kind)
+            else:
+                self._experiment_id = found.experiment_id
+                if EXPERIMENT_KIND_TAG not in found.tags:
+                    self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND_TRAINING)
         return self._experiment_id
 
     def find_parent(self) -> str | None:

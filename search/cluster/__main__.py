@@ -20,7 +20,11 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback; reach it by SSH tunnel)")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--backend-store-uri", default="sqlite:///" + str(Path("~/mlflow/mlflow.db").expanduser()))
+    p.add_argument(
+        "--backend-store-uri",
+        default="sqlite:///" + str(Path("~/mlflow/mlflow.db").expanduser()),
+        help="sqlite:///PATH (default, on the head) or postgresql://USER@HOST:PORT/DB (password in ~/.pgpass)",
+    )
     p.add_argument("--artifacts-destination", default=str(Path("~/mlflow/artifacts").expanduser()))
     p.add_argument("--state-dir", default="~/mlflow", help="the auth database, its config, the log and the pid")
     p.add_argument("--wait-s", type=float, default=120.0, help="how long to wait for the server to answer")

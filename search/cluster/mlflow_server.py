@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from search.cluster.backend_store import check_backend_store
+
 CREDENTIALS_FILE = "~/.mlflow/credentials"
 
 
@@ -87,6 +89,7 @@ def mlflow_server(args: argparse.Namespace) -> int:
         print(f"an MLflow server already answers on {args.host}:{args.port}")
         return 0
     user, password = admin_credentials()
+    check_backend_store(args.backend_store_uri)
     if args.backend_store_uri.startswith("sqlite:///"):
         Path(args.backend_store_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     folder = Path(args.state_dir).expanduser()

@@ -25,7 +25,10 @@ def test_every_format_and_the_best_config_from_summarize(tmp_path):
     assert all(p.is_file() for p in files)
     assert yaml.safe_load((tmp_path / BEST_CONFIG).read_text()) == S.best_config(exp)
     html = (tmp_path / "report.html").read_text()
-    assert html.count("<img") == html.count('src="data:image/png;base64,') >= 5
+    figures = ("importance", "slices", "parallel_coordinates", "learning_curves", "pareto_macs", "pareto_params")
+    assert all(f'id="{stem}" class="plotly-graph-div"' in html for stem in figures)  # each figure interactive
+    assert html.count("<script") == 1 + len(figures) and "<script src" not in html  # plotly.js once, inline
+    assert len(html) < 6_000_000  # plotly.js is ~4.7 MB of it
     markdown = (tmp_path / "report.md").read_text()
     assert "Trial a (completed)" in markdown and "![learning_curves](learning_curves.png)" in markdown
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import html
+import json
+import re
+from pathlib import Path
 
 import matplotlib.image
 import pytest
@@ -13,10 +15,10 @@ from mlflow.tracking import MlflowClient
 from analysis.report import main
 from contract.files import BEST_CONFIG, REPORT_DIR
 from contract.tracking import ROLE_PARENT, ROLE_TAG
+from tests.browser import open_page
 from trainables.config import TrainConfig
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium")
 
 
 def test_report_from_mlflow_alone(smoke_search, tmp_path, capsys):
@@ -63,28 +65,54 @@ def test_report_from_the_tune_folder(smoke_search, tmp_path):
     assert "The baseline, trial " in markdown  # named in search_summary.json
 
 
+def _report(smoke_search) -> Path:
+    return smoke_search / "ray_results" / "smoke" / REPORT_DIR / "report.html"
+
+
 def test_html_renders_in_headless_chromium(smoke_search, tmp_path):
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed: `make test` installs it (Debian: apt-get install chromium)")
-    page = smoke_search / "ray_results" / "smoke" / REPORT_DIR / "report.html"
+    page = _report(smoke_search)
     html = page.read_text()
-    assert "http://" not in html and "https://" not in html  # self-contained: opens offline
-    assert html.count("<img") == html.count('src="data:image/png;base64,') >= 5  # every plot embedded
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?https?:", html)  # self-contained: opens offline
+    assert html.count('class="plotly-graph-div"') >= 5  # every plot interactive
     shot = tmp_path / "shot.png"
-    result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", "--window-size=1200,1600",
-         f"--screenshot={shot}", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Failed to load" in line]
-    assert console == []
+    loaded = open_page(page.as_uri(), tmp_path / "profile", screenshot=shot)
+    assert loaded.console == []  # no script error, nothing it failed to load (the network resolves nothing)
     pixels = matplotlib.image.imread(shot)[..., :3]
     assert pixels.shape[0] >= 1000
     assert (pixels.mean(axis=2) < 0.9).mean() > 0.02  # text and plots, not a blank page
     assert pixels.std() > 0.1
+
+
+# After the page's load: a synthetic hover on a plot's first point (plotly's own Fx.hover), then what plotly's hover
+# layer shows, written into the DOM for --dump-dom.
+_HOVER_PROBE = """<script>
+window.addEventListener("load", function () {
+  var out = {};
+  try {
+    var div = document.getElementById("%s");
+    Plotly.Fx.hover(div, [{curveNumber: 0, pointNumber: 0}]);
+    out.texts = Array.from(div.querySelectorAll(".hoverlayer .hovertext")).map(function (e) { return e.textContent; });
+  } catch (e) { out.error = String(e); }
+  document.body.setAttribute("data-hover", JSON.stringify(out));
+});
+</script>"""
+
+
+@pytest.mark.parametrize("stem", ["learning_curves", "pareto_macs"])
+def test_a_hover_names_the_trial(smoke_search, tmp_path, stem):
+    probe = tmp_path / "probe.html"
+    probe.write_text(_report(smoke_search).read_text().replace("</body>", _HOVER_PROBE % stem + "</body>"))
+    loaded = open_page(probe.as_uri(), tmp_path / "profile")
+    assert loaded.console == []
+    found = re.search(r'data-hover="([^"]*)"', loaded.dom)
+    assert found, loaded.dom[-2000:]
+    hover = json.loads(html.unescape(found.group(1)))
+    assert "error" not in hover and len(hover["texts"]) == 1, hover
+    trials = MlflowClient(f"sqlite:///{smoke_search}/mlflow.db").search_runs(
+        [MlflowClient(f"sqlite:///{smoke_search}/mlflow.db").get_experiment_by_name("smoke").experiment_id]
+    )
+    ids = {r.data.tags["trial_id"] for r in trials if "trial_id" in r.data.tags}
+    assert any(hover["texts"][0].startswith(f"trial {i} (") for i in ids), (hover, ids)
 
 
 def test_no_finished_trials_is_a_clear_error(tmp_path, capsys):

@@ -1,0 +1,82 @@
+"""The report's figures as interactive plotly figures, for report.html: hover names the trial, drag zooms.
+
+Where Optuna already draws the plot from a study (slices, parallel coordinates), it is Optuna's own
+``optuna.visualization``, on the study that ``summarize.study`` rebuilds from the trials; the rest are drawn here
+from the same tables as the PNGs of ``plots``. Each function returns a ``plotly.graph_objects.Figure``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from analysis.load import Experiment
+from analysis.plots import STATUS_COLORS
+from contract import metrics as M
+from contract.status import RUNNING
+
+_COLORS = {"tab:green": "#2ca02c", "tab:gray": "#7f7f7f", "tab:red": "#d62728", "black": "#000000"}
+HEIGHT = 420
+
+
+def _color(status: str) -> str:
+    return _COLORS.get(STATUS_COLORS.get(status, ""), "#1f77b4")
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height, template="plotly_white",
+                      margin=dict(l=60, r=20, t=50, b=50), hovermode="closest")  # fmt: skip
+    return fig
+
+
+def importance_bar(scores: dict[str, float]) -> go.Figure:
+    names = list(scores)[::-1]
+    bar = go.Bar(x=[scores[n] for n in names], y=names, orientation="h",
+                 hovertemplate="%{y}: %{x:.3f}<extra></extra>")  # fmt: skip
+    return _layout(go.Figure(bar), "Hyperparameter importance", "importance (share of val_acc variance)", "",
+                   height=120 + 40 * max(1, len(scores)))  # fmt: skip
+
+
+def slices(study, params: list[str]) -> go.Figure:
+    """Optuna's slice plot: best val_acc against each parameter; hover shows the trial's id and values."""
+    from optuna.visualization import plot_slice
+
+    return plot_slice(study, params=params, target_name=M.BEST_VAL_ACC)
+
+
+def parallel_coordinates(study, params: list[str]) -> go.Figure:
+    from optuna.visualization import plot_parallel_coordinate
+
+    return plot_parallel_coordinate(study, params=params, target_name=M.BEST_VAL_ACC)
+
+
+def learning_curves(exp: Experiment, rungs: list[int]) -> go.Figure:
+    """val_acc per epoch, one line per trial coloured by status; hover: trial, status, epoch, val_acc."""
+    fig = go.Figure()
+    status = exp.trials.set_index("trial_id")[M.STATUS]
+    for trial_id, h in exp.history.groupby("trial_id"):
+        s = str(status.get(trial_id, RUNNING))
+        fig.add_trace(go.Scatter(
+            x=h[M.EPOCH], y=h[M.VAL_ACC].round(5), mode="lines+markers", name=f"{trial_id} ({s})",
+            line=dict(color=_color(s), width=1.5), marker=dict(size=5), legendgroup=s,
+            hovertemplate=f"trial {trial_id} ({s})<br>epoch %{{x}}<br>val_acc %{{y:.4f}}<extra></extra>",
+        ))  # fmt: skip
+    for r in rungs:
+        fig.add_vline(x=r, line_dash="dash", line_color="#ff7f0e", annotation_text=f"rung {r}")
+    return _layout(fig, "Learning curves", "epoch", "val_acc")
+
+
+def pareto(trials: pd.DataFrame, front: pd.DataFrame, cost: str) -> go.Figure:
+    """Every trial's best val_acc against ``cost`` (log axis), the front as a step line; hover names the trial."""
+    data = trials.dropna(subset=[M.BEST_VAL_ACC, cost])
+    fig = go.Figure(go.Scatter(
+        x=data[cost], y=data[M.BEST_VAL_ACC].round(5), mode="markers", name="trials",
+        marker=dict(color=[_color(s) for s in data[M.STATUS]], size=9, opacity=0.8),
+        customdata=data[["trial_id", M.STATUS]].astype(str).to_numpy(),
+        hovertemplate=f"trial %{{customdata[0]}} (%{{customdata[1]}})<br>{cost} %{{x:,.0f}}<br>"
+        "best val_acc %{y:.4f}<extra></extra>",
+    ))  # fmt: skip
+    fig.add_trace(go.Scatter(x=front[cost], y=front[M.BEST_VAL_ACC], mode="lines", line_shape="hv",
+                             name="Pareto front", line=dict(color="#9467bd"), hoverinfo="skip"))  # fmt: skip
+    fig.update_xaxes(type="log")
+    return _layout(fig, f"Accuracy vs {cost}", cost + (" per image" if cost == M.MACS else ""), "best val_acc")
