@@ -166,6 +166,13 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
     started = time.monotonic()
     start_ray(address)
     try:
+        from search.resources import ResourceError, check_cluster
+
+        try:
+            check_cluster(cfg.search.cpus_per_trial, cfg.search.gpus_per_trial, joined=bool(address))
+        except ResourceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         if address:  # a node that cannot see the storage would fail every trial it gets: stop before any
             from search.cluster.storage import StorageError, check_storage
 

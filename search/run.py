@@ -67,11 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     from search.driver import run_search
     from search.preflight import UsageError, preflight
     from search.tracker import TrackingError
+    from trainables.yaml_reader import YamlError
 
     try:
         cfg = load_config(args)
         preflight(cfg, args)
-    except (ConfigError, DataError, UsageError, TrackingError) as e:
+    except (ConfigError, DataError, UsageError, TrackingError, YamlError) as e:
         print(f"error: {e}", file=sys.stderr)
         return USAGE_EXIT
     return run_search(cfg, resume=args.resume, address=args.address)
