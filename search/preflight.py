@@ -30,12 +30,6 @@ class UsageError(ValueError):
 def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
     check_storage_path(cfg)
     check_experiment(cfg, resume=args.resume)
-    if args.address and cfg.local_experiment_dir:
-        log.warning(
-            "warning: --address with a local storage path (%s): every node must see it at that path (an "
-            "NFS mount), else give --storage-path s3://...",
-            cfg.resolved_storage_path,
-        )
     if args.address:
         check_address(args.address)
     check_data(cfg.base.data, cfg.base.train.seed)
@@ -44,6 +38,12 @@ def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
     if cfg.search.warm_start:
         check_warm_start(cfg.search.warm_start)
     check_tracking(cfg.resolved_tracking_uri)
+    if args.address and cfg.local_experiment_dir:  # last: a refused search prints its error line alone
+        log.warning(
+            "warning: --address with a local storage path (%s): every node must see it at that path (an "
+            "NFS mount), else give --storage-path s3://...",
+            cfg.resolved_storage_path,
+        )
 
 
 # Where Ray Tune (pyarrow's file systems) can keep results; anything else fails inside Tune, after the start.
@@ -72,23 +72,42 @@ def check_storage_path(cfg: SearchConfig) -> None:
 
 
 def check_address(address: str, timeout_s: float = 5.0) -> None:
-    """A ``host:port`` (or ``ray://host:port``) address answers a TCP connect within ``timeout_s``."""
-    if address == "auto" or address.startswith("local"):
+    """A ``host:port`` (or ``ray://host:port``) address answers a TCP connect within ``timeout_s``; ``auto`` is
+    the cluster Ray finds on this machine (else ``ray.init`` waits on a dead one for minutes)."""
+    if address.startswith("local"):
         return
+    given, address = address, resolve_auto() if address == "auto" else address
     target = urlsplit(address if "://" in address else f"ray://{address}")
     try:
         port = target.port
     except ValueError:
         port = None
     if not target.hostname or port is None:
-        raise UsageError(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+        raise UsageError(f"--address {given}: expected auto, HOST:PORT or ray://HOST:PORT, got {address}")
     try:
         socket.create_connection((target.hostname, port), timeout=timeout_s).close()
     except OSError as e:
         raise UsageError(
-            f"--address {address}: no Ray cluster answers at {target.hostname}:{port} within {timeout_s:.0f} s "
+            f"--address {given}: no Ray cluster answers at {target.hostname}:{port} within {timeout_s:.0f} s "
             f"({e.strerror or type(e).__name__}): start it (ray start --head) or give the right address"
         ) from None
+
+
+def resolve_auto() -> str:
+    """The address ``--address auto`` means, found as ``ray.init`` finds it (RAY_ADDRESS, then this machine's
+    latest cluster)."""
+    from ray._private.services import canonicalize_bootstrap_address  # what ray.init(address="auto") calls
+
+    try:
+        found = canonicalize_bootstrap_address("auto")
+    except ConnectionError:
+        found = None
+    if not found:
+        raise UsageError(
+            "--address auto: no running Ray cluster found on this machine: start one (ray start --head), give "
+            "HOST:PORT, or leave --address out to start a local Ray"
+        )
+    return found
 
 
 def check_budget(cfg: SearchConfig) -> None:

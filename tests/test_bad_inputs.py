@@ -7,6 +7,8 @@ output folder) and Ray was never started.
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,6 +218,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(entry, argv, message, t
         monkeypatch.delenv(name, raising=False)
     make_files(tmp_path)
     before = _snapshot(tmp_path)
+    # what the entry points log goes to the captured stderr too: a warning or info line before the error counts
+    monkeypatch.setattr(logging.root, "handlers", [logging.StreamHandler(sys.stderr)])
+    monkeypatch.setattr(logging.root, "level", logging.INFO)
+    ray_inits: list = []  # a spy that calls through: Ray started by the case, even where another test left one up
+    real_init = ray.init
+    monkeypatch.setattr(ray, "init", lambda *a, **kw: (ray_inits.append(kw), real_init(*a, **kw))[1])
+    ray_was_up = ray.is_initialized()
     try:
         code = ENTRY[entry]([a.replace("{tmp}", str(tmp_path)) for a in argv])
     except SystemExit as e:  # argparse's own errors
@@ -227,7 +236,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(entry, argv, message, t
     assert message.replace("{tmp}", str(tmp_path)) in err, err
     assert "weights_only=False" not in err and "the payload ran" not in out.out + err
     assert _snapshot(tmp_path) == before  # no mlflow.db, no ray_results, no study, no output folder
-    assert not ray.is_initialized()
+    assert ray_inits == [] and ray.is_initialized() == ray_was_up
 
 
 def test_the_table_covers_every_entry_point():
@@ -245,12 +254,42 @@ def test_existing_experiment_needs_resume(tmp_path, monkeypatch, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ray_results"]
 
 
-def test_a_trial_no_node_can_place_is_refused_before_any_run(tmp_path, monkeypatch, capsys):
-    """Knowable only once Ray is up: checked then, before the study, the results folder or an MLflow run exist."""
+def test_address_auto_to_a_dead_cluster_is_bounded(tmp_path, monkeypatch, capsys):
+    """``--address auto`` resolves as ``ray.init`` would (here RAY_ADDRESS): a dead port is one line, not minutes."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    assert search_main(["--smoke-test", "--set", "search.cpus_per_trial=512"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: search.cpus_per_trial=512 but the largest node has"), err
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
+    assert search_main(["--address", "auto"]) == 2
+    err = capsys.readouterr().err.strip()
+    # Ray names loopback by the node's own address, as ray.init would connect to it
+    assert err.startswith("error: --address auto: no Ray cluster answers at") and ":9 within" in err, err
+    assert "\n" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resources_name_what_a_trial_asks_and_what_the_cluster_has(ray_local, caplog):
+    from search.resources import ResourceError, check_resources
+
+    nodes = ray_local.nodes()  # the real local Ray: 2 CPUs, no GPU
+    check_resources(1, 0, nodes, autoscaling=False)
+    with pytest.raises(ResourceError, match=r"search.cpus_per_trial=3 but the largest node has 2 CPUs"):
+        check_resources(3, 0, nodes, autoscaling=False)
+    with pytest.raises(ResourceError, match=r"search.gpus_per_trial=1 but the largest node has 0 GPUs"):
+        check_resources(1, 1, nodes, autoscaling=False)
+    with caplog.at_level(logging.WARNING):
+        check_resources(1, 1, nodes, autoscaling=True)  # an autoscaler may add a GPU node: wait, and say so
+    assert "search.time_budget_s" in caplog.text
+
+
+def test_a_trial_no_node_can_place_is_refused_before_any_run(tmp_path):
+    """Knowable only once Ray is up: checked then, before the study, the results folder or an MLflow run exist.
+    A subprocess: it starts its own local Ray, whatever this session has up."""
+    from tests.conftest import run_search
+
+    work = tmp_path / "work"
+    work.mkdir()
+    log = tmp_path / "search.log"
+    assert run_search(work, "--smoke-test", "--set", "search.cpus_per_trial=512", log=str(log), timeout_s=120) == 2
+    lines = log.read_text().strip().splitlines()
+    assert lines[-1].startswith("error: search.cpus_per_trial=512 but the largest node has"), lines[-5:]
+    assert "Traceback" not in log.read_text()
+    assert list(work.iterdir()) == []  # no mlflow.db, no ray_results, no study

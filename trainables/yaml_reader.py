@@ -70,6 +70,8 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(_BOOL, _BOOL_12, list("tTfF"))
 _Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT_12, list("-+0123456789"))
 _Loader.add_implicit_resolver(_FLOAT, _FLOAT_12, list("-+0123456789."))
+# 1.2 integers are decimal: `010` is ten (1.1 reads it as octal eight)
+_Loader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node), 10))
 
 
 def loads(text: str, source: str) -> Any:
@@ -77,8 +79,12 @@ def loads(text: str, source: str) -> Any:
     loader = _Loader(text, source)
     try:
         return loader.get_single_data()
-    except yaml.YAMLError as e:
+    except YamlError:
+        raise
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: a tagged scalar that is no such value (!!int x)
         raise YamlError(f"{source} is not valid YAML: {' '.join(str(e).split())}") from None
+    except RecursionError:
+        raise YamlError(f"{source} is nested too deeply to be a config") from None
     finally:
         loader.dispose()
 
