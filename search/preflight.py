@@ -18,6 +18,8 @@ from contract.tracking import DEFAULT_TRACKING_URI
 from search.config import SearchConfig
 from search.tracker import TrackingError
 from trainables.checkpoint_check import check_pretrained
+from trainables.config import ConfigError, TrainConfig
+from trainables.data import DataError
 from trainables.data_check import check_data
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,8 @@ def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
     if args.address:
         check_address(args.address)
     check_data(cfg.base.data, cfg.base.train.seed)
-    check_pretrained(cfg.base, prefix="base.")
+    state = check_pretrained(cfg.base, prefix="base.")
+    check_space_corners(cfg, state)
     check_budget(cfg)
     if cfg.search.warm_start:
         check_warm_start(cfg.search.warm_start)
@@ -108,6 +111,27 @@ def resolve_auto() -> str:
             "HOST:PORT, or leave --address out to start a local Ray"
         )
     return found
+
+
+# Model options that change no tensor's shape or name: a checkpoint that fits one value fits all.
+_SHAPE_FREE = {"drop_rate", "attn_drop_rate", "drop_path_rate", "performer_drop", "fused_attn", "fused_soft_split"}
+
+
+def check_space_corners(cfg: SearchConfig, pretrained_state: object) -> None:
+    """The data (and the checkpoint, where one is given) at each corner of each parameter that changes them."""
+    base, space = cfg.base.to_dict(), cfg.search_space
+    for name in [*space.params, *space.fixed]:
+        section, _, key = name.partition(".")
+        data = section == "data" or name == "train.seed"
+        model = section == "model" and cfg.base.model.pretrained and key not in _SHAPE_FREE
+        for value in space.values_of(name, None) if data or model else ():
+            trial = TrainConfig.from_dict(space.apply(base, {name: value}))
+            try:
+                check_data(trial.data, trial.train.seed)
+                if model:
+                    check_pretrained(trial, "base.", pretrained_state)
+            except (DataError, ConfigError) as e:
+                raise UsageError(f"space.{name}={value!r}: {e}") from None
 
 
 def check_budget(cfg: SearchConfig) -> None:

@@ -137,11 +137,35 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("search", ["--set", "base.data.name=cifar10", "--set", "base.data.root=nowhere"], "CIFAR-10 not found in"),
     ("search", ["--set", "base.data.name=imagefolder", "--set", "base.data.root=noimages"], "holds no images"),
     ("search", ["--set", "base.data.name=imagefolder", "--set", "base.data.root=nowhere"], "image folder"),
+    (
+        "search",
+        ["--set", "space.data.val_fraction={type: float, low: 0.1, high: 0.99}"],
+        "space.data.val_fraction=0.99: data.val_fraction=0.99",
+    ),
+    (
+        "search",
+        ["--set", "space.data.batch_size={type: choice, values: [64, 4096]}"],
+        "space.data.batch_size=4096: data.val_fraction=0.2 of 1797 digits images: the training set has 1438",
+    ),
     # --- search.run: the checkpoint ---
     ("search", ["--set", "base.model.pretrained=nope.pth"], "base.model.pretrained: checkpoint file not found"),
     ("search", ["--set", "base.model.pretrained=text.pth"], "base.model.pretrained: text.pth is not a torch"),
     ("search", ["--set", "base.model.pretrained=code.pth"], "holds objects other than tensors"),
     ("search", ["--set", "base.model.pretrained=other_arch.pth"], "has shape"),
+    (
+        "search",
+        [
+            "--set",
+            "base.model.name=t2t_vit_test",
+            "--set",
+            "base.model.pretrained=other_arch.pth",
+            "--set",
+            "search.head_dim=null",
+            "--set",
+            "space={model.embed_dim: {type: choice, values: [32, 64]}}",
+        ],
+        "space.model.embed_dim=64: base.model.pretrained: other_arch.pth: checkpoint tensor",
+    ),
     # --- search.run: tracking store, storage, address ---
     ("search", ["--set", "tracking_uri=sqlite:///"], "in-memory sqlite store"),
     ("search", ["--set", "tracking_uri=sqlite://"], "in-memory sqlite store"),

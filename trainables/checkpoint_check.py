@@ -45,15 +45,17 @@ def _is_torch_file(path: Path) -> bool:
         return zipfile.is_zipfile(f) or (f.seek(0) == 0 and f.read(1) == b"\x80")
 
 
-def check_pretrained(cfg: TrainConfig, prefix: str = "") -> None:
+def check_pretrained(cfg: TrainConfig, prefix: str = "", state: Any = None) -> Any:
     """``model.pretrained`` loads into the configured model (shapes matched as ``t2t.load_pretrained`` does);
-    ``prefix`` is where the training config sits in the user's config (``base.`` in a search)."""
+    ``prefix`` is where the training config sits in the user's config (``base.`` in a search). Returns the file's
+    contents, to pass back as ``state`` when checking the same file against other models."""
     path = cfg.model.pretrained
     if not path:
-        return
-    state = read_checkpoint(path, f"{prefix}model.pretrained")
+        return None
+    state = read_checkpoint(path, f"{prefix}model.pretrained") if state is None else state
     model = t2t.T2TViT(cfg.model.build_config(cfg.data.img_size, *channels_and_classes(cfg.data)))
     try:
         t2t.load_pretrained(model, state, strict=False)
     except ValueError as e:
         raise ConfigError(f"{prefix}model.pretrained: {path}: {e}") from None
+    return state
