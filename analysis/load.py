@@ -185,15 +185,28 @@ def from_tune(folder: str | Path) -> Experiment:
     summary = SearchSummary.read(folder)  # written when the search ended
     rows, history = [], []
     for result_file in sorted(folder.glob("*/result.json")):
-        results = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
+        results = _json_lines(result_file)
         if results:
             rows.append(_trial_row(result_file.parent, results[-1], ended=summary is not None))
             history.extend(_trial_history(results[-1]["trial_id"], results))
     for row in rows:
         row["baseline"] = summary is not None and row["trial_id"] == summary.baseline_trial_id
     config = folder / SEARCH_CONFIG  # written by search.run
-    settings = json.loads(config.read_text()) if config.is_file() else {}
+    settings = _json_lines(config)[0] if config.is_file() else {}
     return _finish(folder.name, f"Tune folder {folder}", rows, history, settings=settings)
+
+
+def _json_lines(path: Path) -> list[Any]:
+    """The JSON values of ``path`` (one per line, or one document); a damaged file is a ``ValueError`` naming it."""
+    text = path.read_text(errors="replace")
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError:
+        pass
+    try:
+        return [json.loads(text)]
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not JSON ({e.msg} at line {e.lineno}): a damaged Tune folder") from None
 
 
 def _trial_row(trial_dir: Path, last: dict[str, Any], ended: bool) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from analysis.load import Experiment, NoTrialsError, load
 from analysis.render import FORMATS, write_report
+from analysis.store import check_store
 from contract.cli import Parser
 from contract.tracking import DEFAULT_TRACKING_URI, REPORT_ARTIFACTS
 
@@ -46,6 +47,19 @@ def make_report(
     return exp, files
 
 
+def preflight(experiment: str, tracking_uri: str, out: Path | None) -> None:
+    """Before anything is read or written: the output folder can be made, and an MLflow store exists (a report
+    only reads it: a missing sqlite file is an error, never a new empty database)."""
+    if out is not None:
+        existing = out
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise ValueError(f"--output-dir {out}: {existing} is not a writable folder: give another --output-dir")
+    if not Path(experiment).is_dir():
+        check_store(tracking_uri, timeout_s=5.0, must_exist=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="MLflow experiment name, a parent run id, or a Tune experiment folder")
@@ -60,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not formats:
         print(f"error: unknown format {unknown or args.format!r}; choose from {', '.join(FORMATS)}", file=sys.stderr)
         return 2
+    # MLflow's client otherwise retries a dead server for minutes
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     try:
+        preflight(args.experiment, args.tracking_uri, args.output_dir)
         exp, files = make_report(args.experiment, args.tracking_uri, args.output_dir, formats)
     except (NoTrialsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

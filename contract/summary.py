@@ -79,4 +79,9 @@ class SearchSummary:
     def read(cls, folder: Path) -> SearchSummary | None:
         """The summary in a results folder; None while the search has not ended."""
         path = Path(folder) / SEARCH_SUMMARY
-        return cls.from_dict(json.loads(path.read_text())) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return cls.from_dict(json.loads(path.read_text(errors="replace")))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not JSON ({e.msg} at line {e.lineno}): a damaged results folder") from None

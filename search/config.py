@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from contract.tracking import DEFAULT_TRACKING_URI
 from search.space import Param, SearchSpace
-from trainables.config import ConfigError, TrainConfig, apply_assignments, describe, read_yaml
+from trainables.config import MAX_SEED, ConfigError, TrainConfig, apply_assignments, describe, read_yaml
 
 DEFAULT_STORAGE = "ray_results"
 
@@ -59,13 +59,13 @@ _PARAM = TypeAdapter(Param)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # strict: see trainables.config
 
 
 class SearchSection(_Section):
     num_trials: int = Field(9, ge=1)
     max_concurrent: int | None = Field(None, ge=1)  # None: as many as the cluster's resources allow
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     sampler: Literal["tpe", "random"] = "tpe"
     multi_objective: bool = False  # maximise val_acc and minimise MACs (a Pareto front)
     scheduler: Literal["asha", "none"] = "asha"
@@ -126,6 +126,18 @@ class SearchConfig(_Section):
     @model_validator(mode="after")
     def _check_space(self) -> SearchConfig:
         self.search_space.check(self.base.to_dict())
+        if not self.search_space.params and self.search.num_trials > 1:
+            raise ValueError(
+                f"space has no distribution, so the search.num_trials={self.search.num_trials} trials would be "
+                "identical: add one ({type: ...}) or set search.num_trials=1"
+            )
+        epochs = min(self.search_space.values_of("train.epochs", self.base.train.epochs))
+        if self.search.scheduler == "asha" and self.search.grace_period > min(epochs, self.base.train.epochs):
+            raise ValueError(
+                f"search.grace_period={self.search.grace_period} exceeds the epochs a trial trains "
+                f"({min(epochs, self.base.train.epochs)}; ASHA's max_t is base.train.epochs): lower "
+                "search.grace_period or raise the epochs"
+            )
         return self
 
     @property

@@ -237,18 +237,33 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
             ray.shutdown()
 
 
-def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float) -> int:
-    from search import results
-    from search.disk_guard import DiskGuard, StorageFullError
+def cluster_problem(cfg: SearchConfig, address: str | None) -> str | None:
+    """What the Ray just started or joined cannot do for this search, before any study or run exists: a trial no
+    node can place, a node that cannot see the storage (it would fail every trial it gets)."""
+    from search.resources import ResourceError, check_cluster
 
-    if address:  # a node that cannot see the storage would fail every trial it gets: stop before any
+    try:
+        check_cluster(cfg.search.cpus_per_trial, cfg.search.gpus_per_trial, joined=bool(address))
+    except ResourceError as e:
+        return str(e)
+    if address:
         from search.cluster.storage import StorageError, check_storage
 
         try:
             check_storage(cfg.resolved_storage_path)
         except StorageError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            return str(e)
+    return None
+
+
+def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float) -> int:
+    from search import results
+    from search.disk_guard import DiskGuard, StorageFullError
+
+    problem = cluster_problem(cfg, address)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     identity = identify(cfg, resume)
     storage = f"sqlite:///{identity.local_dir / STUDY_DB}"
     tracker = open_tracker(cfg, identity)

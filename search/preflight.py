@@ -9,13 +9,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from analysis.store import StoreError, check_store
 from contract.files import SEARCH_ID, SEARCH_SUMMARY
 from contract.tracking import DEFAULT_TRACKING_URI
 from search.config import SearchConfig
 from search.tracker import TrackingError
-from trainables.data import check_available
+from trainables.checkpoint_check import check_pretrained
+from trainables.config import ConfigError, TrainConfig
+from trainables.data import DataError
+from trainables.data_check import check_data
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +31,117 @@ class UsageError(ValueError):
 
 
 def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
+    check_storage_path(cfg)
     check_experiment(cfg, resume=args.resume)
-    if args.address and cfg.local_experiment_dir:
+    if args.address:
+        check_address(args.address)
+    check_data(cfg.base.data, cfg.base.train.seed)
+    state = check_pretrained(cfg.base, prefix="base.")
+    check_space_corners(cfg, state)
+    check_budget(cfg)
+    if cfg.search.warm_start:
+        check_warm_start(cfg.search.warm_start)
+    check_tracking(cfg.resolved_tracking_uri)
+    if args.address and cfg.local_experiment_dir:  # last: a refused search prints its error line alone
         log.warning(
             "warning: --address with a local storage path (%s): every node must see it at that path (an "
             "NFS mount), else give --storage-path s3://...",
             cfg.resolved_storage_path,
         )
-    check_available(cfg.base.data)
-    pretrained = cfg.base.model.pretrained
-    if pretrained and not Path(pretrained).expanduser().is_file():
-        raise UsageError(f"base.model.pretrained: checkpoint file not found: {pretrained}")
-    if cfg.search.warm_start:
-        check_warm_start(cfg.search.warm_start)
-    check_tracking(cfg.resolved_tracking_uri)
+
+
+# Where Ray Tune (pyarrow's file systems) can keep results; anything else fails inside Tune, after the start.
+STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
+
+def check_storage_path(cfg: SearchConfig) -> None:
+    """The results folder's scheme is one Tune knows; a local one can be created and written."""
+    path = cfg.resolved_storage_path
+    scheme = urlsplit(path).scheme if "://" in path else ""
+    if scheme and scheme not in STORAGE_SCHEMES:
+        raise UsageError(
+            f"--storage-path {path}: unknown scheme {scheme!r}: use a local or NFS path, or one of "
+            f"{', '.join(f'{s}://' for s in STORAGE_SCHEMES)}"
+        )
+    if scheme:
+        return
+    existing = Path(path)
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise UsageError(
+            f"--storage-path {path}: {existing} is {'not a folder' if not existing.is_dir() else 'read-only'}: "
+            "give a writable folder"
+        )
+
+
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address answers a TCP connect within ``timeout_s``; ``auto`` is
+    the cluster Ray finds on this machine (else ``ray.init`` waits on a dead one for minutes)."""
+    if address.startswith("local"):
+        return
+    given, address = address, resolve_auto() if address == "auto" else address
+    target = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        port = target.port
+    except ValueError:
+        port = None
+    if not target.hostname or port is None:
+        raise UsageError(f"--address {given}: expected auto, HOST:PORT or ray://HOST:PORT, got {address}")
+    try:
+        socket.create_connection((target.hostname, port), timeout=timeout_s).close()
+    except OSError as e:
+        raise UsageError(
+            f"--address {given}: no Ray cluster answers at {target.hostname}:{port} within {timeout_s:.0f} s "
+            f"({e.strerror or type(e).__name__}): start it (ray start --head) or give the right address"
+        ) from None
+
+
+def resolve_auto() -> str:
+    """The address ``--address auto`` means, found as ``ray.init`` finds it (RAY_ADDRESS, then this machine's
+    latest cluster)."""
+    from ray._private.services import canonicalize_bootstrap_address  # what ray.init(address="auto") calls
+
+    try:
+        found = canonicalize_bootstrap_address("auto")
+    except ConnectionError:
+        found = None
+    if not found:
+        raise UsageError(
+            "--address auto: no running Ray cluster found on this machine: start one (ray start --head), give "
+            "HOST:PORT, or leave --address out to start a local Ray"
+        )
+    return found
+
+
+# Model options that change no tensor's shape or name: a checkpoint that fits one value fits all.
+_SHAPE_FREE = {"drop_rate", "attn_drop_rate", "drop_path_rate", "performer_drop", "fused_attn", "fused_soft_split"}
+
+
+def check_space_corners(cfg: SearchConfig, pretrained_state: object) -> None:
+    """The data (and the checkpoint, where one is given) at each corner of each parameter that changes them."""
+    base, space = cfg.base.to_dict(), cfg.search_space
+    for name in [*space.params, *space.fixed]:
+        section, _, key = name.partition(".")
+        data = section == "data" or name == "train.seed"
+        model = section == "model" and cfg.base.model.pretrained and key not in _SHAPE_FREE
+        for value in space.values_of(name, None) if data or model else ():
+            trial = TrainConfig.from_dict(space.apply(base, {name: value}))
+            try:
+                check_data(trial.data, trial.train.seed)
+                if model:
+                    check_pretrained(trial, "base.", pretrained_state)
+            except (DataError, ConfigError) as e:
+                raise UsageError(f"space.{name}={value!r}: {e}") from None
+
+
+def check_budget(cfg: SearchConfig) -> None:
+    from search.searcher import StudySearcher
+
+    try:
+        StudySearcher.from_config(cfg, None).check_budget()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def check_experiment(cfg: SearchConfig, resume: bool) -> None:
@@ -77,26 +180,20 @@ def check_warm_start(url: str) -> None:
 
 def check_tracking(uri: str, timeout_s: float = 10.0) -> None:
     """Fail fast, before the search starts, when the tracking store cannot be reached or written."""
+    try:
+        check_store(uri, timeout_s)
+    except StoreError as e:
+        raise TrackingError(str(e)) from None
     if uri.startswith(("http://", "https://")):
         check_tracking_server(uri, timeout_s)
-    elif uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise TrackingError(f"cannot write the MLflow store {uri}: folder {folder} is missing or read-only")
-    elif (uri.startswith("file:") or "://" not in uri) and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "") != "true":
-        raise TrackingError(
-            f"tracking URI {uri} is MLflow's legacy file store, which MLflow 3.7+ refuses: use "
-            f"{DEFAULT_TRACKING_URI} (the default) or a tracking server"
-        )
 
 
 def check_tracking_server(uri: str, timeout_s: float) -> None:
-    """The server answers, and accepts the credentials the MLflow client will send."""
+    """The server accepts the credentials the MLflow client will send."""
     import requests
     from mlflow.utils.credentials import read_mlflow_creds
 
     try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
         creds = read_mlflow_creds()  # what the client sends: MLFLOW_TRACKING_* or ~/.mlflow/credentials
         auth = (creds.username, creds.password) if creds.username and creds.password else None
         answer = requests.get(

@@ -100,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     from search.preflight import UsageError, preflight
     from search.redact import redact
     from search.tracker import TrackingError
+    from trainables.yaml_reader import YamlError
 
     try:
         cfg = load_config(args)
         lock = SearchLock(cfg.experiment_path).acquire()  # held while this function runs: the search's lifetime
         preflight(cfg, args)
-    except (ConfigError, DataError, UsageError, TrackingError, LockedError) as e:
+    except (ConfigError, DataError, UsageError, TrackingError, LockedError, YamlError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return USAGE_EXIT
     try:

@@ -215,6 +215,40 @@ class StudySearcher(Searcher):
             out["macs"] = float(cost.macs - self.max_macs)
         return out
 
+    def check_budget(self) -> None:
+        """Raise ``ValueError`` when no configuration of the space meets the budgets, before any trial is asked.
+
+        Each parameter in turn takes its cheapest corner (twice round, for conditional ones): the costs rise with
+        each size parameter, so this finds the cheapest configuration without enumerating the space.
+        """
+        if not (self.max_params or self.max_macs):
+            return
+        values: dict[str, Any] = dict(self.space.fixed)
+        for _ in range(2):
+            for name, param in self.space.params.items():
+                if not param.active(values):
+                    values.pop(name, None)
+                    continue
+                values[name] = min(param.corners(), key=lambda v, n=name: self._worst({**values, n: v}))
+        over = {k: v for k, v in self._constraints(self.space.apply(self.base, values)).items() if v > 0}
+        if over:
+            limits = {"params": ("search.max_params", self.max_params), "macs": ("search.max_macs", self.max_macs)}
+            key, (flag, limit) = next(iter(over)), limits[next(iter(over))]
+            raise ValueError(
+                f"{flag}={limit:,} is below the cheapest configuration of the space ({key} {limit + over[key]:,.0f} "
+                f"at {', '.join(f'{k}={v}' for k, v in values.items() if k in self.space.params)}): raise {flag} "
+                "or narrow the space"
+            )
+
+    def _worst(self, values: dict[str, Any]) -> float:
+        """The largest cost / budget ratio of the configuration ``values`` (inf where it is invalid)."""
+        try:
+            over = self._constraints(self.space.apply(self.base, values))
+        except ValueError:
+            return float("inf")
+        limits = {"params": self.max_params, "macs": self.max_macs}
+        return max((v + limits[k]) / limits[k] for k, v in over.items())
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._live:
             self._report(optuna.Trial(self.study, self._live[trial_id]), result)

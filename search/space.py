@@ -164,7 +164,7 @@ class SearchSpace:
                 raise ValueError(f"space.{name}={value!r} gives an invalid config: {e}") from None
         for name, param in self.params.items():
             for key, value in (param.when or {}).items():
-                if key not in self.params or list(self.params).index(key) > list(self.params).index(name):
+                if key not in self.params or list(self.params).index(key) >= list(self.params).index(name):
                     raise ValueError(f"space.{name}.when refers to {key!r}, which must be a parameter listed before it")
                 if value not in self.params[key].corners() and not isinstance(self.params[key], (IntParam, FloatParam)):
                     raise ValueError(f"space.{name}.when: {value!r} is not among the values of {key}")
@@ -185,6 +185,12 @@ class SearchSpace:
                     f"model.embed_dim {d} is not divisible by model.num_heads {h}: search both as choices that "
                     "divide, or set search.head_dim to derive num_heads from embed_dim"
                 )
+
+    def values_of(self, name: str, default: Any) -> list[Any]:
+        """The values at the edges of what ``name`` takes in a trial: its corners, its fixed value, or ``default``."""
+        if name in self.params:
+            return self.params[name].corners()
+        return [self.fixed.get(name, default)]
 
     def _values(self, name: str, default: Any) -> list[Any]:
         param = self.params.get(name)

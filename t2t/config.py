@@ -65,7 +65,14 @@ class T2TConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-        if not (isinstance(self.mlp_ratio, (int, float)) and int(self.embed_dim * self.mlp_ratio) >= 1):
+        for name in ("qkv_bias", "fused_attn", "fused_soft_split"):
+            if not isinstance(getattr(self, name), bool):  # "false" is truthy: a string would mean True
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("mlp_ratio", "performer_kernel_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        if int(self.embed_dim * self.mlp_ratio) < 1:
             raise ValueError(f"mlp_ratio must be > 0 with a hidden width >= 1, got mlp_ratio={self.mlp_ratio!r}")
         if self.embed_dim % self.num_heads:
             raise ValueError(

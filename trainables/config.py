@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 import t2t
+from trainables.yaml_reader import YamlError, loads, read_file
 
 # Set by the data set, not by the user: the model is built to fit it.
 _DATA_DERIVED = {"img_size": "data.img_size", "in_chans": "the data set", "num_classes": "the data set"}
@@ -23,14 +23,23 @@ class ConfigError(ValueError):
     """A configuration problem, with a one-line message that names the key and the fix."""
 
 
+# numpy's and torch's seeds are unsigned 32-bit (torch takes 64, but numpy's RandomState in the libraries does not)
+MAX_SEED = 2**32 - 1
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a value is read as what it is, so `qkv_bias: "false"` or `epochs: true` is an error, not a coercion
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _list_to_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value  # YAML and JSON have lists, not tuples
 
 
 class ModelSection(BaseModel):
     """``name`` of a registered variant plus any ``T2TConfig`` field to override (depth, token_dim, ...)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     name: str = "t2t_vit_mini"
     pretrained: str | None = None  # checkpoint file to start from (official ImageNet or ours)
@@ -74,7 +83,7 @@ class DataSection(_Section):
 class OptimSection(_Section):
     lr: float = Field(2e-3, gt=0, le=1)
     weight_decay: float = Field(0.05, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: Annotated[tuple[float, float], BeforeValidator(_list_to_tuple)] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
     warmup_epochs: float = Field(2.0, ge=0)
     warmup_lr: float = Field(1e-6, ge=0)
@@ -92,7 +101,7 @@ class OptimSection(_Section):
 
 class TrainSection(_Section):
     epochs: int = Field(20, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     ema_decay: float | None = Field(None, gt=0, lt=1)  # model EMA; validation then uses the EMA weights
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on a GPU that has it, else fp32
@@ -124,13 +133,11 @@ class TrainConfig(_Section):
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    """A config file's sections (see ``trainables.yaml_reader`` for how it is read)."""
     try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+        values = read_file(path) or {}
+    except YamlError as e:
+        raise ConfigError(str(e)) from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path} must hold a mapping of sections, got {type(values).__name__}")
     return values
@@ -144,9 +151,9 @@ def apply_assignments(values: dict[str, Any], assignments: list[str]) -> dict[st
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value (e.g. optim.lr=0.001), got {assignment!r}")
         try:
-            updates[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: cannot parse value {raw!r}") from None
+            updates[key.strip()] = loads(raw, f"--set {key.strip()}") if raw.strip() else None
+        except YamlError as e:
+            raise ConfigError(str(e)) from None
     return set_paths(values, updates)
 
 

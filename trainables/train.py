@@ -40,10 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from trainables.data import DataError
+    from trainables.yaml_reader import YamlError
 
     try:
         trainer = start(args)
-    except (DataError, ValueError, RuntimeError) as e:
+    except (DataError, ValueError, RuntimeError, YamlError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.output_dir)
@@ -68,20 +69,19 @@ def start(args: argparse.Namespace) -> Trainer:
     A usage problem (bad config, a run to overwrite, nothing to resume, missing data) raises ``ValueError``,
     ``DataError`` or ``RuntimeError`` with a one-line message.
     """
-    from trainables.checkpoint import CHECKPOINT_FILE
-    from trainables.config import TrainConfig
     from trainables.loop import Trainer
+    from trainables.preflight import preflight
 
-    cfg = TrainConfig.load(args.config, args.sets)
-    out = Path(args.output_dir)
-    checkpoint = out / CHECKPOINT_FILE
-    if checkpoint.exists() and not args.resume:
-        raise ValueError(f"{out} already holds a run: pass --resume to continue it, or another --output-dir")
-    if args.resume and not checkpoint.exists():
-        raise ValueError(f"nothing to resume: {checkpoint} does not exist")
+    cfg, state = preflight(args)
     trainer = Trainer(cfg)
-    if args.resume:
-        trainer.load(checkpoint)
+    if state is not None:
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, TypeError, RuntimeError) as e:
+            raise ValueError(
+                f"--resume: {args.output_dir} holds a checkpoint that does not fit this run ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}): start a new --output-dir"
+            ) from None
     return trainer
 
 

@@ -47,9 +47,27 @@ def check_files(files: list[str]) -> int:
     return worst
 
 
+def readable(files: list[str]) -> str | None:
+    """The one-line reason the first file that is not a readable YAML mapping is not; None when all are."""
+    from trainables.yaml_reader import YamlError, read_file
+
+    for name in files:
+        try:
+            raw = read_file(name)
+        except YamlError as e:
+            return str(e)
+        if not isinstance(raw, dict):
+            return f"{name} must hold a YAML mapping (a Ray cluster config), got {type(raw).__name__}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "check":
+        problem = readable(args.files)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         return check_files(args.files)
     try:
         return mlflow_server(args)

@@ -162,13 +162,12 @@ def _image_problems(image: str) -> list[str]:
 
 def check(path: str | Path) -> Findings:
     """Ray's validation and the lint for one cluster YAML."""
-    import yaml
+    from trainables.yaml_reader import YamlError, read_file
 
-    path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        return Findings(problems=[f"cannot read it: {str(e).splitlines()[0]}"])
+        raw = read_file(path)
+    except YamlError as e:
+        return Findings(problems=[f"cannot read it: {e}"])
     if not isinstance(raw, dict):
         return Findings(problems=["it is not a YAML mapping"])
     try:
