@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from contract.redact import redact
 from contract.tracking import DEFAULT_TRACKING_URI
 
 _DATABASES = ("postgresql", "mysql", "mssql")  # MLflow's SQLAlchemy stores besides sqlite
@@ -35,6 +36,7 @@ def check_store(uri: str, timeout_s: float = 10.0, must_exist: bool = False) -> 
         check_server(uri, timeout_s)
     elif scheme in _DATABASES:
         check_driver(uri)
+        check_database(uri, timeout_s)
     elif uri.startswith(("http//", "https//", "sqlite//")):
         raise StoreError(f"tracking URI {uri} lacks the ':' after its scheme: write {uri.replace('//', '://', 1)}")
     elif scheme in ("", "file") and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "") != "true":
@@ -63,6 +65,23 @@ def check_driver(uri: str) -> None:
         raise StoreError(
             f"tracking URI {uri}: its database driver {e.name!r} is not installed: pip install {package}"
         ) from None
+
+
+def check_database(uri: str, timeout_s: float) -> None:
+    """The database answers, within ``timeout_s`` (its driver's own connect timeout)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(uri, connect_args={"connect_timeout": max(1, int(timeout_s))})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as e:  # refused, unknown host, bad credentials, no such database: all mean not usable
+        reason = " ".join(str(getattr(e, "orig", e)).split())[:200]
+        raise StoreError(
+            f"cannot connect to the tracking database {redact(uri)} ({reason}): start it, or fix MLFLOW_TRACKING_URI"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def check_sqlite(uri: str, must_exist: bool) -> None:

@@ -10,9 +10,9 @@ import sys
 
 from contract.cli import Parser
 from contract.files import PENDING_WRITES
+from contract.redact import redact
 from search.config import SearchConfig
 from search.identity import LockedError, SearchIdentity, SearchLock, saved_config
-from search.redact import redact
 from search.tracker import MlflowTracker
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from contract import metrics as M
 from contract.files import PENDING_WRITES, STUDY_DB
 from contract.flat import flatten
+from contract.redact import redact
 from contract.status import COMPLETED, FAILED, INTERRUPTED, NOT_STARTED, PRUNED
 from contract.tracking import (
     CONFIG_ARTIFACT,
@@ -27,7 +28,6 @@ from contract.tracking import (
 )
 from search.config import SearchConfig
 from search.identity import SearchIdentity
-from search.redact import redact
 from search.signals import GracefulStop
 from search.tracker import MlflowTracker
 from search.writes import PARENT

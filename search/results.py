@@ -14,6 +14,7 @@ from ray.tune.result import TRIAL_ID
 from contract import metrics as M
 from contract import ranking
 from contract.files import BEST_CONFIG, REPORT_DIR
+from contract.redact import redact
 from contract.status import COMPLETED, ENDED, trial_status
 from contract.summary import SearchSummary
 from contract.tracking import (
@@ -25,7 +26,6 @@ from contract.tracking import (
     UI_TRAINING_VIEW,
 )
 from search.config import SearchConfig
-from search.redact import redact
 from search.registry import champion_uri, register_best
 from search.tracker import MlflowTracker
 from search.writes import PARENT

@@ -95,10 +95,10 @@ def first_difference(saved: dict, given: dict) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from contract.redact import redact
     from search.driver import run_search
     from search.identity import LockedError, SearchLock
     from search.preflight import UsageError, preflight
-    from search.redact import redact
     from search.tracker import TrackingError
     from trainables.yaml_reader import YamlError
 

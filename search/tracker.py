@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from contract import metrics as M
 from contract.flat import flatten
+from contract.redact import redact
 from contract.status import RUNNING
 from contract.tracking import (
     EXPERIMENT_KIND_TAG,
@@ -36,7 +37,6 @@ from contract.tracking import (
     SEARCH_ID_TAG,
     TRIAL_ID_TAG,
 )
-from search.redact import redact
 from search.writes import PARENT, EndRun, LogEpoch, LogMetrics, SetTags, StartTrial, Write, from_json, is_number
 
 log = logging.getLogger(__name__)

@@ -174,7 +174,7 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("search", ["--set", "tracking_uri=sqlite:///{tmp}/dbdir"], "is a folder, not a database file"),
     ("search", ["--set", "tracking_uri=sqlite:///{tmp}/notdb.db"], "is not an sqlite database"),
     ("search", ["--set", "tracking_uri=sqlite:///{tmp}/no/such/mlflow.db"], "folder {tmp}/no/such is missing"),
-    ("search", ["--set", "tracking_uri=postgresql://u@127.0.0.1/db"], "database driver"),
+    ("search", ["--set", "tracking_uri=postgresql://u@127.0.0.1:1/db"], "cannot connect to the tracking database"),
     ("search", ["--set", "tracking_uri=mysql://u@127.0.0.1/db"], "database driver"),
     ("search", ["--set", "tracking_uri=ftp://127.0.0.1/x"], "unknown scheme 'ftp'"),
     ("search", ["--set", "tracking_uri=http//127.0.0.1:9"], "lacks the ':' after its scheme"),
@@ -214,7 +214,7 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("report", ["t2t-search", "--tracking-uri", "sqlite:///{tmp}/notdb.db"], "is not an sqlite database"),
     ("report", ["t2t-search", "--tracking-uri", "sqlite:///{tmp}/dbdir"], "is a folder"),
     ("report", ["t2t-search", "--tracking-uri", "http://127.0.0.1:9"], "cannot reach the MLflow tracking server"),
-    ("report", ["t2t-search", "--tracking-uri", "postgresql://u@127.0.0.1/db"], "database driver"),
+    ("report", ["t2t-search", "--tracking-uri", "postgresql://u@127.0.0.1:1/db"], "cannot connect to the tracking"),
     ("report", ["t2t-search", "--output-dir", "afile"], "--output-dir afile: afile is not a writable folder"),
     ("report", ["t2t-search", "--format", "pdf"], "unknown format ['pdf']"),
     # --- search.cluster check ---

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from contract.files import SEARCH_CONFIG
+from contract.redact import redact
 from search.config import SearchConfig
-from search.redact import redact
 from search.run import load_config, parse_args
 from trainables.config import ConfigError
 
