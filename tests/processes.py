@@ -73,43 +73,31 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interva
     raise TimeoutError(f"gave up after {timeout_s:.0f} s waiting for {what}")
 
 
-def mlflow_server(port: int, store: Path, artifacts: Path, log: Path) -> subprocess.Popen:
-    """A real MLflow tracking server on 127.0.0.1:port (1 worker), healthy when this returns."""
+def serve(args: list[str], log: Path, health_url: str, what: str, env: dict | None = None) -> subprocess.Popen:
+    """Start a server in its own session; return once ``health_url`` answers (it is stopped by PID on failure)."""
     import requests
 
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = spawn(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{store}",
-            "--artifacts-destination",
-            str(artifacts),
-        ],
-        log,
-        env=env,
-    )
+    proc = spawn(args, log, env=env)
 
-    def healthy() -> bool:
+    def up() -> bool:
         if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
         try:
-            return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok
+            return requests.get(health_url, timeout=2).ok
         except requests.RequestException:
             return False
 
     try:
-        wait_for(healthy, 90, f"the MLflow server on port {port}")
+        wait_for(up, 120, what)
     except BaseException:
         kill_session(proc)
         raise
     return proc
+
+
+def mlflow_server(port: int, store: Path, artifacts: Path, log: Path) -> subprocess.Popen:
+    """A real MLflow tracking server on 127.0.0.1:port (1 worker), healthy when this returns."""
+    args = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{store}", "--artifacts-destination", str(artifacts)]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return serve(args, log, f"http://127.0.0.1:{port}/health", f"the MLflow server on port {port}", env)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -82,43 +83,52 @@ def _stop(monitor) -> None:
 
 
 @contextmanager
-def system_metrics(tracking_uri: str, run_id: str) -> Iterator[None]:
-    """MLflow's system-metrics monitor on the run while the block runs, steps continuing after a restore.
+def trial_run(runs: TrialRuns | None, trial_id: str, records: list[SplitRecord]) -> Iterator[None]:
+    """While the block runs, the trial's data sets are logged to its run and its system metrics sampled there.
 
-    Stopping it talks to the store, which may be slow; Tune reuses a trial's actor only if the training function
-    returns within 2 s of being let go after its last report (``TUNE_FUNCTION_THREAD_TIMEOUT_S``; a loaded machine
-    spends most of that in the trainer's own clean-up), so the stop runs on its own thread and is not waited for.
+    All of it happens on a thread of its own: training never waits for MLflow. On a cluster whose tracking server
+    listens on the head's loopback (cluster.yaml), a trial on a worker node cannot reach it at all; then this
+    costs a warning, with MLflow's retries off and a short timeout, and the driver still records everything else.
     """
-    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
-    monitor = SystemMetricsMonitor(
-        run_id, sampling_interval=SAMPLING_INTERVAL_S, resume_logging=True, tracking_uri=tracking_uri
-    )
-    monitor.start()
+    if runs is None:
+        yield
+        return
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # this process only: one try per request
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    started: dict[str, object] = {}
+    starter = threading.Thread(target=_start, args=(runs, trial_id, records, started), name="trial-mlflow", daemon=True)
+    starter.start()
     try:
         yield
     finally:
-        threading.Thread(target=_stop, args=(monitor,), name="system-metrics-stop", daemon=True).start()
+        threading.Thread(target=_finish, args=(starter, started), name="trial-mlflow-stop", daemon=True).start()
 
 
-@contextmanager
-def trial_run(runs: TrialRuns | None, trial_id: str, records: list[SplitRecord]) -> Iterator[str | None]:
-    """The trial's run id (None without tracking or when it cannot be found), with its data sets logged and its
-    system metrics sampled while the block runs."""
-    run_id = None
-    if runs is not None:
-        try:
-            run_id = runs.find(trial_id)
-            if run_id is None:
-                log.warning("no MLflow run of trial %s after %.0f s: no data sets or system metrics", trial_id,
-                            FIND_RUN_TIMEOUT_S)  # fmt: skip
-            else:
-                log_datasets(runs.tracking_uri, run_id, records)
-        except Exception as e:
-            log.warning("could not log trial %s's data sets to MLflow: %s", trial_id, e)
-            run_id = None
-    if run_id is None:
-        yield None
-        return
-    with system_metrics(runs.tracking_uri, run_id):
-        yield run_id
+def _start(runs: TrialRuns, trial_id: str, records: list[SplitRecord], started: dict) -> None:
+    """Find the run, log the data sets, start the monitor (a trial shorter than this still gets one sample)."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    try:
+        run_id = runs.find(trial_id)
+        if run_id is None:
+            log.warning("no MLflow run of trial %s after %.0f s: no data sets or system metrics", trial_id,
+                        FIND_RUN_TIMEOUT_S)  # fmt: skip
+            return
+        log_datasets(runs.tracking_uri, run_id, records)
+        monitor = SystemMetricsMonitor(
+            run_id, sampling_interval=SAMPLING_INTERVAL_S, resume_logging=True, tracking_uri=runs.tracking_uri
+        )
+        monitor.start()
+        started["monitor"] = monitor
+    except Exception as e:
+        log.warning("could not log trial %s's data sets or system metrics to MLflow: %s", trial_id, e)
+
+
+def _finish(starter: threading.Thread, started: dict) -> None:
+    """Stop the monitor once the starter is done (it talks to the store, which may be slow: nobody waits here).
+
+    Tune reuses a trial's actor only if the training function returns within 2 s of its last report
+    (``TUNE_FUNCTION_THREAD_TIMEOUT_S``), so neither this nor the starter is waited for."""
+    starter.join(timeout=FIND_RUN_TIMEOUT_S + 30)
+    if "monitor" in started:
+        _stop(started["monitor"])

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from contract.files import STUDY_DB
-from tests.processes import free_port, kill_session, spawn, wait_for
+from tests.processes import free_port, kill_session, serve
 
 pytestmark = pytest.mark.slow
 
@@ -19,22 +19,8 @@ pytestmark = pytest.mark.slow
 def dashboard(storage: str, port: int, log: Path):
     """``optuna-dashboard STORAGE`` on 127.0.0.1:port (the venv's own console script), answering when returned."""
     script = Path(sys.executable).parent / "optuna-dashboard"
-    proc = spawn([str(script), storage, "--host", "127.0.0.1", "--port", str(port)], log)
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"optuna-dashboard exited: {log.read_text()[-2000:]}")
-        try:
-            return requests.get(f"http://127.0.0.1:{port}/api/meta", timeout=2).ok
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(up, 120, f"optuna-dashboard on port {port}")
-    except BaseException:
-        kill_session(proc)
-        raise
-    return proc
+    args = [str(script), storage, "--host", "127.0.0.1", "--port", str(port)]
+    return serve(args, log, f"http://127.0.0.1:{port}/api/meta", f"optuna-dashboard on port {port}")
 
 
 def test_the_dashboard_reads_the_search_study(smoke_search, tmp_path):
