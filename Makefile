@@ -37,9 +37,10 @@ run: $(STAMP)
 test: $(STAMP) browser postgres
 	$(PY) -m pytest $(ARGS)
 
-# The model and the training loop on the lowest supported torch (what .ci/run checks after `make test`).
+# The model and the training loop on the lowest supported torch (what .ci/run checks after `make test`): the quick
+# tests of the two packages that depend on torch's API; the slow ones (Ray, whole trainings) run in `make test`.
 test-lowest: $(LOWEST_STAMP)
-	$(LOWEST_VENV)/bin/python -m pytest tests/t2t tests/trainables $(ARGS)
+	$(LOWEST_VENV)/bin/python -m pytest tests/t2t tests/trainables -m "not slow" $(ARGS)
 
 # Re-compile the locks after a change to pyproject.toml; pins that still fit are kept (uv reads the old lock).
 lock: $(STAMP)

@@ -67,7 +67,10 @@ def resumed_config(cfg: SearchConfig, args: argparse.Namespace) -> SearchConfig:
     with it must yield that same config: a resume never changes what a search searches."""
     from search.identity import saved_config
 
-    saved = saved_config(cfg.experiment_path)
+    try:
+        saved = saved_config(cfg.experiment_path)
+    except Exception:  # a storage path that cannot be read: preflight names the problem in its one line
+        saved = None
     if saved is None:  # nothing to resume there: preflight says so
         return cfg
     saved.update(name=cfg.name, storage_path=cfg.storage_path or saved.get("storage_path"))

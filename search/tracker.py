@@ -182,7 +182,7 @@ class MlflowTracker:
     def experiment_id(self) -> str:
         if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.experiment)
-            kind = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND_TRAINING}  # `mlflow ui` then opens on the runs
+            kind = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND_TRAINING}  # a model-training experiment, as MLflow marks one
             if found is None:
                 self._experiment_id = self.client.create_experiment(self.experiment, tags=kind)
             else:

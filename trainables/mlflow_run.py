@@ -64,8 +64,8 @@ def log_datasets(tracking_uri: str, run_id: str, records: list[SplitRecord]) -> 
     MlflowClient(tracking_uri).log_inputs(run_id, datasets=inputs)
 
 
-def _final_sample(monitor) -> None:
-    """What the monitor sampled since its last log (at least one sample), so a short trial has numbers too."""
+def _sample_now(monitor) -> None:
+    """What the monitor sampled since its last log (at least one sample), logged now."""
     metrics = monitor.aggregate_metrics()
     if not metrics:
         monitor.collect_metrics()
@@ -77,7 +77,7 @@ def _final_sample(monitor) -> None:
 def _stop(monitor) -> None:
     try:
         monitor.finish()
-        _final_sample(monitor)
+        _sample_now(monitor)
     except Exception as e:
         log.warning("could not log the trial's last system metrics to MLflow: %s", e)
 
@@ -105,7 +105,7 @@ def trial_run(runs: TrialRuns | None, trial_id: str, records: list[SplitRecord])
 
 
 def _start(runs: TrialRuns, trial_id: str, records: list[SplitRecord], started: dict) -> None:
-    """Find the run, log the data sets, start the monitor (a trial shorter than this still gets one sample)."""
+    """Find the run, log the data sets, start the monitor."""
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
     try:
@@ -120,6 +120,7 @@ def _start(runs: TrialRuns, trial_id: str, records: list[SplitRecord], started: 
         )
         monitor.start()
         started["monitor"] = monitor
+        _sample_now(monitor)  # one sample at once: a trial shorter than the sampling interval has numbers too
     except Exception as e:
         log.warning("could not log trial %s's data sets or system metrics to MLflow: %s", trial_id, e)
 

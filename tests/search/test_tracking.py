@@ -56,6 +56,7 @@ def test_writes_are_delivered_in_order_by_the_writer(tmp_path):
 def test_an_unpickled_tracker_is_the_open_one(tmp_path):
     """What Tune's restored callback holds after --resume: the driver's own tracker, not a copy."""
     tracker = _tracker(f"sqlite:///{tmp_path}/mlflow.db", tmp_path)
+    _start(tracker)
     tracker.trial_started("t1", {})
     assert pickle.loads(pickle.dumps(tracker)) is tracker
     tracker.close()
