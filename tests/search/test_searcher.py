@@ -165,8 +165,8 @@ def test_a_restored_searcher_continues_the_study_without_repeating_its_proposals
     again = _searcher(tmp_path, f"search.sampler={sampler}", "search.baseline=false")  # a resumed driver
     again.restore(str(path))
     assert again.suggest("t0") == proposed[0]  # a trial it had already proposed: the same config
-    fresh = _searcher(tmp_path / "other", f"search.sampler={sampler}", "search.baseline=false")
     (tmp_path / "other").mkdir()
+    fresh = _searcher(tmp_path / "other", f"search.sampler={sampler}", "search.baseline=false")  # a new search
     assert [again.suggest(f"n{i}") for i in range(3)] != [fresh.suggest(f"n{i}") for i in range(3)]
     assert len(again.study.trials) == 6
 
