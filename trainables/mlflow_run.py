@@ -76,7 +76,7 @@ def _sample_now(monitor) -> None:
 
 def _stop(monitor) -> None:
     try:
-        monitor.finish()
+        monitor.finish()  # joins the monitor's thread: what it sampled since its last log is ours to log
         _sample_now(monitor)
     except Exception as e:
         log.warning("could not log the trial's last system metrics to MLflow: %s", e)
@@ -118,9 +118,11 @@ def _start(runs: TrialRuns, trial_id: str, records: list[SplitRecord], started: 
         monitor = SystemMetricsMonitor(
             run_id, sampling_interval=SAMPLING_INTERVAL_S, resume_logging=True, tracking_uri=runs.tracking_uri
         )
+        # One sample at once, before the monitor's thread shares its buffers: a trial shorter than the sampling
+        # interval has numbers too.
+        _sample_now(monitor)
         monitor.start()
         started["monitor"] = monitor
-        _sample_now(monitor)  # one sample at once: a trial shorter than the sampling interval has numbers too
     except Exception as e:
         log.warning("could not log trial %s's data sets or system metrics to MLflow: %s", trial_id, e)
 
