@@ -8,6 +8,11 @@ VAL_LOSS = "val_loss"
 VAL_ACC = "val_acc"  # top-1, a fraction in [0, 1]
 VAL_ACC5 = "val_acc5"  # top-5, where the data set has at least 5 classes
 BEST_VAL_ACC = "best_val_acc"
+# The held-out test split, measured once at the end of a final-phase run (train.evaluate_test) and nowhere else:
+# no number from it reaches the scheduler or the searcher.
+TEST_LOSS = "test_loss"
+TEST_ACC = "test_acc"
+TEST_ACC5 = "test_acc5"
 LR = "lr"
 EPOCH_TIME_S = "epoch_time_s"
 IMAGES_PER_S = "images_per_s"

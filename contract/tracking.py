@@ -15,6 +15,10 @@ SEARCH_ID_TAG = "search.id"  # the parent run's search id (contract.files.SEARCH
 EXPERIMENT_PATH_TAG = "t2t.experiment_path"  # the parent run's Tune experiment folder
 ROLE_TAG = "search.role"
 ROLE_PARENT = "parent"  # the value of ROLE_TAG on a search's parent run
+ROLE_TRIAL = "trial"  # ... on a search trial's run (a run without ROLE_TAG is one too: searches made before it)
+ROLE_FINAL = "final"  # ... on a final-phase run: a candidate retrained with one seed and measured on test
+FINAL_SOURCE_TAG = "search.final.source"  # a final run's candidate: the search trial id whose config it retrains
+FINAL_SEED_TAG = "search.final.seed"  # a final run's train.seed
 BASELINE_TAG = "search.baseline"  # "true" on the run of the trial that trained the base config's values
 OPTUNA_STORAGE_TAG = "optuna.storage"  # the parent run's Optuna study URL
 NODE_IP_TAG = "ray.node_ip"  # a trial run's latest node
@@ -39,7 +43,7 @@ UI_TRAINING_VIEW = "workflowType=machine_learning"
 
 # A trial run's data set inputs: one per split, told apart by MLflow's context tag.
 DATASET_CONTEXT_TAG = "mlflow.data.context"
-TRAIN_SPLIT, VAL_SPLIT = "train", "val"
+TRAIN_SPLIT, VAL_SPLIT, TEST_SPLIT = "train", "val", "test"
 SYSTEM_METRICS_PREFIX = "system/"  # MLflow's system-metrics monitor names its metrics system/cpu_utilization_percentage
 
 # The Model Registry: the search's winner is a version of the model named after the experiment, with this alias.
