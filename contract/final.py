@@ -5,7 +5,8 @@ with several seeds and measured once on the test split. One row per such run goe
 test accuracy over its seeds (mean, standard deviation, 95% interval), the winner and its gain over the baseline.
 
 The winner is chosen on validation numbers (each candidate's mean last-epoch val_acc over its seeds; the baseline
-competes too), never on test: the test numbers are only reported, so they stay an unbiased estimate of what the winner does on new data.
+competes too), never on test: the test numbers are only reported, so they stay an unbiased estimate of what the
+winner does on new data.
 """
 
 from __future__ import annotations
