@@ -10,3 +10,4 @@ STUDY_DB = "optuna.db"  # the Optuna study (sqlite), in the driver's local folde
 PENDING_WRITES = "mlflow_pending.json"  # MLflow writes not yet delivered, in the driver's local folder
 LOCAL_STATE_ROOT = ".t2t-search"  # the driver's local folders of searches whose results are remote (s3://...)
 REPORT_DIR = "report"  # the report that search.run writes at the end
+FINAL_EXPERIMENT = "final"  # the final phase's Tune experiment, a folder inside the search's results folder

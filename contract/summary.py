@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from contract.files import SEARCH_SUMMARY
+from contract.final import FinalResult
 from contract.metrics import BEST_VAL_ACC, MACS, PARAMS
-from contract.status import DIVERGED, ENDED, FAILED
+from contract.status import COMPLETED, DIVERGED, ENDED, FAILED
 
 _COUNT = "trials_"  # prefix of a count's key: trials_completed, trials_pruned, ...
-GAIN = "gain_over_baseline"  # the parent run's metric: best_val_acc - baseline_val_acc
+GAIN = "gain_over_baseline"  # the parent run's metric: best_val_acc - baseline_val_acc (a completed baseline's)
 
 
 @dataclass
@@ -35,6 +36,12 @@ class SearchSummary:
     report: str | None = None  # report.html
     registered_model: str | None = None  # the Model Registry's model the best trial is a version of
     registered_version: str | None = None  # that version (alias contract.tracking.CHAMPION_ALIAS)
+    final: dict[str, Any] | None = None  # the final phase on test (contract.final.FinalResult.to_dict()), if it ran
+    final_split: str | None = None  # the split the final numbers are from: test, or val where there is no test split
+
+    @property
+    def final_result(self) -> FinalResult | None:
+        return FinalResult.from_dict(self.final) if self.final else None
 
     @property
     def finished(self) -> int:
@@ -61,14 +68,20 @@ class SearchSummary:
         out |= {k: float(v) for k, v in best.items() if v is not None}
         if self.baseline_val_acc is not None:
             out["baseline_val_acc"] = self.baseline_val_acc
-            if self.best_val_acc is not None:
+            if self.best_val_acc is not None and self.baseline_status == COMPLETED:  # a pruned one stopped early
                 out[GAIN] = self.best_val_acc - self.baseline_val_acc
-        return out
+        final = self.final_result
+        return out | (final.metrics() if final else {})
 
     def tags(self) -> dict[str, str]:
         """What the parent run is tagged with."""
         keys = ("best_trial_id", "best_run_id", "baseline_trial_id", "registered_model", "registered_version")
-        return {k: str(getattr(self, k)) for k in keys if getattr(self, k) is not None}
+        tags = {k: str(getattr(self, k)) for k in keys if getattr(self, k) is not None}
+        final = self.final_result
+        if final is not None:
+            tags |= {"final.split": str(self.final_split), "final.verdict": final.verdict()}
+            tags |= {"final.winner": final.winner} if final.winner else {}
+        return tags
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / SEARCH_SUMMARY

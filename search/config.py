@@ -62,6 +62,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # strict: see trainables.config
 
 
+class FinalSection(_Section):
+    """The final phase: after the search, the best configurations and the baseline retrained from scratch with
+    several seeds and measured once on the test split (see search/final.py)."""
+
+    enabled: bool = True
+    top_k: int = Field(1, ge=1)  # the best completed configurations of the search, by contract.ranking
+    seeds: int = Field(3, ge=2)  # runs per configuration: at least 2 for a spread
+
+
 class SearchSection(_Section):
     num_trials: int = Field(9, ge=1)
     max_concurrent: int | None = Field(None, ge=1)  # None: as many as the cluster's resources allow
@@ -82,6 +91,7 @@ class SearchSection(_Section):
     log_checkpoints: int = Field(3, ge=0)  # the best trials' model weights become MLflow artifacts
     warm_start: str | None = None  # a previous search's study, e.g. sqlite:///ray_results/OLD/optuna.db
     baseline: bool = True  # the first trial trains the base config's own values (not with warm_start)
+    final: FinalSection = FinalSection()
 
 
 class SearchConfig(_Section):
@@ -131,14 +141,32 @@ class SearchConfig(_Section):
                 f"space has no distribution, so the search.num_trials={self.search.num_trials} trials would be "
                 "identical: add one ({type: ...}) or set search.num_trials=1"
             )
-        epochs = min(self.search_space.values_of("train.epochs", self.base.train.epochs))
-        if self.search.scheduler == "asha" and self.search.grace_period > min(epochs, self.base.train.epochs):
+        if self.search.scheduler == "asha":
+            self._check_asha()
+        if self.base.train.evaluate_test or "train.evaluate_test" in self.space:
             raise ValueError(
-                f"search.grace_period={self.search.grace_period} exceeds the epochs a trial trains "
-                f"({min(epochs, self.base.train.epochs)}; ASHA's max_t is base.train.epochs): lower "
-                "search.grace_period or raise the epochs"
+                "train.evaluate_test is the final phase's own (the search must never see a test number): remove "
+                "it from base and space; search.final runs it"
             )
         return self
+
+    def _check_asha(self) -> None:
+        if self.search.multi_objective:
+            raise ValueError(
+                "search.multi_objective=true with search.scheduler=asha: ASHA stops trials on val_acc alone and "
+                "would cut the cheap models the accuracy-vs-MACs front needs; set search.scheduler=none"
+            )
+        shortest = min(self.search_space.values_of("train.epochs", self.base.train.epochs))
+        if self.search.grace_period > shortest:
+            raise ValueError(
+                f"search.grace_period={self.search.grace_period} exceeds the epochs the shortest trial trains "
+                f"({shortest}): lower search.grace_period or raise the epochs"
+            )
+
+    @property
+    def max_epochs(self) -> int:
+        """The epochs of the longest trial: ASHA's max_t, so a trial the space makes longer is not cut short."""
+        return max(self.search_space.values_of("train.epochs", self.base.train.epochs))
 
     @property
     def search_space(self) -> SearchSpace:
@@ -205,6 +233,7 @@ SMOKE_TEST = [  # --smoke-test: every part of the path, in well under a minute
     "search.reduction_factor=2",
     "search.head_dim=16",
     "search.log_checkpoints=1",
+    "search.final.seeds=2",
 ]
 SMOKE_SPACE = {
     "model.depth": {"type": "int", "low": 1, "high": 2},

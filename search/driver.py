@@ -106,12 +106,9 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     from search.history import CsvHistory, JsonHistory
     from search.progress import Progress
     from search.searcher import StudySearcher
-    from trainables.mlflow_run import TrialRuns
-    from trainables.tune import tracked
 
     s = cfg.search
-    runs = TrialRuns(tracker.uri, tracker.experiment_id, tracker.parent_id)  # a trial logs data sets, system metrics
-    trainable = tune.with_resources(tracked(runs), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+    trainable = tune.with_resources(trial_function(tracker), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
     callbacks = [MlflowCallback(tracker), Progress(), JsonHistory(), CsvHistory()]
     if cfg.local_experiment_dir:
         callbacks.append(DiskGuard(cfg.experiment_path))
@@ -145,6 +142,14 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     )
 
 
+def trial_function(tracker: MlflowTracker):
+    """The trainable's function, whose trials log their data sets and system metrics to their own runs."""
+    from trainables.mlflow_run import TrialRuns
+    from trainables.tune import tracked
+
+    return tracked(TrialRuns(tracker.uri, tracker.experiment_id, tracker.parent_id))
+
+
 def build_scheduler(cfg: SearchConfig):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -152,7 +157,7 @@ def build_scheduler(cfg: SearchConfig):
     if s.scheduler == "none":
         return FIFOScheduler()
     return ASHAScheduler(
-        time_attr=M.EPOCH, max_t=cfg.base.train.epochs, grace_period=s.grace_period, reduction_factor=s.reduction_factor
+        time_attr=M.EPOCH, max_t=cfg.max_epochs, grace_period=s.grace_period, reduction_factor=s.reduction_factor
     )
 
 
@@ -258,7 +263,6 @@ def cluster_problem(cfg: SearchConfig, address: str | None) -> str | None:
 
 def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float) -> int:
     from search import results
-    from search.disk_guard import DiskGuard, StorageFullError
 
     problem = cluster_problem(cfg, address)
     if problem:
@@ -270,8 +274,30 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
     parent_id = open_parent(cfg, tracker, storage)
     log.info("search %r (id %s): %d trials, results in %s, MLflow parent run %s",
              cfg.name, identity.search_id, cfg.search.num_trials, redact(cfg.experiment_path), parent_id)  # fmt: skip
+    grid = fit(cfg, tracker, stop, lambda: build_tuner(cfg, resume, tracker, storage))
+    if isinstance(grid, int):
+        return grid
+    reason = None
+    if tracker.open_trials():  # Tune returned with trials it did not end: only its time budget does that
+        if not cfg.search.time_budget_s:
+            return unfinished(cfg, tracker)
+        reason = end_time_budget(cfg, tracker, storage)
+    final_result = None
+    if cfg.search.final.enabled:
+        final_result = run_final(cfg, grid, tracker, storage, stop)
+        if isinstance(final_result, int):
+            return final_result
+    summary = results.summarize(grid, tracker, cfg, storage, started)
+    results.add_final(summary, final_result, cfg)
+    return results.finish(summary, tracker, cfg, parent_id, COMPLETED, reason)
+
+
+def fit(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop, build):
+    """Run the Tuner ``build()`` makes: its ResultGrid, or the exit code of the way it ended early."""
+    from search.disk_guard import DiskGuard, StorageFullError
+
     try:
-        grid = build_tuner(cfg, resume, tracker, storage).fit()
+        grid = build().fit()
     except KeyboardInterrupt:
         return end_interrupted(cfg, tracker, stop)
     except Exception as e:
@@ -280,13 +306,43 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
         return end_interrupted(cfg, tracker, stop)
     if DiskGuard.tripped:
         return end_failed(cfg, tracker, StorageFullError(DiskGuard.tripped))
-    reason = None
-    if tracker.open_trials():  # Tune returned with trials it did not end: only its time budget does that
-        if not cfg.search.time_budget_s:
-            return end_failed(cfg, tracker, RuntimeError(f"Tune ended with trials {tracker.open_trials()} unfinished"))
-        reason = end_time_budget(cfg, tracker, storage)
-    summary = results.summarize(grid, tracker, cfg, storage, started)
-    return results.finish(summary, tracker, cfg, parent_id, COMPLETED, reason)
+    return grid
+
+
+def unfinished(cfg: SearchConfig, tracker: MlflowTracker) -> int:
+    return end_failed(cfg, tracker, RuntimeError(f"Tune ended with trials {tracker.open_trials()} unfinished"))
+
+
+def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, stop: GracefulStop):
+    """The final phase (``search.final``): its ``contract.final.FinalResult``, or an exit code if it ended early."""
+    from contract.final import summarize
+    from search import final
+    from search.results import outcomes
+    from search.searcher import baseline_trial_id
+
+    f = cfg.search.final
+    retrains = final.candidates(outcomes(grid), baseline_trial_id(cfg.name, storage), f.top_k)
+    if not retrains:
+        log.info("no trial completed: no final phase")
+        return None
+    runs = final.entries(retrains, f.seeds)
+    log.info("final phase: %d configuration(s) x %d seeds retrained from scratch and measured on %s (%d runs)",
+             len(retrains), f.seeds, final_split(cfg), len(runs))  # fmt: skip
+    train = trial_function(tracker)
+    done = fit(cfg, tracker, stop, lambda: final.build_final_tuner(cfg, tracker, train, runs))
+    if isinstance(done, int):
+        return done
+    if tracker.open_trials():
+        return unfinished(cfg, tracker)
+    return summarize(final.result_rows(done))
+
+
+def final_split(cfg: SearchConfig) -> str:
+    """The split the final phase measures: test, or val for an image folder without test/ (said plainly)."""
+    from contract.tracking import TEST_SPLIT, VAL_SPLIT
+    from trainables.data import has_test_split
+
+    return TEST_SPLIT if has_test_split(cfg.base.data) else VAL_SPLIT
 
 
 def identify(cfg: SearchConfig, resume: bool) -> SearchIdentity:

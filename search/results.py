@@ -14,6 +14,7 @@ from ray.tune.result import TRIAL_ID
 from contract import metrics as M
 from contract import ranking
 from contract.files import BEST_CONFIG, REPORT_DIR
+from contract.final import FinalResult
 from contract.redact import redact
 from contract.status import COMPLETED, ENDED, trial_status
 from contract.summary import SearchSummary
@@ -94,6 +95,14 @@ def _describe_baseline(
         tracker.set_tags(baseline, {BASELINE_TAG: "true"})
 
 
+def add_final(summary: SearchSummary, result: FinalResult | None, cfg: SearchConfig) -> None:
+    """The final phase's numbers in the summary, and the split they are from."""
+    if result is not None:
+        from search.driver import final_split
+
+        summary.final, summary.final_split = result.to_dict(), final_split(cfg)
+
+
 def log_weights(tracker: MlflowTracker, trial_id: str, result) -> None:
     """The best checkpoint's model weights (loadable with ``t2t.load_pretrained``) as an MLflow artifact."""
     import tempfile
@@ -155,8 +164,11 @@ def summary_lines(
 ) -> list[str]:
     counts = ", ".join(f"{summary.counts.get(s, 0)} {s}" for s in ENDED)
     lines = ["", f"search {cfg.name!r} done in {summary.wall_time_s:.0f} s: {counts}"]
+    final = summary.final_result
+    if final is not None:
+        lines += final_lines(final, summary.final_split, cfg)
     if summary.best_trial_id is not None:
-        lines += best_lines(summary)
+        lines += best_lines(summary, labelled=final is not None)
     else:
         lines.append(
             "no trial finished without diverging or failing: their reasons are above and in MLflow "
@@ -172,8 +184,32 @@ def summary_lines(
     return lines
 
 
-def best_lines(summary: SearchSummary) -> list[str]:
-    lines = [
+def final_lines(final: FinalResult, split: str | None, cfg: SearchConfig) -> list[str]:
+    """The final phase first: it is the number to trust (the search's own val numbers are what it selected on)."""
+    f = cfg.search.final
+    lines = [f"final phase ({split} split; trained from scratch, {f.seeds} seeds per configuration; mean ± std, "
+             "95% interval):"]  # fmt: skip
+    for c in final.candidates:
+        role = "winner  " if c.source == final.winner else "        "
+        label = f"{'baseline ' if c.baseline else ''}trial {c.source}"
+        lines.append(f"  {role}{label}: {split}_acc {_estimate(c.test)} (val {c.val.mean:.4f}, {c.test.n} runs)")
+    if final.gain is not None:
+        g = final.gain
+        interval = f" (95% interval {100 * g.low:+.2f} to {100 * g.high:+.2f})" if g.low is not None else ""
+        lines.append(f"  gain over the baseline: {100 * g.mean:+.2f} points{interval}")
+    lines.append(f"  {final.verdict()}")
+    return lines
+
+
+def _estimate(e) -> str:
+    if e.std is None:
+        return f"{e.mean:.4f}"
+    return f"{e.mean:.4f} ± {e.std:.4f} [{e.low:.4f}, {e.high:.4f}]"
+
+
+def best_lines(summary: SearchSummary, labelled: bool = False) -> list[str]:
+    lines = ["search-time numbers (val: the data the search selected on; best epoch, one seed):"] if labelled else []
+    lines += [
         f"best trial {summary.best_trial_id} ({summary.best_status}): val_acc {summary.best_val_acc:.4f}, "
         f"{(summary.best_params or 0) / 1e6:.2f}M parameters, {(summary.best_macs or 0) / 1e6:.1f} MMACs",
     ]
@@ -182,11 +218,15 @@ def best_lines(summary: SearchSummary) -> list[str]:
     if summary.registered_version:
         lines.append(f"  registered: {champion_uri(summary.registered_model)} (version {summary.registered_version})")
     if summary.baseline_val_acc is not None:
-        gain = 100 * (summary.best_val_acc - summary.baseline_val_acc)
-        lines.append(
+        line = (
             f"baseline trial {summary.baseline_trial_id} (the base config's values, {summary.baseline_status}): "
-            f"val_acc {summary.baseline_val_acc:.4f}; the search gained {gain:+.2f} points"
+            f"val_acc {summary.baseline_val_acc:.4f}"
         )
+        if summary.baseline_status == COMPLETED:
+            line += f"; {100 * (summary.best_val_acc - summary.baseline_val_acc):+.2f} points on val"
+        else:  # a truncated run's number is no base to measure a gain from
+            line += " at the epoch it was stopped: no gain to measure against"
+        lines.append(line)
     return lines
 
 

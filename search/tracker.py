@@ -34,6 +34,8 @@ from contract.tracking import (
     EXPERIMENT_KIND_TAG,
     EXPERIMENT_KIND_TRAINING,
     PARENT_RUN_TAG,
+    ROLE_TAG,
+    ROLE_TRIAL,
     SEARCH_ID_TAG,
     TRIAL_ID_TAG,
 )
@@ -225,7 +227,9 @@ class MlflowTracker:
             self._runs[PARENT] = run_id
         return self._runs[PARENT]
 
-    def child_run(self, trial_id: str, params: Mapping[str, Any] | None = None, reopen: bool = False) -> str:
+    def child_run(
+        self, trial_id: str, params: Mapping[str, Any] | None = None, reopen: bool = False, tags: Mapping | None = None
+    ) -> str:
         """The trial's run: cached, found again by its tags (reopened if ``reopen``: the trial starts again), or
         created. Only a start reopens: a later write, such as the baseline tag at a resumed search's end, labels a
         trial that may have ended before this driver started."""
@@ -241,8 +245,10 @@ class MlflowTracker:
             if reopen and runs[0].info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
         else:
-            tags = {PARENT_RUN_TAG: self.parent_id, TRIAL_ID_TAG: trial_id, M.STATUS: RUNNING}
-            run_id = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}", tags=tags).info.run_id
+            tags = {ROLE_TAG: ROLE_TRIAL, **(tags or {}), PARENT_RUN_TAG: self.parent_id, TRIAL_ID_TAG: trial_id,
+                    M.STATUS: RUNNING}  # fmt: skip
+            name = f"{tags[ROLE_TAG]}-{trial_id}"
+            run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             self._log_params(run_id, params or {})
         self._runs[trial_id] = run_id
         return run_id
@@ -270,9 +276,9 @@ class MlflowTracker:
 
     # --- what the search calls: each returns at once ---
 
-    def trial_started(self, trial_id: str, params: Mapping[str, Any]) -> None:
+    def trial_started(self, trial_id: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> None:
         self._open.add(trial_id)
-        self._submit(StartTrial(trial_id, dict(params)))
+        self._submit(StartTrial(trial_id, dict(params), dict(tags or {})))
 
     def epoch(self, trial_id: str, row: Mapping[str, Any]) -> None:
         if is_number(row.get(M.EPOCH)):

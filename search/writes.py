@@ -29,6 +29,9 @@ EPOCH_METRICS = (
     M.LR,
     M.EPOCH_TIME_S,
     M.IMAGES_PER_S,
+    M.TEST_LOSS,  # a final-phase run's, at its last epoch
+    M.TEST_ACC,
+    M.TEST_ACC5,
 )
 SIZE_METRICS = (M.PARAMS, M.MACS)  # logged once, at step 0, with a run's first epoch
 
@@ -55,13 +58,14 @@ class Write:
 
 @dataclass
 class StartTrial(Write):
-    """Find the trial's run again (reopened: it runs again) or create it with its parameters."""
+    """Find the trial's run again (reopened: it runs again) or create it with its parameters and tags."""
 
     params: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
     kind: ClassVar[str] = "start"
 
     def apply(self, tracker: MlflowTracker) -> None:
-        tracker.child_run(self.trial_id, self.params, reopen=True)
+        tracker.child_run(self.trial_id, self.params, reopen=True, tags=self.tags)
 
 
 @dataclass

@@ -13,12 +13,14 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from contract import metrics as M
-from contract.status import INTERRUPTED, NOT_STARTED, trial_status
-from contract.tracking import PARENT_RUN_TAG, TRIAL_ID_TAG
+from contract.files import FINAL_EXPERIMENT
+from contract.status import COMPLETED, INTERRUPTED, NOT_STARTED, trial_status
+from contract.tracking import PARENT_RUN_TAG, ROLE_FINAL, ROLE_TAG, ROLE_TRIAL, TRIAL_ID_TAG
 from search.searcher import RAY_TRIAL_ID
 from tests.processes import kill_session, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
+TEST_PREFIX = M.TEST_ACC.split("_")[0] + "_"  # test_acc, test_loss, test_acc5
 RESUMABLE = "resumable"  # a trial that a --resume continues (Tune: unfinished; study: RUNNING; MLflow: interrupted)
 
 
@@ -35,14 +37,15 @@ def finish(proc, timeout_s: float = 300) -> int:
         kill_session(proc)
 
 
-def runs(uri: str, name: str):
-    """The client, the parent runs and the trial runs of MLflow experiment ``name``."""
+def runs(uri: str, name: str, role: str = ROLE_TRIAL):
+    """The client, the parent runs and the child runs of ``role`` (the search's trials, or the final phase's) of
+    MLflow experiment ``name``."""
     client = MlflowClient(uri)
     found = client.search_runs([client.get_experiment_by_name(name).experiment_id])
     return (
         client,
         [r for r in found if PARENT_RUN_TAG not in r.data.tags],
-        [r for r in found if PARENT_RUN_TAG in r.data.tags],
+        [r for r in found if PARENT_RUN_TAG in r.data.tags and r.data.tags.get(ROLE_TAG, ROLE_TRIAL) == role],
     )
 
 
@@ -86,8 +89,8 @@ def study_story(storage: str, name: str) -> dict[str, str]:
     return story
 
 
-def mlflow_story(uri: str, name: str) -> dict[str, str]:
-    client, _, children = runs(uri, name)
+def mlflow_story(uri: str, name: str, role: str = ROLE_TRIAL) -> dict[str, str]:
+    client, _, children = runs(uri, name, role)
     assert all(c.info.status != "RUNNING" for c in children), [c.data.tags for c in children]
     story = {}
     for child in children:
@@ -114,7 +117,33 @@ def assert_agree(folder: Path, name: str, study_storage: str | None = None, uri:
     for child in children:
         steps = epochs(client, child)
         assert steps == list(range(1, len(steps) + 1)), (child.data.tags[TRIAL_ID_TAG], steps)
+    for child in children:  # the test split is the final phase's alone
+        assert not any(k.startswith(TEST_PREFIX) for k in child.data.metrics), child.data.metrics
     for result in experiment.glob("trial_*/result.json"):
         steps = [json.loads(line)[M.EPOCH] for line in result.read_text().splitlines() if line.strip()]
         assert steps == sorted(set(steps)), f"{result}: {steps}"
+    if (experiment / FINAL_EXPERIMENT).is_dir():
+        assert_final_agrees(experiment / FINAL_EXPERIMENT, uri, name)
     return tune
+
+
+def assert_final_agrees(final: Path, uri: str, name: str) -> None:
+    """The final phase: Tune's final experiment and MLflow's final runs name the same trials with the same
+    statuses, each epoch once, and a finished run has its test numbers once, at its last epoch."""
+    from ray.tune import ExperimentAnalysis
+
+    tune = {}
+    for trial in ExperimentAnalysis(str(final.resolve())).trials:
+        last = trial.last_result if trial.last_result and M.EPOCH in trial.last_result else None
+        if trial.status in ("TERMINATED", "ERROR"):
+            tune[trial.trial_id] = trial_status(last or {}, error=trial.status == "ERROR")
+        elif last is not None:
+            tune[trial.trial_id] = RESUMABLE
+    mlflow = mlflow_story(uri, name, ROLE_FINAL)
+    assert tune == mlflow, {"tune": tune, "mlflow": mlflow}
+    client, _, finals = runs(uri, name, ROLE_FINAL)
+    for run in finals:
+        steps = epochs(client, run)
+        assert steps == list(range(1, len(steps) + 1)), steps
+        tests = [m.step for m in client.get_metric_history(run.info.run_id, M.TEST_ACC)]
+        assert tests == ([steps[-1]] if run.data.tags[M.STATUS] == COMPLETED else []), (tests, steps)

@@ -89,7 +89,7 @@ def test_each_ending_reaches_the_study_as_it_happened(tmp_path):
 
 
 def test_multi_objective_tells_accuracy_and_macs(tmp_path):
-    searcher = _searcher(tmp_path, "search.multi_objective=true")
+    searcher = _searcher(tmp_path, "search.multi_objective=true", "search.scheduler=none")
     searcher.suggest("a")
     searcher.on_trial_complete("a", _result(2, 0.5, COMPLETED))
     assert searcher.study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]

@@ -1,0 +1,155 @@
+"""The final phase: the search's best configurations and its baseline, retrained from scratch with several seeds
+and measured once on the test split.
+
+The search selects on val (its scheduler and searcher see nothing else), so its best val_acc is optimistic; these
+runs are what the summary and the report lead with (``contract.final``). They are Ray Tune trials of their own
+experiment, ``NAME/final`` in the results folder, so a cluster runs them in parallel with the same retries, and a
+killed driver's ``--resume`` restores that experiment: no run twice, none left RUNNING. Their MLflow runs are
+children of the search's parent run tagged ``search.role=final``; the Optuna study never sees them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ray import tune
+from ray.tune.result import TRIAL_ID
+
+from contract import final, ranking
+from contract import metrics as M
+from contract.files import FINAL_EXPERIMENT
+from contract.status import COMPLETED, PRUNED, trial_status
+from contract.tracking import BASELINE_TAG, FINAL_SEED_TAG, FINAL_SOURCE_TAG, ROLE_FINAL, ROLE_TAG
+from search.callback import MlflowCallback
+from search.config import SearchConfig
+from search.progress import Progress
+from search.tracker import MlflowTracker
+
+ENTRY = "final"  # the one key of a final trial's config: {train config, its candidate's source, seed, baseline}
+TRAIN = "train"
+
+
+@dataclass(frozen=True)
+class Retrain:
+    """A configuration the final phase retrains: the search trial it comes from and its training config."""
+
+    source: str
+    config: dict[str, Any]
+    baseline: bool
+
+
+def candidates(rows: list[dict[str, Any]], baseline_id: str | None, top_k: int) -> list[Retrain]:
+    """The ``top_k`` best completed trials (``contract.ranking``) and the baseline, each once. A pruned baseline
+    is retrained too (full length here): it is what the search is measured against."""
+    best = [r for r in ranking.ranked(rows) if r[M.STATUS] == COMPLETED][:top_k]
+    chosen = [Retrain(r[TRIAL_ID], r["result"].config, r[TRIAL_ID] == baseline_id) for r in best]
+    baseline = next((r for r in rows if r[TRIAL_ID] == baseline_id and r[M.STATUS] in (COMPLETED, PRUNED)), None)
+    if baseline is not None and not any(c.baseline for c in chosen):
+        chosen.append(Retrain(baseline_id, baseline["result"].config, True))
+    return chosen
+
+
+def entries(retrains: list[Retrain], seeds: int) -> list[dict[str, Any]]:
+    """One trial per candidate and seed: the seeds follow the search's own train.seed, so none repeats it."""
+    out = []
+    for r in retrains:
+        for i in range(seeds):
+            train = copy.deepcopy(r.config)
+            seed = int(train["train"]["seed"]) + 1 + i
+            train["train"].update(seed=seed, evaluate_test=True)
+            out.append({TRAIN: train, final.SOURCE: r.source, final.SEED: seed, final.BASELINE: r.baseline})
+    return out
+
+
+def final_trainable(train: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """The search's trainable, given a final trial's training config."""
+
+    def train_final(config: dict[str, Any]) -> None:
+        train(config[ENTRY][TRAIN])
+
+    return train_final
+
+
+class FinalCallback(MlflowCallback):
+    """A final trial's run: the training config as its parameters, its candidate and seed as tags."""
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        entry = trial.config[ENTRY]
+        tags = {ROLE_TAG: ROLE_FINAL, FINAL_SOURCE_TAG: entry[final.SOURCE], FINAL_SEED_TAG: str(entry[final.SEED])}
+        if entry[final.BASELINE]:
+            tags[BASELINE_TAG] = "true"
+        self.tracker.trial_started(trial.trial_id, entry[TRAIN], tags)
+
+
+class FinalProgress(Progress):
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        entry = trial.config[ENTRY]
+        self._say(f"final run {trial.trial_id} started: trial {entry[final.SOURCE]}'s config, seed {entry[final.SEED]}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result, entry = trial.last_result or {}, trial.config[ENTRY]
+        test = result.get(M.TEST_ACC)
+        self._say(
+            f"final run {trial.trial_id} (trial {entry[final.SOURCE]}, seed {entry[final.SEED]}) "
+            f"{trial_status(result, error=False)}: val_acc {result.get(M.VAL_ACC, float('nan')):.4f}"
+            + (f", test_acc {test:.4f}" if test is not None else "")
+        )
+
+
+def final_path(cfg: SearchConfig) -> str:
+    return f"{cfg.experiment_path.rstrip('/')}/{FINAL_EXPERIMENT}"
+
+
+def build_final_tuner(cfg: SearchConfig, tracker: MlflowTracker, train: Callable, runs: list[dict[str, Any]]):
+    """The final phase's Tuner: restored where an earlier driver started it (the grid is the same: the search's
+    results decide it), else new."""
+    from search.disk_guard import DiskGuard
+    from search.history import CsvHistory, JsonHistory
+
+    s = cfg.search
+    trainable = tune.with_resources(final_trainable(train), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+    callbacks = [FinalCallback(tracker), FinalProgress(), JsonHistory(), CsvHistory()]
+    if cfg.local_experiment_dir:
+        callbacks.append(DiskGuard(cfg.experiment_path))
+    path = final_path(cfg)
+    if tune.Tuner.can_restore(path):  # the callbacks come back from its tuner.pkl
+        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+    return tune.Tuner(
+        trainable,
+        param_space={ENTRY: tune.grid_search(runs)},
+        tune_config=tune.TuneConfig(
+            metric=M.OBJECTIVE,
+            mode=M.OBJECTIVE_MODE,
+            max_concurrent_trials=s.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=lambda trial: f"final_{trial.trial_id}",
+            trial_dirname_creator=lambda trial: f"final_{trial.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=FINAL_EXPERIMENT,
+            storage_path=cfg.experiment_path,
+            callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=s.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # only to continue after a failure
+            verbose=0,
+        ),
+    )
+
+
+def result_rows(grid) -> list[dict[str, Any]]:
+    """One ``contract.final`` row per final trial, from Tune's results."""
+    rows = []
+    for result in grid:
+        metrics, entry = result.metrics or {}, result.config[ENTRY]
+        rows.append({
+            final.SOURCE: entry[final.SOURCE],
+            final.SEED: entry[final.SEED],
+            final.BASELINE: entry[final.BASELINE],
+            M.STATUS: trial_status(metrics, error=result.error is not None),
+            M.VAL_ACC: metrics.get(M.VAL_ACC),
+            M.TEST_ACC: metrics.get(M.TEST_ACC),
+        })  # fmt: skip
+    return rows

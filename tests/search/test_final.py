@@ -1,0 +1,104 @@
+"""The final phase: the best configuration and the baseline retrained with seeds and measured once on test, as
+Tune trials with MLflow runs under the search's parent; a killed driver's --resume finishes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+
+from contract import final
+from contract import metrics as M
+from contract.files import FINAL_EXPERIMENT, SEARCH_SUMMARY
+from contract.status import COMPLETED
+from contract.tracking import BASELINE_TAG, FINAL_SEED_TAG, FINAL_SOURCE_TAG, ROLE_FINAL
+from search.searcher import RAY_TRIAL_ID
+from tests.processes import kill_session, wait_for
+from tests.search.stores import assert_agree, epochs, finish, runs, search
+
+
+def _rows(client, finals) -> list[dict]:
+    """contract.final's rows, read back from MLflow alone."""
+    rows = []
+    for run in finals:
+        val = client.get_metric_history(run.info.run_id, M.VAL_ACC)
+        rows.append({
+            final.SOURCE: run.data.tags[FINAL_SOURCE_TAG],
+            final.SEED: int(run.data.tags[FINAL_SEED_TAG]),
+            final.BASELINE: run.data.tags.get(BASELINE_TAG) == "true",
+            M.STATUS: run.data.tags[M.STATUS],
+            M.VAL_ACC: max(val, key=lambda m: m.step).value,
+            M.TEST_ACC: run.data.metrics.get(M.TEST_ACC),
+        })  # fmt: skip
+    return rows
+
+
+def test_the_final_phase_retrains_the_best_and_the_baseline_on_test(smoke_search):
+    folder = smoke_search
+    uri = f"sqlite:///{folder}/mlflow.db"
+    client, parents, trials = runs(uri, "smoke")
+    _, _, finals = runs(uri, "smoke", ROLE_FINAL)
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{folder}/ray_results/smoke/optuna.db")
+    searched = {t.user_attrs[RAY_TRIAL_ID] for t in study.trials}
+    assert {c.data.tags["trial_id"] for c in trials} == searched  # the study never sees a final run
+
+    summary = json.loads((folder / "ray_results" / "smoke" / SEARCH_SUMMARY).read_text())
+    sources = {r.data.tags[FINAL_SOURCE_TAG] for r in finals}
+    assert summary["best_trial_id"] in sources and summary["baseline_trial_id"] in sources and sources <= searched
+    assert len(finals) == 2 * len(sources)  # --smoke-test: 2 seeds per configuration
+    for run in finals:
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.params["train.evaluate_test"] == "True"
+        assert run.data.params["train.seed"] == run.data.tags[FINAL_SEED_TAG] != "0"  # not the search's seed
+        assert run.data.tags[M.STATUS] == COMPLETED and M.TEST_ACC in run.data.metrics
+
+    expected = final.summarize(_rows(client, finals))  # the numbers MLflow holds give the summary's numbers
+    assert final.FinalResult.from_dict(summary["final"]) == expected and summary["final_split"] == "test"
+    metrics = parents[0].data.metrics
+    assert metrics["final_test_acc_mean"] == expected.candidate(expected.winner).test.mean
+    log = (folder / "search.log").read_text()
+    assert "final phase (test split" in log and expected.verdict() in log
+    assert log.index("final phase (test split") < log.index("search-time numbers (val")
+    assert_agree(folder, "smoke")  # Tune's final experiment and MLflow's final runs agree too
+
+
+def test_a_driver_killed_in_the_final_phase_resumes_it_without_duplicates(tmp_path):
+    args = ["--smoke-test", "--name", "late", "--set", "search.scheduler=none", "--set", "search.num_trials=2",
+            "--set", "base.train.epochs=3", "--set", "base.data.batch_size=32"]  # fmt: skip
+    driver = search(tmp_path, *args)
+    final_dir = tmp_path / "ray_results" / "late" / FINAL_EXPERIMENT
+
+    def a_final_run_is_midway() -> bool:
+        return any(len(r.read_text().splitlines()) >= 1 for r in final_dir.glob("final_*/result.json"))
+
+    try:
+        wait_for(a_final_run_is_midway, 240, "a final run past its first epoch")
+    finally:
+        kill_session(driver)  # SIGKILL: no cleanup
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert any(r.info.status == "RUNNING" for r in runs(uri, "late", ROLE_FINAL)[2])
+
+    resumed = search(tmp_path, *args, "--resume", log="resume.log")
+    assert finish(resumed) == 0, (tmp_path / "resume.log").read_text()
+    client, parents, finals = runs(uri, "late", ROLE_FINAL)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    sources = {r.data.tags[FINAL_SOURCE_TAG] for r in finals}
+    pairs = [(r.data.tags[FINAL_SOURCE_TAG], r.data.tags[FINAL_SEED_TAG]) for r in finals]
+    assert len(pairs) == len(set(pairs)) == 2 * len(sources)  # each configuration and seed once
+    for run in finals:
+        assert run.info.status == "FINISHED" and epochs(client, run) == [1, 2, 3]
+    assert_agree(tmp_path, "late")
+    summary = json.loads((tmp_path / "ray_results" / "late" / SEARCH_SUMMARY).read_text())
+    assert summary["final"]["winner"] in sources
+
+
+def test_no_test_number_reaches_the_search(smoke_search: Path):
+    """The search's own records (Tune's results of its trials, the study) hold no test_* key."""
+    experiment = smoke_search / "ray_results" / "smoke"
+    for result in experiment.glob("trial_*/result.json"):
+        for line in result.read_text().splitlines():
+            assert not any(k.startswith("test_") for k in json.loads(line)), line
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{experiment}/optuna.db")
+    for trial in study.trials:
+        assert not any("test" in k for k in trial.user_attrs), trial.user_attrs
