@@ -137,12 +137,14 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("search", ["--set", "search.max_params=1000"], "search.max_params=1,000 is below the cheapest configuration"),
     ("search", ["--set", "search.max_macs=1000"], "search.max_macs=1,000 is below the cheapest configuration"),
     # --- search.run: data ---
-    ("search", ["--set", "base.data.val_fraction=0.99"], "data.val_fraction=0.99 of 1797 digits images"),
+    ("search", ["--set", "base.data.val_fraction=0.99"], "data.val_fraction=0.99 plus data.test_fraction=0.2 must be"),
+    ("search", ["--set", "base.data.val_fraction=0.78"], "of 1797 digits images: the training set has 36 images"),
     ("search", ["--set", "base.data.val_fraction=0.001"], "the validation set is empty"),
+    ("search", ["--set", "base.data.test_fraction=0.001"], "the test set is empty"),
     (
         "search",
         ["--set", "base.data.name=synthetic", "--set", "base.data.synthetic_samples=40"],
-        "training set has 30 images, below one batch",
+        "training set has 20 images, below one batch",
     ),
     ("search", ["--set", "base.data.name=cifar10", "--set", "base.data.root=cifar"], "lacks data_batch_1"),
     ("search", ["--set", "base.data.name=cifar10", "--set", "base.data.root=nowhere"], "CIFAR-10 not found in"),
@@ -151,12 +153,13 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     (
         "search",
         ["--set", "space.data.val_fraction={type: float, low: 0.1, high: 0.99}"],
-        "space.data.val_fraction=0.99: data.val_fraction=0.99",
+        "space.data.val_fraction=0.99 gives an invalid config: data: data.val_fraction=0.99 plus",
     ),
     (
         "search",
         ["--set", "space.data.batch_size={type: choice, values: [64, 4096]}"],
-        "space.data.batch_size=4096: data.val_fraction=0.2 of 1797 digits images: the training set has 1438",
+        "space.data.batch_size=4096: data.val_fraction=0.2 and data.test_fraction=0.2 of 1797 digits images: the "
+        "training set has 1079",
     ),
     # --- search.run: the checkpoint ---
     ("search", ["--set", "base.model.pretrained=nope.pth"], "base.model.pretrained: checkpoint file not found"),

@@ -64,10 +64,15 @@ class ModelSection(BaseModel):
 
 class DataSection(_Section):
     name: Literal["digits", "cifar10", "cifar100", "imagefolder", "synthetic"] = "digits"
-    root: str = "data"  # where cifar10/cifar100/imagefolder data live (imagefolder: root/train, root/val)
+    root: str = "data"  # where cifar10/cifar100/imagefolder live (imagefolder: root/train, root/val, root/test)
     download: bool = False  # let torchvision download CIFAR into root (needs internet, once)
     img_size: int = Field(32, ge=8, le=1024)
-    val_fraction: float = Field(0.2, gt=0, lt=1)  # digits and synthetic: held-out share, stratified
+    # The split is drawn from its own seed, not train.seed: runs of one config with several train.seed values
+    # (the final phase) train and measure on the same images.
+    split_seed: int = Field(0, ge=0, le=MAX_SEED)
+    val_fraction: float = Field(0.2, gt=0, lt=1)  # digits and synthetic: held-out share for val, stratified
+    test_fraction: float = Field(0.2, gt=0, lt=1)  # digits and synthetic: held-out share for test, stratified
+    val_size: int = Field(5000, ge=1)  # CIFAR: val images carved from the official training set, stratified
     batch_size: int = Field(64, ge=1)
     eval_batch_size: int = Field(256, ge=1)
     num_workers: int | None = Field(None, ge=0)  # imagefolder loader processes; None: the CPUs available
@@ -78,6 +83,15 @@ class DataSection(_Section):
     random_erasing: float = Field(0.0, ge=0, le=1)  # probability per image
     mixup: float = Field(0.0, ge=0)  # Beta(alpha, alpha) of mixup; 0: off
     cutmix: float = Field(0.0, ge=0)  # Beta(alpha, alpha) of cutmix; 0: off
+
+    @model_validator(mode="after")
+    def _check(self) -> DataSection:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"data.val_fraction={self.val_fraction} plus data.test_fraction={self.test_fraction} must be below 1 "
+                "to leave training images; lower one of them"
+            )
+        return self
 
 
 class OptimSection(_Section):
@@ -107,6 +121,9 @@ class TrainSection(_Section):
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on a GPU that has it, else fp32
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False  # torch.compile the model
+    # Also measure the test split once, after the last epoch, with the weights val is measured with. Off in a search
+    # (no test number may reach the scheduler or the searcher); the final phase turns it on.
+    evaluate_test: bool = False
 
 
 class TrainConfig(_Section):

@@ -23,6 +23,7 @@ CIFAR_STATS = {  # per-channel mean and std of the training images
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+TRAIN_DIR, VAL_DIR, TEST_DIR = "train", "val", "test"  # an image folder's splits: root/train/CLASS/*.jpg, ...
 
 
 class DataError(RuntimeError):
@@ -32,7 +33,8 @@ class DataError(RuntimeError):
 @dataclass
 class Data:
     train: TensorBatches | LoaderBatches
-    val: TensorBatches | LoaderBatches
+    val: TensorBatches | LoaderBatches  # what the scheduler and the searcher see
+    test: TensorBatches | LoaderBatches  # measured only with train.evaluate_test; ``val`` itself without a test split
     in_chans: int
     num_classes: int
 
@@ -159,17 +161,23 @@ def _randaugment(x: torch.Tensor, magnitude: int, generator: torch.Generator) ->
         return torch.stack([augment(image) for image in images]).float() / 255
 
 
-def _split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stratified, seeded train/val indices: the same split for every trial with the same seed."""
+def _split(labels: torch.Tensor, fractions: tuple[float, ...], seed: int) -> list[torch.Tensor]:
+    """Stratified, seeded indices: the rest of each class first, then a share of it per fraction.
+
+    The same labels and seed give the same split in every trial, whatever its ``train.seed``.
+    """
     g = torch.Generator().manual_seed(seed)
-    train, val = [], []
+    parts: list[list[torch.Tensor]] = [[] for _ in range(len(fractions) + 1)]
     for c in labels.unique():
         idx = (labels == c).nonzero().flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
-        k = round(len(idx) * val_fraction)
-        val.append(idx[:k])
-        train.append(idx[k:])
-    return torch.cat(train).sort().values, torch.cat(val).sort().values
+        start = 0
+        for i, fraction in enumerate(fractions, start=1):
+            k = round(len(idx) * fraction)
+            parts[i].append(idx[start : start + k])
+            start += k
+        parts[0].append(idx[start:])
+    return [torch.cat(p).sort().values for p in parts]
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -180,8 +188,8 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, int]:
     return images, torch.tensor(digits.target, dtype=torch.long), 10
 
 
-def _synthetic(cfg: DataSection, seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    g = torch.Generator().manual_seed(seed)
+def _synthetic(cfg: DataSection) -> tuple[torch.Tensor, torch.Tensor, int]:
+    g = torch.Generator().manual_seed(cfg.split_seed)
     images = torch.rand((cfg.synthetic_samples, 3, cfg.img_size, cfg.img_size), generator=g)
     labels = torch.randint(0, cfg.synthetic_classes, (cfg.synthetic_samples,), generator=g)
     return images, labels, cfg.synthetic_classes
@@ -227,17 +235,26 @@ def _imagefolder(cfg: DataSection, device: torch.device, generator: torch.Genera
         train_tf.append(v2.RandomErasing(p=cfg.random_erasing, value="random"))
     eval_tf = [v2.Resize(int(size / 0.875), interpolation=v2.InterpolationMode.BICUBIC), v2.CenterCrop(size)]
     eval_tf += [*to_tensor, v2.Normalize(mean, std)]
-    train_ds = datasets.ImageFolder(str(root / "train"), transform=v2.Compose(train_tf))
-    val_ds = datasets.ImageFolder(str(root / "val"), transform=v2.Compose(eval_tf))
-    if train_ds.classes != val_ds.classes:
-        raise DataError(f"{root}/train and {root}/val have different class folders")
+    train_ds = datasets.ImageFolder(str(root / TRAIN_DIR), transform=v2.Compose(train_tf))
     workers = cfg.num_workers if cfg.num_workers is not None else len(os.sched_getaffinity(0))
     common = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     train = torch.utils.data.DataLoader(
         train_ds, cfg.batch_size, shuffle=True, drop_last=True, generator=generator, **common
     )
-    val = torch.utils.data.DataLoader(val_ds, cfg.eval_batch_size, **common)
-    return Data(LoaderBatches(train, device), LoaderBatches(val, device), 3, len(train_ds.classes))
+    held_out = {}
+    for folder in (VAL_DIR, TEST_DIR) if has_test_split(cfg) else (VAL_DIR,):
+        ds = datasets.ImageFolder(str(root / folder), transform=v2.Compose(eval_tf))
+        if ds.classes != train_ds.classes:
+            raise DataError(f"{root}/{TRAIN_DIR} and {root}/{folder} have different class folders")
+        held_out[folder] = LoaderBatches(torch.utils.data.DataLoader(ds, cfg.eval_batch_size, **common), device)
+    val = held_out[VAL_DIR]
+    return Data(LoaderBatches(train, device), val, held_out.get(TEST_DIR, val), 3, len(train_ds.classes))
+
+
+def has_test_split(cfg: DataSection) -> bool:
+    """Whether ``cfg`` has images of its own for the test split; without (an image folder lacking test/), the
+    test split is the validation split and numbers measured on it are val numbers."""
+    return cfg.name != "imagefolder" or (Path(cfg.root).expanduser() / TEST_DIR).is_dir()
 
 
 def check_available(cfg: DataSection) -> None:
@@ -252,11 +269,11 @@ def check_available(cfg: DataSection) -> None:
             )
     elif cfg.name == "imagefolder":
         root = Path(cfg.root).expanduser()
-        for split in ("train", "val"):
+        for split in (TRAIN_DIR, VAL_DIR):
             if not (root / split).is_dir():
                 raise DataError(
-                    f"image folder {root / split} not found: data.root must hold train/ and val/ with one "
-                    "subfolder per class"
+                    f"image folder {root / split} not found: data.root must hold train/ and val/ (and test/, "
+                    "held out for the final evaluation) with one subfolder per class"
                 )
 
 
@@ -264,33 +281,37 @@ def channels_and_classes(cfg: DataSection) -> tuple[int, int]:
     """(in_chans, num_classes) of a data set without loading it (to price a model before it is built)."""
     check_available(cfg)
     if cfg.name == "imagefolder":
-        return 3, sum(1 for p in (Path(cfg.root).expanduser() / "train").iterdir() if p.is_dir())
+        return 3, sum(1 for p in (Path(cfg.root).expanduser() / TRAIN_DIR).iterdir() if p.is_dir())
     return {"digits": (1, 10), "cifar10": (3, 10), "cifar100": (3, 100)}.get(cfg.name, (3, cfg.synthetic_classes))
 
 
-def build_data(cfg: DataSection, device: torch.device, seed: int, generator: torch.Generator) -> Data:
-    """The data set named by ``cfg.name``; ``generator`` drives order and augmentation of the training batches."""
+def build_data(cfg: DataSection, device: torch.device, generator: torch.Generator) -> Data:
+    """The data set named by ``cfg.name``, split three ways by ``cfg.split_seed``; ``generator`` drives order and
+    augmentation of the training batches."""
     if cfg.name == "imagefolder":
         return _imagefolder(cfg, device, generator)
     if cfg.name in CIFAR_STATS:
-        train_x, train_y, classes = _cifar(cfg, train=True)
-        val_x, val_y, _ = _cifar(cfg, train=False)
+        images, labels, classes = _cifar(cfg, train=True)
+        if cfg.val_size >= len(labels):
+            raise DataError(
+                f"data.val_size={cfg.val_size} leaves no training images of the {len(labels)} in the official "
+                f"training set; choose a val_size near 5000"
+            )
+        train_idx, val_idx = _split(labels, (cfg.val_size / len(labels),), cfg.split_seed)
+        test_x, test_y, _ = _cifar(cfg, train=False)
         mean, std = CIFAR_STATS[cfg.name]
         flip = True
     else:
-        images, labels, classes = _digits() if cfg.name == "digits" else _synthetic(cfg, seed)
-        train_idx, val_idx = _split(labels, cfg.val_fraction, seed)
-        train_x, train_y, val_x, val_y = images[train_idx], labels[train_idx], images[val_idx], labels[val_idx]
-        mean = tuple(train_x.mean(dim=(0, 2, 3)).tolist())
-        std = tuple(train_x.std(dim=(0, 2, 3)).tolist())
+        images, labels, classes = _digits() if cfg.name == "digits" else _synthetic(cfg)
+        train_idx, val_idx, test_idx = _split(labels, (cfg.val_fraction, cfg.test_fraction), cfg.split_seed)
+        test_x, test_y = images[test_idx], labels[test_idx]
+        mean = tuple(images[train_idx].mean(dim=(0, 2, 3)).tolist())
+        std = tuple(images[train_idx].std(dim=(0, 2, 3)).tolist())
         flip = cfg.name == "synthetic"  # digits are not mirror-symmetric
-    if cfg.img_size != train_x.shape[-1]:  # resize once, not per batch
+    splits = [(images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx]), (test_x, test_y)]
+    if cfg.img_size != images.shape[-1]:  # resize once, not per batch
         resize = lambda x: F.interpolate(x, size=(cfg.img_size,) * 2, mode="bilinear", antialias=True)  # noqa: E731
-        train_x, val_x = resize(train_x), resize(val_x)
+        splits = [(resize(x), y) for x, y in splits]
     common = dict(cfg=cfg, mean=mean, std=std, generator=generator, flip=flip, device=device)
-    return Data(
-        TensorBatches(train_x, train_y, train=True, **common),
-        TensorBatches(val_x, val_y, train=False, **common),
-        in_chans=train_x.shape[1],
-        num_classes=classes,
-    )
+    train, val, test = (TensorBatches(x, y, train=i == 0, **common) for i, (x, y) in enumerate(splits))
+    return Data(train, val, test, in_chans=images.shape[1], num_classes=classes)

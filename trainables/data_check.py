@@ -9,24 +9,35 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainables.config import DataSection
-from trainables.data import DataError, check_available
+from trainables.data import TEST_DIR, TRAIN_DIR, VAL_DIR, DataError, check_available, has_test_split
 
 _CIFAR_FILES = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]),
     "cifar100": ("cifar-100-python", ["train", "test"]),
 }
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}  # torchvision's
-_DIGITS = 1797  # scikit-learn's bundled digits; 10 classes of 174-183 images
+_CIFAR_TRAIN_IMAGES = 50_000  # CIFAR-10's and CIFAR-100's official training sets
 
 
-def check_data(cfg: DataSection, seed: int) -> None:
+def check_data(cfg: DataSection, seed: int | None = None) -> None:
+    """Raise ``DataError`` when ``cfg`` cannot train (``seed``, a run's ``train.seed``, does not move the split)."""
     check_available(cfg)
-    if cfg.name in _CIFAR_FILES and not cfg.download:
-        _check_cifar(cfg)
+    if cfg.name in _CIFAR_FILES:
+        _check_val_size(cfg)
+        if not cfg.download:
+            _check_cifar(cfg)
     elif cfg.name == "imagefolder":
         _check_imagefolder(cfg)
     elif cfg.name in ("digits", "synthetic"):
-        _check_split(cfg, seed)
+        _check_split(cfg)
+
+
+def _check_val_size(cfg: DataSection) -> None:
+    if cfg.val_size >= _CIFAR_TRAIN_IMAGES - cfg.batch_size:
+        raise DataError(
+            f"data.val_size={cfg.val_size} of the {_CIFAR_TRAIN_IMAGES} official training images leaves less than "
+            f"one batch (data.batch_size={cfg.batch_size}) to train on; choose a val_size near 5000"
+        )
 
 
 def _check_cifar(cfg: DataSection) -> None:
@@ -41,16 +52,19 @@ def _check_cifar(cfg: DataSection) -> None:
 
 def _check_imagefolder(cfg: DataSection) -> None:
     root = Path(cfg.root).expanduser()
-    counts = {split: _count_images(root / split) for split in ("train", "val")}
+    splits = (TRAIN_DIR, VAL_DIR, TEST_DIR) if has_test_split(cfg) else (TRAIN_DIR, VAL_DIR)
+    counts = {split: _count_images(root / split) for split in splits}
     for split, per_class in counts.items():
         if not per_class or not sum(per_class.values()):
             raise DataError(
                 f"image folder {root / split} holds no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) in class "
-                "subfolders: data.root must hold train/CLASS/*.jpg and val/CLASS/*.jpg"
+                f"subfolders: data.root must hold {'/CLASS/*.jpg and '.join(splits)}/CLASS/*.jpg"
             )
-    if sorted(counts["train"]) != sorted(counts["val"]):
-        raise DataError(f"{root}/train and {root}/val have different class folders: give both the same classes")
-    train = sum(counts["train"].values())
+        if sorted(per_class) != sorted(counts[TRAIN_DIR]):
+            raise DataError(
+                f"{root}/{TRAIN_DIR} and {root}/{split} have different class folders: give both the same classes"
+            )
+    train = sum(counts[TRAIN_DIR].values())
     if train < cfg.batch_size:
         raise DataError(
             f"data.batch_size={cfg.batch_size} is larger than the {train} training images in {root / 'train'}: "
@@ -64,8 +78,8 @@ def _count_images(folder: Path) -> dict[str, int]:
     return {c.name: sum(1 for f in c.rglob("*") if f.suffix.lower() in _IMAGE_SUFFIXES) for c in classes}
 
 
-def _check_split(cfg: DataSection, seed: int) -> None:
-    """Both sides of the stratified split hold data (sizes as ``trainables.data._split`` rounds them, per class)."""
+def _check_split(cfg: DataSection) -> None:
+    """Every side of the stratified split holds data (sizes as ``trainables.data._split`` rounds them, per class)."""
     if cfg.name == "digits":
         from sklearn.datasets import load_digits
 
@@ -74,10 +88,16 @@ def _check_split(cfg: DataSection, seed: int) -> None:
     else:  # synthetic: uniform labels; the expected class size (the labels are drawn with the images)
         per_class = [cfg.synthetic_samples // cfg.synthetic_classes] * cfg.synthetic_classes
     val = sum(round(n * cfg.val_fraction) for n in per_class)
-    train = sum(per_class) - val
-    if val < 1 or train < cfg.batch_size:
-        side = "validation set is empty" if val < 1 else f"training set has {train} images, below one batch"
+    test = sum(round(n * cfg.test_fraction) for n in per_class)
+    train = sum(per_class) - val - test
+    fractions = f"data.val_fraction={cfg.val_fraction} and data.test_fraction={cfg.test_fraction}"
+    for name, size in (("validation", val), ("test", test)):
+        if size < 1:
+            raise DataError(
+                f"{fractions} of {sum(per_class)} {cfg.name} images: the {name} set is empty; choose fractions near 0.2"
+            )
+    if train < cfg.batch_size:
         raise DataError(
-            f"data.val_fraction={cfg.val_fraction} of {sum(per_class)} {cfg.name} images: the {side} "
-            f"(data.batch_size={cfg.batch_size}); choose a val_fraction near 0.2"
+            f"{fractions} of {sum(per_class)} {cfg.name} images: the training set has {train} images, below one "
+            f"batch (data.batch_size={cfg.batch_size}); choose fractions near 0.2 or lower data.batch_size"
         )

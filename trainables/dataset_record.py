@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from contract.tracking import TRAIN_SPLIT, VAL_SPLIT
+from contract.tracking import TEST_SPLIT, TRAIN_SPLIT, VAL_SPLIT
 from trainables.config import DataSection
 from trainables.data import Data, LoaderBatches, TensorBatches
 
@@ -22,7 +22,7 @@ DIGEST_CHARS = 12
 @dataclass(frozen=True)
 class SplitRecord:
     name: str  # the data set (data.name), e.g. digits
-    split: str  # TRAIN_SPLIT or VAL_SPLIT
+    split: str  # TRAIN_SPLIT, VAL_SPLIT or TEST_SPLIT
     digest: str
     rows: int
     num_classes: int
@@ -58,6 +58,10 @@ def _split(cfg: DataSection, data: Data, split: str, batches: TensorBatches | Lo
     return SplitRecord(cfg.name, split, digest, rows, data.num_classes, shape, source)
 
 
-def describe(cfg: DataSection, data: Data) -> list[SplitRecord]:
-    """The training and the validation split of ``data`` (built from ``cfg``)."""
-    return [_split(cfg, data, TRAIN_SPLIT, data.train), _split(cfg, data, VAL_SPLIT, data.val)]
+def describe(cfg: DataSection, data: Data, evaluate_test: bool = False) -> list[SplitRecord]:
+    """The training and the validation split of ``data`` (built from ``cfg``), and the test split when the run
+    measures it (``train.evaluate_test``): a run that never reads the test split does not record it."""
+    records = [_split(cfg, data, TRAIN_SPLIT, data.train), _split(cfg, data, VAL_SPLIT, data.val)]
+    if evaluate_test:
+        records.append(_split(cfg, data, TEST_SPLIT, data.test))
+    return records

@@ -18,10 +18,16 @@ from torch import nn
 
 import t2t
 from contract import metrics as M
+from contract.tracking import TEST_SPLIT, VAL_SPLIT
 from trainables.config import OptimSection, TrainConfig
 from trainables.data import Data, build_data
 
 CHECK_EVERY = 25  # steps between NaN checks of the loss on a GPU
+# The metric names of each evaluated split: (loss, top-1, top-5).
+SPLIT_METRICS = {
+    VAL_SPLIT: (M.VAL_LOSS, M.VAL_ACC, M.VAL_ACC5),
+    TEST_SPLIT: (M.TEST_LOSS, M.TEST_ACC, M.TEST_ACC5),
+}
 
 
 class Diverged(RuntimeError):
@@ -104,8 +110,14 @@ class ModelEma:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], bf16: bool, num_classes: int
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    bf16: bool,
+    num_classes: int,
+    split: str = VAL_SPLIT,
 ) -> dict[str, float]:
+    """Loss, top-1 and (with at least 5 classes) top-5 accuracy of ``model`` on ``batches``, named for ``split``."""
+    loss_key, acc_key, acc5_key = SPLIT_METRICS[split]
     model.eval()
     loss_sum, correct1, correct5, n = 0.0, 0, 0, 0
     for x, y in batches:
@@ -117,9 +129,9 @@ def evaluate(
         correct1 += (top[:, 0] == y).sum().item()
         correct5 += (top == y[:, None]).any(dim=-1).sum().item()
         n += len(y)
-    out = {M.VAL_LOSS: loss_sum / n, M.VAL_ACC: correct1 / n}
+    out = {loss_key: loss_sum / n, acc_key: correct1 / n}
     if num_classes >= 5:
-        out[M.VAL_ACC5] = correct5 / n
+        out[acc5_key] = correct5 / n
     return out
 
 
@@ -143,7 +155,7 @@ class Trainer:
         self.bf16 = uses_bf16(cfg.train.precision, self.device)
         torch.manual_seed(cfg.train.seed)
         self.generator = torch.Generator().manual_seed(cfg.train.seed)  # data order and augmentation
-        self.data: Data = build_data(cfg.data, self.device, cfg.train.seed, self.generator)
+        self.data: Data = build_data(cfg.data, self.device, self.generator)
         model_cfg = cfg.model.build_config(cfg.data.img_size, self.data.in_chans, self.data.num_classes)
         self.cost = t2t.complexity(model_cfg)
         self.model = t2t.T2TViT(model_cfg)
@@ -167,6 +179,11 @@ class Trainer:
         self.step = 0
         self.best: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights every split is measured with, and that are saved as the run's model: the EMA's when on."""
+        return self.ema.module if self.ema else self.model
 
     @property
     def done(self) -> bool:
@@ -214,15 +231,18 @@ class Trainer:
         start = time.perf_counter()
         train_loss, images = self.train_one_epoch()
         train_time = time.perf_counter() - start
-        eval_model = self.ema.module if self.ema else self.model
-        result = evaluate(eval_model, self.data.val, self.bf16, self.data.num_classes)
+        result = evaluate(self.eval_model, self.data.val, self.bf16, self.data.num_classes)
         self.epoch += 1
         if result[M.VAL_ACC] >= self.best.get(M.VAL_ACC, -1.0):
             self.best = {**result, M.EPOCH: self.epoch}
+        test = {}
+        if self.done and self.cfg.train.evaluate_test:
+            test = evaluate(self.eval_model, self.data.test, self.bf16, self.data.num_classes, TEST_SPLIT)
         row = {
             M.EPOCH: self.epoch,
             M.TRAIN_LOSS: train_loss,
             **result,
+            **test,
             M.BEST_VAL_ACC: self.best[M.VAL_ACC],
             M.LR: self.optimizer.param_groups[0]["lr"],
             M.EPOCH_TIME_S: time.perf_counter() - start,

@@ -6,7 +6,7 @@
 
 Writes ``DIR/checkpoint.pt`` (everything needed to resume) after every epoch, ``DIR/best_model.pt`` (the weights
 of the best epoch, loadable with ``t2t.load_pretrained``) and ``DIR/metrics.json`` (status, final and best
-metrics, the history and the config).
+metrics, the history and the config; with ``train.evaluate_test`` the final metrics include the test split's).
 """
 
 from __future__ import annotations
@@ -121,12 +121,14 @@ def train(trainer: Trainer, out: Path, quiet: bool = False) -> int:
         return 130
     finally:
         bar.close()
-    best = trainer.best
+    best, last = trainer.best, trainer.history[-1]
+    test = f"; test_acc {last[M.TEST_ACC]:.4f}, test_loss {last[M.TEST_LOSS]:.4f}" if M.TEST_ACC in last else ""
     log.info(
-        "done: best val_acc %.4f at epoch %d (final %.4f); %s",
+        "done: best val_acc %.4f at epoch %d (final %.4f)%s; %s",
         best[M.VAL_ACC],
         best[M.EPOCH],
-        trainer.history[-1][M.VAL_ACC],
+        last[M.VAL_ACC],
+        test,
         out / "metrics.json",
     )
     return 0

@@ -50,7 +50,7 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None,
     trainer = Trainer(cfg, trial_device(cfg))
     try:
         trial_id = tune.get_context().get_trial_id() if runs else ""
-        with trial_run(runs, trial_id, describe(cfg.data, trainer.data)):
+        with trial_run(runs, trial_id, describe(cfg.data, trainer.data, cfg.train.evaluate_test)):
             _train(trainer, report)
     finally:
         device = trainer.device
