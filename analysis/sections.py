@@ -203,8 +203,11 @@ def pareto(exp: Experiment, measure: str, params: list[str]) -> Section:
         "Pruned trials are drawn apart, as lower bounds at the epoch they were stopped, and are never on the front; "
         "diverged and failed trials are not drawn."
     )
+    title = f"Pareto front: accuracy vs {measure}"
+    if completed.empty and bounds.empty:
+        return Section(title, f"{text} No completed or pruned trial has a best val_acc and {measure}: nothing to draw.")
     return Section(
-        f"Pareto front: accuracy vs {measure}",
+        title,
         text,
         [front[["trial_id", M.BEST_VAL_ACC, measure, *params]]],
         {f"pareto_{measure}": plots.pareto(completed, front, bounds, measure)},

@@ -212,7 +212,7 @@ def pareto_front(trials: pd.DataFrame, cost: str = M.MACS) -> pd.DataFrame:
     data = front_candidates(trials, cost)
     acc, c = data[M.BEST_VAL_ACC].to_numpy(), data[cost].to_numpy()
     keep = [not np.any((acc >= acc[i]) & (c <= c[i]) & ((acc > acc[i]) | (c < c[i]))) for i in range(len(data))]
-    return data[keep].sort_values(cost).reset_index(drop=True)
+    return data[np.array(keep, dtype=bool)].sort_values(cost).reset_index(drop=True)  # a list [] would pick columns
 
 
 def lower_bounds(trials: pd.DataFrame, cost: str) -> pd.DataFrame:
