@@ -11,20 +11,23 @@ import pandas as pd
 from analysis.load import Experiment
 from analysis.summarize import missing
 from contract import metrics as M
+from contract import ranking
 from contract.final import SEED, SOURCE, Estimate, FinalResult, summarize
 from contract.status import COMPLETED
 
 
 def rows(exp: Experiment) -> list[dict[str, Any]]:
     """The final runs as ``contract.final.summarize`` takes them: plain Python values, a missing number None (pandas
-    holds it as NaN, which ``summarize`` would count as a measurement)."""
+    holds it as NaN, which ``summarize`` would count as a measurement), in the order of their source in the search's
+    ranking (``summarize`` breaks a tie on val for the candidate that came first; MLflow returns newest first)."""
+    rank = {r["trial_id"]: i for i, r in enumerate(ranking.ranked(exp.trials.to_dict("records")))}
     out = []
     for record in exp.final.to_dict("records"):
         row = {k: None if missing(v) else (v.item() if isinstance(v, np.generic) else v) for k, v in record.items()}
         if row[SOURCE] is not None and row[SEED] is not None:  # a run without them belongs to no candidate
             row[SEED] = int(row[SEED])
             out.append(row)
-    return out
+    return sorted(out, key=lambda r: (rank.get(r[SOURCE], len(rank)), r[SEED]))
 
 
 def result(exp: Experiment) -> FinalResult | None:

@@ -19,6 +19,7 @@ from analysis.fidelity import Fidelity, at_one_epoch
 from analysis.load import Experiment
 from contract import metrics as M
 from contract.files import BEST_CONFIG
+from contract.final import SEED, SOURCE
 from contract.status import COMPLETED
 
 # What a search-time number is, said wherever one is shown.
@@ -68,7 +69,7 @@ def final_evaluation(exp: Experiment) -> Section:
         return Section(title, f"No final evaluation ran{where}: every number below is search-time val_acc, what "
                        "the search selected on, and so optimistic.")  # fmt: skip
     skipped = exp.final[~exp.final["run_id"].isin(F.counted(exp)["run_id"])]
-    left_out = [skipped[["trial_id", "source", "seed", M.STATUS, "epochs"]]] if len(skipped) else []
+    left_out = [skipped[["trial_id", SOURCE, SEED, M.STATUS, "epochs"]]] if len(skipped) else []
     if res.winner is None:
         return Section(title, f"{len(exp.final)} final runs: {res.verdict()}.", left_out)
     winner, baseline = res.candidate(res.winner), res.candidate(res.baseline)
