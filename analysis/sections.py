@@ -85,9 +85,8 @@ def final_evaluation(exp: Experiment) -> Section:
                      f"gain over it: {F.gain_phrase(res)}.")  # fmt: skip
     lines.append(f"{_upper(res.verdict())}.")
     if len(skipped):
-        lines.append(
-            f"{len(skipped)} final runs are not counted (not completed, or without a test number): listed below."
-        )
+        runs = f"{len(skipped)} final run" + (" is" if len(skipped) == 1 else "s are")
+        lines.append(f"{runs} not counted (not completed, or without a test number): listed below.")
     return Section(title, " ".join(lines), [F.candidates_table(res), *left_out])
 
 
