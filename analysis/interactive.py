@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from analysis.load import Experiment
 from analysis.plots import STATUS_COLORS
 from contract import metrics as M
-from contract.status import RUNNING
+from contract.status import COMPLETED, RUNNING
 
 _COLORS = {"tab:green": "#2ca02c", "tab:gray": "#7f7f7f", "tab:red": "#d62728", "black": "#000000"}
 HEIGHT = 420
@@ -29,25 +29,25 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) ->
     return fig
 
 
-def importance_bar(scores: dict[str, float]) -> go.Figure:
+def importance_bar(scores: dict[str, float], value: str) -> go.Figure:
     names = list(scores)[::-1]
     bar = go.Bar(x=[scores[n] for n in names], y=names, orientation="h",
                  hovertemplate="%{y}: %{x:.3f}<extra></extra>")  # fmt: skip
-    return _layout(go.Figure(bar), "Hyperparameter importance", "importance (share of val_acc variance)", "",
+    return _layout(go.Figure(bar), "Hyperparameter importance", f"importance (share of the variance of {value})", "",
                    height=120 + 40 * max(1, len(scores)))  # fmt: skip
 
 
-def slices(study, params: list[str]) -> go.Figure:
-    """Optuna's slice plot: best val_acc against each parameter; hover shows the trial's id and values."""
+def slices(study, params: list[str], value: str) -> go.Figure:
+    """Optuna's slice plot of the study at one fidelity (``value`` names it); hover shows the trial's values."""
     from optuna.visualization import plot_slice
 
-    return plot_slice(study, params=params, target_name=M.BEST_VAL_ACC)
+    return plot_slice(study, params=params, target_name=value)
 
 
-def parallel_coordinates(study, params: list[str]) -> go.Figure:
+def parallel_coordinates(study, params: list[str], value: str) -> go.Figure:
     from optuna.visualization import plot_parallel_coordinate
 
-    return plot_parallel_coordinate(study, params=params, target_name=M.BEST_VAL_ACC)
+    return plot_parallel_coordinate(study, params=params, target_name=value)
 
 
 def learning_curves(exp: Experiment, rungs: list[int]) -> go.Figure:
@@ -66,17 +66,24 @@ def learning_curves(exp: Experiment, rungs: list[int]) -> go.Figure:
     return _layout(fig, "Learning curves", "epoch", "val_acc")
 
 
-def pareto(trials: pd.DataFrame, front: pd.DataFrame, cost: str) -> go.Figure:
-    """Every trial's best val_acc against ``cost`` (log axis), the front as a step line; hover names the trial."""
-    data = trials.dropna(subset=[M.BEST_VAL_ACC, cost])
-    fig = go.Figure(go.Scatter(
-        x=data[cost], y=data[M.BEST_VAL_ACC].round(5), mode="markers", name="trials",
-        marker=dict(color=[_color(s) for s in data[M.STATUS]], size=9, opacity=0.8),
-        customdata=data[["trial_id", M.STATUS]].astype(str).to_numpy(),
-        hovertemplate=f"trial %{{customdata[0]}} (%{{customdata[1]}})<br>{cost} %{{x:,.0f}}<br>"
-        "best val_acc %{y:.4f}<extra></extra>",
-    ))  # fmt: skip
+def _points(data: pd.DataFrame, cost: str, name: str, marker: dict) -> go.Scatter:
+    """Trials as markers; hover names the trial, its status and the epochs it trained."""
+    return go.Scatter(
+        x=data[cost], y=data[M.BEST_VAL_ACC].round(5), mode="markers", name=name, marker=marker,
+        customdata=data[["trial_id", M.STATUS, "epochs"]].astype(str).to_numpy(),
+        hovertemplate=f"trial %{{customdata[0]}} (%{{customdata[1]}}, %{{customdata[2]}} epochs)<br>{cost} "
+        "%{x:,.0f}<br>best val_acc %{y:.4f}<extra></extra>",
+    )  # fmt: skip
+
+
+def pareto(completed: pd.DataFrame, front: pd.DataFrame, bounds: pd.DataFrame, cost: str) -> go.Figure:
+    """The completed trials' best val_acc against ``cost`` (log axis), the front as a step line over them; the
+    trials stopped early apart, as open triangles, one legend entry per epoch they were stopped at."""
+    fig = go.Figure(_points(completed, cost, COMPLETED, dict(color=_color(COMPLETED), size=9, opacity=0.8)))
     fig.add_trace(go.Scatter(x=front[cost], y=front[M.BEST_VAL_ACC], mode="lines", line_shape="hv",
                              name="Pareto front", line=dict(color="#9467bd"), hoverinfo="skip"))  # fmt: skip
+    for label, group in bounds.groupby("bound", sort=False):
+        marker = dict(color=_color(group[M.STATUS].iloc[0]), size=9, symbol="triangle-down-open")
+        fig.add_trace(_points(group, cost, label, marker))
     fig.update_xaxes(type="log")
     return _layout(fig, f"Accuracy vs {cost}", cost + (" per image" if cost == M.MACS else ""), "best val_acc")

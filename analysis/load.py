@@ -4,7 +4,9 @@
 macs, trial_time_s, start_s, end_s, then one column per configuration key, e.g. ``model.depth``). ``baseline`` is
 true for the trial that trained the base config's own values (its run has ``contract.tracking.BASELINE_TAG``).
 ``history``: one row per trial and epoch (trial_id, epoch, val_acc, val_loss, train_loss, epoch_time_s, time_s).
-Times are seconds since the search started.
+Times are seconds since the search started. Both hold the search's trials only.
+``final``: one row per run of the final phase (``FINAL_COLUMNS``), kept apart so that no final run is ever counted,
+ranked or fitted as a search trial; empty where no final phase ran or the experiment was read from a Tune folder.
 """
 
 from __future__ import annotations
@@ -20,12 +22,26 @@ import yaml
 
 from contract import metrics as M
 from contract.files import SEARCH_CONFIG
+from contract.final import BASELINE, SEED, SOURCE
 from contract.flat import flatten
 from contract.status import RUNNING, trial_status
 from contract.summary import SearchSummary
-from contract.tracking import BASELINE_TAG, CONFIG_ARTIFACT, PARENT_RUN_TAG, ROLE_PARENT, ROLE_TAG, TRIAL_ID_TAG
+from contract.tracking import (
+    BASELINE_TAG,
+    CONFIG_ARTIFACT,
+    FINAL_SEED_TAG,
+    FINAL_SOURCE_TAG,
+    PARENT_RUN_TAG,
+    ROLE_FINAL,
+    ROLE_PARENT,
+    ROLE_TAG,
+    ROLE_TRIAL,
+    TRIAL_ID_TAG,
+)
 
 HISTORY_METRICS = (M.VAL_ACC, M.VAL_LOSS, M.TRAIN_LOSS, M.EPOCH_TIME_S)
+# A final run: contract.final's row (val_acc is the run's last epoch's), its epochs, and its own ids.
+FINAL_COLUMNS = ["trial_id", "run_id", SOURCE, SEED, BASELINE, M.STATUS, M.VAL_ACC, M.TEST_ACC, M.TEST_LOSS, "epochs"]
 TUNE_ERROR_FILES = ("error.txt", "error.pkl")  # what Tune writes in the folder of a trial that raised
 
 
@@ -42,6 +58,7 @@ class Experiment:
     settings: dict[str, Any] = field(default_factory=dict)  # the search's config (search.*, base.*, space)
     parent_run_id: str | None = None
     tracking_uri: str | None = None
+    final: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FINAL_COLUMNS))
 
     @property
     def space(self) -> dict[str, Any]:
@@ -107,10 +124,14 @@ def from_mlflow(experiment: str, tracking_uri: str) -> Experiment:
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{run_id}'", max_results=10000
     )
-    rows, history = [], []
+    rows, history, final = [], [], []
     for run in children:
-        rows.append(_run_row(run))
-        history.extend(_run_history(client, run, rows[-1]["trial_id"]))
+        role = run.data.tags.get(ROLE_TAG, ROLE_TRIAL)  # a run without a role is a trial of an older search
+        if role == ROLE_FINAL:
+            final.append(_final_row(client, run))
+        elif role == ROLE_TRIAL:
+            rows.append(_run_row(run))
+            history.extend(_run_history(client, run, rows[-1]["trial_id"]))
     return _finish(
         name,
         f"MLflow {tracking_uri}",
@@ -119,6 +140,7 @@ def from_mlflow(experiment: str, tracking_uri: str) -> Experiment:
         settings=_run_settings(client, run_id),
         parent_run_id=run_id,
         tracking_uri=tracking_uri,
+        final=pd.DataFrame(final, columns=FINAL_COLUMNS),
     )
 
 
@@ -166,6 +188,26 @@ def _run_row(run: Any) -> dict[str, Any]:
         "baseline": tags.get(BASELINE_TAG) == "true",
         **{key: values.get(key) for key in (M.PARAMS, M.MACS, M.VAL_ACC, M.VAL_LOSS)},
         **{key: _parse(value) for key, value in run.data.params.items()},
+    }
+
+
+def _final_row(client: Any, run: Any) -> dict[str, Any]:
+    """A final run as ``FINAL_COLUMNS``: its val_acc is the one at its highest step (its last epoch), read from the
+    history rather than MLflow's latest value, which a late re-log of an earlier step could replace."""
+    tags, values = run.data.tags, run.data.metrics
+    val = max(client.get_metric_history(run.info.run_id, M.VAL_ACC), key=lambda m: (m.step, m.timestamp), default=None)
+    seed = _parse(tags.get(FINAL_SEED_TAG) or run.data.params.get("train.seed") or "None")
+    return {
+        "trial_id": tags.get(TRIAL_ID_TAG, run.info.run_id),
+        "run_id": run.info.run_id,
+        SOURCE: tags.get(FINAL_SOURCE_TAG),
+        SEED: seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        BASELINE: tags.get(BASELINE_TAG) == "true",
+        M.STATUS: tags.get(M.STATUS, RUNNING),
+        M.VAL_ACC: None if val is None else val.value,
+        M.TEST_ACC: values.get(M.TEST_ACC),
+        M.TEST_LOSS: values.get(M.TEST_LOSS),
+        "epochs": None if val is None else val.step,
     }
 
 

@@ -41,11 +41,12 @@ def _legend_by_status(ax: Axes, statuses: Iterable[str]) -> None:
     ax.legend(handles=handles, fontsize=8)
 
 
-def importance_bar(scores: dict[str, float]) -> Figure:
+def importance_bar(scores: dict[str, float], value: str) -> Figure:
+    """``value``: what the importance explains, e.g. "val_acc at epoch 3"."""
     fig, ax = _figure(7, 0.5 + 0.4 * max(1, len(scores)))
     names = list(scores)[::-1]
     ax.barh(names, [scores[n] for n in names], color="tab:blue")
-    ax.set_xlabel("importance (share of val_acc variance)")
+    ax.set_xlabel(f"importance (share of the variance of {value})")
     ax.set_title("Hyperparameter importance")
     return fig
 
@@ -58,44 +59,43 @@ def _numeric(values: pd.Series) -> tuple[np.ndarray, list[str] | None]:
     return values.astype(str).map(labels.index).astype(float).to_numpy(), labels
 
 
-def slices(exp: Experiment, params: list[str]) -> Figure:
-    """val_acc against each parameter's value, one panel per parameter."""
+def slices(table: pd.DataFrame, params: list[str], space: dict, value: str) -> Figure:
+    """``table``'s val_acc (trials at one fidelity, ``value`` names it) against each parameter, one panel each."""
     fig, axes = plt.subplots(
         1, max(1, len(params)), figsize=(3.2 * max(1, len(params)), 3.2), dpi=100, layout="constrained", squeeze=False
     )
-    data = exp.trials.dropna(subset=[M.BEST_VAL_ACC])
     for ax, p in zip(axes[0], params, strict=False):
-        rows = data.dropna(subset=[p])
+        rows = table.dropna(subset=[p])
         x, labels = _numeric(rows[p])
-        ax.scatter(x, rows[M.BEST_VAL_ACC], c=[STATUS_COLORS.get(s, "tab:blue") for s in rows[M.STATUS]], s=25)
+        ax.scatter(x, rows[M.VAL_ACC], c=[STATUS_COLORS.get(s, "tab:blue") for s in rows[M.STATUS]], s=25)
         if labels:
             ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
-        elif (exp.space.get(p) or {}).get("log") if isinstance(exp.space.get(p), dict) else False:
+        elif isinstance(space.get(p), dict) and space[p].get("log"):
             ax.set_xscale("log")
         ax.set_xlabel(p, fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("best val_acc")
-    _legend_by_status(axes[0][-1], data[M.STATUS])
+    axes[0][0].set_ylabel(value)
+    _legend_by_status(axes[0][-1], table[M.STATUS])
     return fig
 
 
-def parallel_coordinates(exp: Experiment, params: list[str]) -> Figure:
-    """One line per trial across the searched parameters (each scaled to [0, 1]), coloured by val_acc."""
-    data = exp.trials.dropna(subset=[M.BEST_VAL_ACC])
-    axes_names = [*params, M.BEST_VAL_ACC]
+def parallel_coordinates(table: pd.DataFrame, params: list[str], value: str) -> Figure:
+    """One line per trial of ``table`` (one fidelity) across the searched parameters (each scaled to [0, 1]),
+    coloured by its val_acc, which ``value`` names."""
+    axes_names = [*params, M.VAL_ACC]
     fig, ax = _figure(max(7, 1.3 * len(axes_names)), 4.5)
     columns = []
     for name in axes_names:
-        x, _labels = _numeric(data[name].fillna("-") if name != M.BEST_VAL_ACC else data[name])
+        x, _labels = _numeric(table[name].fillna("-") if name != M.VAL_ACC else table[name])
         low, high = np.nanmin(x), np.nanmax(x)
         columns.append((x - low) / (high - low) if high > low else np.full_like(x, 0.5))
     matrix = np.vstack(columns).T
-    norm = plt.Normalize(data[M.BEST_VAL_ACC].min(), data[M.BEST_VAL_ACC].max())
-    for row, acc in sorted(zip(matrix, data[M.BEST_VAL_ACC], strict=True), key=lambda t: t[1]):
+    norm = plt.Normalize(table[M.VAL_ACC].min(), table[M.VAL_ACC].max())
+    for row, acc in sorted(zip(matrix, table[M.VAL_ACC], strict=True), key=lambda t: t[1]):
         ax.plot(range(len(axes_names)), row, color=plt.cm.viridis(norm(acc)), alpha=0.8, lw=1.5)
-    ax.set_xticks(range(len(axes_names)), axes_names, rotation=25, fontsize=8, ha="right")
+    ax.set_xticks(range(len(axes_names)), [*params, value], rotation=25, fontsize=8, ha="right")
     ax.set_yticks([])
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="best val_acc")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label=value)
     ax.set_title("Parallel coordinates (each axis scaled to its range)")
     return fig
 
@@ -115,14 +115,16 @@ def learning_curves(exp: Experiment, rungs: list[int]) -> Figure:
     return fig
 
 
-def pareto(trials: pd.DataFrame, front: pd.DataFrame, cost: str) -> Figure:
+def pareto(completed: pd.DataFrame, front: pd.DataFrame, bounds: pd.DataFrame, cost: str) -> Figure:
+    """The completed trials against ``cost``, ``front`` circled; ``bounds`` (``summarize.lower_bounds``) apart, as
+    open triangles labelled by the epoch they were stopped at, never joined to the front."""
     fig, ax = _figure(6, 4)
-    data = trials.dropna(subset=[M.BEST_VAL_ACC, cost])
-    ax.scatter(
-        data[cost], data[M.BEST_VAL_ACC], c=[STATUS_COLORS.get(s, "tab:blue") for s in data[M.STATUS]], s=25, alpha=0.7
-    )
+    ax.scatter(completed[cost], completed[M.BEST_VAL_ACC], color=STATUS_COLORS[COMPLETED], s=25, label=COMPLETED)
     ax.step(front[cost], front[M.BEST_VAL_ACC], where="post", color="tab:purple", lw=1.5, label="Pareto front")
     ax.scatter(front[cost], front[M.BEST_VAL_ACC], facecolors="none", edgecolors="tab:purple", s=80)
+    for label, group in bounds.groupby("bound", sort=False):
+        ax.scatter(group[cost], group[M.BEST_VAL_ACC], marker="v", facecolors="none", s=40, label=label,
+                   edgecolors=STATUS_COLORS.get(group[M.STATUS].iloc[0], "tab:blue"))  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel(cost + (" per image" if cost == M.MACS else ""))
     ax.set_ylabel("best val_acc")

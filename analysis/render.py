@@ -43,10 +43,14 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
 
 
 def write_csv(exp: Experiment, out: Path) -> list[Path]:
-    """The loaded tables as they are: one row per trial, one row per trial and epoch."""
-    exp.trials.to_csv(out / "trials.csv", index=False)
-    exp.history.to_csv(out / "history.csv", index=False)
-    return [out / "trials.csv", out / "history.csv"]
+    """The loaded tables as they are: one row per search trial, one per trial and epoch, and (where a final phase
+    ran) one per final run."""
+    tables = {"trials.csv": exp.trials, "history.csv": exp.history}
+    if not exp.final.empty:
+        tables["final.csv"] = exp.final
+    for name, table in tables.items():
+        table.to_csv(out / name, index=False)
+    return [out / name for name in tables]
 
 
 def _pngs(sections: list[Section]) -> dict[str, bytes]:

@@ -4,9 +4,9 @@
     python -m analysis.report 57a79eb460e94c118cd1b04cd09b1218  # a search's parent run id
     python -m analysis.report ray_results/t2t-search --format html,md
 
-Writes report.html (self-contained), report.md with its PNGs, trials.csv and history.csv, and best_config.yaml (when
-a trial finished without diverging or failing) to --output-dir (default reports/NAME), and attaches them to the
-search's MLflow parent run.
+Writes report.html (self-contained), report.md with its PNGs, trials.csv and history.csv (final.csv where a final
+phase ran), and best_config.yaml (when a trial finished without diverging or failing) to --output-dir (default
+reports/NAME), and attaches them to the search's MLflow parent run.
 """
 
 from __future__ import annotations

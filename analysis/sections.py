@@ -12,11 +12,18 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from analysis import final as F
 from analysis import interactive, plots
 from analysis import summarize as S
+from analysis.fidelity import Fidelity, at_one_epoch
 from analysis.load import Experiment
 from contract import metrics as M
 from contract.files import BEST_CONFIG
+from contract.final import SEED, SOURCE
+from contract.status import COMPLETED
+
+# What a search-time number is, said wherever one is shown.
+SEARCH_TIME = "val: the data the search selected on; best epoch; one seed"
 
 
 @dataclass
@@ -30,14 +37,15 @@ class Section:
 
 
 def build_sections(exp: Experiment) -> list[Section]:
-    """The report's sections, in order."""
+    """The report's sections, in order: the final phase's test numbers first, then what the search saw."""
     params = S.searched_params(exp)
-    sections = [overview(exp), best_configuration(exp), leaderboard(exp)]
+    sections = [final_evaluation(exp), overview(exp), best_configuration(exp), leaderboard(exp)]
     if exp.trials[M.BEST_VAL_ACC].notna().any():  # else every trial diverged before its first validation
-        study = S.study(exp)
-        sections.append(importance(exp, params, study))
+        fidelity = at_one_epoch(exp)
+        study = S.study(exp, fidelity)
+        sections.append(importance(exp, params, fidelity, study))
         if params:
-            sections.append(parallel_coordinates(exp, params, study))
+            sections.append(parallel_coordinates(params, fidelity, study))
         sections.append(learning_curves(exp))
         sections += [pareto(exp, measure, params) for measure in (M.MACS, M.PARAMS)]
     sections += [cost(exp), failures(exp)]
@@ -51,10 +59,46 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def final_evaluation(exp: Experiment) -> Section:
+    """The final phase: each candidate's test accuracy over its seeds, the winner, its gain over the baseline and
+    contract.final's verdict; or one line saying that none ran."""
+    title = "Final evaluation (test split)"
+    res = F.result(exp)
+    if res is None:
+        where = "" if exp.parent_run_id else " (read from a Tune folder, which holds the search's trials only)"
+        return Section(title, f"No final evaluation ran{where}: every number below is search-time val_acc, what "
+                       "the search selected on, and so optimistic.")  # fmt: skip
+    skipped = exp.final[~exp.final["run_id"].isin(F.counted(exp)["run_id"])]
+    left_out = [skipped[["trial_id", SOURCE, SEED, M.STATUS, "epochs"]]] if len(skipped) else []
+    if res.winner is None:
+        return Section(title, f"{len(exp.final)} final runs: {res.verdict()}.", left_out)
+    winner, baseline = res.candidate(res.winner), res.candidate(res.baseline)
+    lines = [
+        f"{_upper(F.fidelity_phrase(exp, res))}: the search's best completed configurations"
+        f"{' and the baseline' if baseline else ''}, each retrained with new seeds and measured once on test. The "
+        "winner is the candidate with the highest mean last-epoch val_acc over its seeds, never chosen on test.",
+        f"Winner: trial {winner.source}{' (the baseline)' if winner.baseline else ''}, test_acc "
+        f"{F.estimate_phrase(winner.test)}.",
+    ]
+    if res.gain is not None:
+        lines.append(f"Baseline: trial {baseline.source}, test_acc {F.estimate_phrase(baseline.test)}. The winner's "
+                     f"gain over it: {F.gain_phrase(res)}.")  # fmt: skip
+    lines.append(f"{_upper(res.verdict())}.")
+    if len(skipped):
+        runs = f"{len(skipped)} final run" + (" is" if len(skipped) == 1 else "s are")
+        lines.append(f"{runs} not counted (not completed, or without a test number): listed below.")
+    return Section(title, " ".join(lines), [F.candidates_table(res), *left_out])
+
+
+def _upper(sentence: str) -> str:
+    return sentence[:1].upper() + sentence[1:]
+
+
 def overview(exp: Experiment) -> Section:
     counts = S.status_counts(exp)
     trials = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    return Section("Overview", f"Source: {exp.source}. Trials: {trials}.")
+    final = f" Final runs ({len(exp.final)}) are counted apart, in Final evaluation." if len(exp.final) else ""
+    return Section("Overview", f"Source: {exp.source}. Search trials: {trials}.{final}")
 
 
 def best_configuration(exp: Experiment) -> Section:
@@ -66,43 +110,70 @@ def best_configuration(exp: Experiment) -> Section:
             "Failures and divergences; a diverging search often needs a lower base.optim.lr or base.optim.clip_grad).",
         )
     text = (
-        f"Trial {best['trial_id']} ({best[M.STATUS]}): best val_acc {best[M.BEST_VAL_ACC]:.4f}, "
-        f"{best[M.PARAMS] / 1e6:.2f}M parameters, {best[M.MACS] / 1e6:.1f} MMACs per image. Retrain it with "
-        f"`python -m trainables.train --config {BEST_CONFIG}` (the file is beside this report)."
+        f"The search's best trial, {best['trial_id']} ({best[M.STATUS]}): best val_acc {best[M.BEST_VAL_ACC]:.4f} "
+        f"({SEARCH_TIME}), {best[M.PARAMS] / 1e6:.2f}M parameters, {best[M.MACS] / 1e6:.1f} MMACs per image. Retrain "
+        f"it with `python -m trainables.train --config {BEST_CONFIG}` (the file is beside this report). "
+        + _baseline_line(best, S.baseline_trial(exp))
     )
-    baseline = S.baseline_trial(exp)
-    if baseline is not None and not pd.isna(baseline[M.BEST_VAL_ACC]):
-        gain = 100 * (best[M.BEST_VAL_ACC] - baseline[M.BEST_VAL_ACC])
-        text += (
-            f" The baseline, trial {baseline['trial_id']} with the base config's own values ({baseline[M.STATUS]}), "
-            f"reached {baseline[M.BEST_VAL_ACC]:.4f}: the search gained {gain:+.2f} points."
-        )
-    return Section("Best configuration", text, code=yaml.safe_dump(config, sort_keys=False))
+    res = F.result(exp)
+    if res is not None and res.winner is not None and res.winner != best["trial_id"]:
+        text += f" The final evaluation's winner is another candidate, trial {res.winner} (see Final evaluation)."
+    return Section("Best configuration", text.strip(), code=yaml.safe_dump(config, sort_keys=False))
+
+
+def _baseline_line(best: pd.Series, baseline: pd.Series | None) -> str:
+    """The search-time gain over the baseline, only where both completed (``summarize.search_gain``); else why not."""
+    if baseline is None:
+        return ""
+    gain = S.search_gain(best, baseline)
+    name = f"The baseline, trial {baseline['trial_id']} with the base config's own values"
+    if gain is not None:
+        return (f"{name}, completed with best val_acc {baseline[M.BEST_VAL_ACC]:.4f}: the search gained "
+                f"{100 * gain:+.2f} points on val ({SEARCH_TIME} each: optimistic).")  # fmt: skip
+    if baseline[M.STATUS] != COMPLETED:
+        return (f"{name}, {baseline[M.STATUS]} at epoch {baseline['epochs']}: its number is not a finished one, so "
+                "there is no search-time gain over it.")  # fmt: skip
+    return f"{name}, completed; the best trial did not ({best[M.STATUS]}), so there is no search-time gain."
 
 
 def leaderboard(exp: Experiment) -> Section:
-    return Section("Leaderboard", "Top trials by best val_acc (ties: fewer MACs).", [S.leaderboard(exp)])
+    text = (
+        f"Top trials by best val_acc ({SEARCH_TIME}; a pruned trial's by the epoch it was stopped); ties: fewer MACs."
+    )
+    return Section("Leaderboard", text, [S.leaderboard(exp)])
 
 
-def importance(exp: Experiment, params: list[str], study: Any) -> Section:
-    scores, method = S.importance(exp)
-    section = Section("Hyperparameter importance", f"Method: {method}.")
-    if scores:
-        section.tables.append(pd.DataFrame({"parameter": list(scores), "importance": list(scores.values())}))
-        section.figures["importance"] = plots.importance_bar(scores)
-        section.interactive["importance"] = interactive.importance_bar(scores)
-    top = list(scores)[:3] or params[:3]
-    if top:
-        section.figures["slices"] = plots.slices(exp, top)
+def _importance_table(*results: S.Importance) -> pd.DataFrame:
+    columns = {f"importance: {r.fidelity.label()}, {r.fidelity.trials} {who}": r.scores for r, who in
+               zip(results, ("trials", "completed trials"), strict=False) if r.scores}  # fmt: skip
+    return pd.DataFrame(columns).rename_axis("parameter").reset_index()
+
+
+def importance(exp: Experiment, params: list[str], fidelity: Fidelity, study: Any) -> Section:
+    every, completed = S.importance(exp), S.importance(exp, completed_only=True)
+    text = f"All trials: {every.note}. Completed trials only: {completed.note}."
+    section = Section("Hyperparameter importance", text)
+    shown = every if every.scores else completed
+    if shown.scores:
+        section.tables.append(_importance_table(every, completed))
+        section.figures["importance"] = plots.importance_bar(shown.scores, shown.fidelity.label())
+        section.interactive["importance"] = interactive.importance_bar(shown.scores, shown.fidelity.label())
+    top = list(shown.scores)[:3] or params[:3]
+    if top and not fidelity.table.empty:
+        section.figures["slices"] = plots.slices(fidelity.table, top, exp.space, fidelity.label())
         if study is not None:
-            section.interactive["slices"] = interactive.slices(study, top)
+            section.interactive["slices"] = interactive.slices(study, top, fidelity.label())
     return section
 
 
-def parallel_coordinates(exp: Experiment, params: list[str], study: Any) -> Section:
-    section = Section("Parallel coordinates", figures={"parallel_coordinates": plots.parallel_coordinates(exp, params)})
+def parallel_coordinates(params: list[str], fidelity: Fidelity, study: Any) -> Section:
+    text = f"Each trial's {fidelity.label()} ({fidelity.trials} trials, {SEARCH_TIME.split('; ')[0]})."
+    section = Section("Parallel coordinates", text)
+    if fidelity.table.empty:
+        return section
+    section.figures["parallel_coordinates"] = plots.parallel_coordinates(fidelity.table, params, fidelity.label())
     if study is not None:
-        section.interactive["parallel_coordinates"] = interactive.parallel_coordinates(study, params)
+        section.interactive["parallel_coordinates"] = interactive.parallel_coordinates(study, params, fidelity.label())
     return section
 
 
@@ -123,14 +194,24 @@ def learning_curves(exp: Experiment) -> Section:
 
 
 def pareto(exp: Experiment, measure: str, params: list[str]) -> Section:
-    """The trials on the Pareto front of accuracy against ``measure`` (macs or params)."""
+    """The completed trials on the Pareto front of accuracy against ``measure`` (macs or params); pruned trials
+    drawn apart as lower bounds."""
+    completed, bounds = S.front_candidates(exp.trials, measure), S.lower_bounds(exp.trials, measure)
     front = S.pareto_front(exp.trials, measure)
+    text = (
+        f"Completed trials that no other completed trial beats on both best val_acc ({SEARCH_TIME}) and {measure}. "
+        "Pruned trials are drawn apart, as lower bounds at the epoch they were stopped, and are never on the front; "
+        "diverged and failed trials are not drawn."
+    )
+    title = f"Pareto front: accuracy vs {measure}"
+    if completed.empty and bounds.empty:
+        return Section(title, f"{text} No completed or pruned trial has a best val_acc and {measure}: nothing to draw.")
     return Section(
-        f"Pareto front: accuracy vs {measure}",
-        f"Trials that no other trial beats on both best val_acc and {measure}.",
+        title,
+        text,
         [front[["trial_id", M.BEST_VAL_ACC, measure, *params]]],
-        {f"pareto_{measure}": plots.pareto(exp.trials, front, measure)},
-        interactive={f"pareto_{measure}": interactive.pareto(exp.trials, front, measure)},
+        {f"pareto_{measure}": plots.pareto(completed, front, bounds, measure)},
+        interactive={f"pareto_{measure}": interactive.pareto(completed, front, bounds, measure)},
     )
 
 

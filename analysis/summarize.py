@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analysis.fidelity import MIN_TRIALS, Fidelity, at_one_epoch
 from analysis.load import Experiment
 from contract import metrics as M
 from contract import ranking
@@ -66,6 +68,16 @@ def baseline_trial(exp: Experiment) -> pd.Series | None:
     return rows.iloc[0] if len(rows) else None
 
 
+def search_gain(best: pd.Series, baseline: pd.Series | None) -> float | None:
+    """best - baseline in best val_acc, only where both completed: a pruned trial's number is a lower bound at
+    another fidelity, and a gain against it says how early ASHA stopped it, not what the search found."""
+    if baseline is None or best[M.STATUS] != COMPLETED or baseline[M.STATUS] != COMPLETED:
+        return None
+    if missing(baseline[M.BEST_VAL_ACC]) or missing(best[M.BEST_VAL_ACC]):
+        return None
+    return float(best[M.BEST_VAL_ACC] - baseline[M.BEST_VAL_ACC])
+
+
 def best_config(exp: Experiment) -> dict[str, Any] | None:
     """The recommended trial's configuration as nested sections (base config + its sampled values); None when
     there is no trial to recommend."""
@@ -75,18 +87,13 @@ def best_config(exp: Experiment) -> dict[str, Any] | None:
     nested: dict[str, Any] = {}
     for key, value in row.items():
         section, _, rest = str(key).partition(".")
-        if section in ("model", "data", "optim", "train") and rest and not _missing(value):
+        if section in ("model", "data", "optim", "train") and rest and not missing(value):
             node = nested.setdefault(section, {})
             *parents, leaf = rest.split(".")
             for p in parents:
                 node = node.setdefault(p, {})
             node[leaf] = _plain(value)
     return nested
-
-
-def _usable(exp: Experiment) -> pd.DataFrame:
-    """Trials with a best val_acc that ended by training (completed or pruned): what importance and the study see."""
-    return exp.trials[exp.trials[M.STATUS].isin([COMPLETED, PRUNED])].dropna(subset=[M.BEST_VAL_ACC])
 
 
 def _distributions(exp: Experiment, usable: pd.DataFrame, params: list[str]) -> dict[str, Any]:
@@ -108,13 +115,14 @@ def _distributions(exp: Experiment, usable: pd.DataFrame, params: list[str]) -> 
     return distributions
 
 
-def study(exp: Experiment):
-    """The trials as an in-memory Optuna study (value: best val_acc; user attrs: the trial id and status), for
-    Optuna's importance evaluators and plots; None without searched parameters or usable trials."""
+def study(exp: Experiment, fidelity: Fidelity):
+    """The trials at one fidelity as an in-memory Optuna study (value: val_acc at ``fidelity.epoch``; user attrs:
+    the trial id and status), for Optuna's importance evaluators and plots; None without searched parameters or
+    trials at that fidelity."""
     import optuna
     from optuna.distributions import FloatDistribution
 
-    params, usable = searched_params(exp), _usable(exp)
+    params, usable = searched_params(exp), fidelity.table
     if usable.empty or not params:
         return None
     distributions = _distributions(exp, usable, params)
@@ -123,39 +131,50 @@ def study(exp: Experiment):
         present = {
             p: (float(row[p]) if isinstance(distributions[p], FloatDistribution) else _plain(row[p]))
             for p in params
-            if not _missing(row[p])
+            if not missing(row[p])
         }
         attrs = {"trial_id": str(row["trial_id"]), M.STATUS: str(row[M.STATUS])}
         out.add_trial(
             optuna.trial.create_trial(
                 params=present,
                 distributions={p: distributions[p] for p in present},
-                value=float(row[M.BEST_VAL_ACC]),
+                value=float(row[M.VAL_ACC]),
                 user_attrs=attrs,
             )
         )
     return out
 
 
-def importance(exp: Experiment) -> tuple[dict[str, float], str]:
-    """Hyperparameter importance with Optuna's fANOVA evaluator, and a sentence naming the method and data."""
+@dataclass(frozen=True)
+class Importance:
+    scores: dict[str, float]  # parameter -> share, largest first; empty when not computed
+    fidelity: Fidelity  # the trials and the epoch it was computed at
+    note: str  # the method and the data, or why it was not computed
+
+
+def importance(exp: Experiment, completed_only: bool = False) -> Importance:
+    """Hyperparameter importance with Optuna's fANOVA evaluator on every trial's (or every completed trial's)
+    val_acc at one epoch (``analysis.fidelity``): never a pruned trial's truncated number beside a finished one."""
     import optuna
 
-    usable = _usable(exp)
-    if len(usable) < 3 or not searched_params(exp):
-        return {}, f"not computed: needs at least 3 completed or pruned trials, has {len(usable)}"
+    fid = at_one_epoch(exp, completed_only)
+    who = "completed trials" if completed_only else "trials"
+    if fid.trials < MIN_TRIALS or not searched_params(exp):
+        return Importance(
+            {}, fid, f"not computed: needs {MIN_TRIALS} {who} with a val_acc at one epoch, has {fid.trials}"
+        )
     try:
         scores = optuna.importance.get_param_importances(
-            study(exp), evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+            study(exp, fid), evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
         )
     except (RuntimeError, ValueError) as e:
-        return {}, f"not computed: {e}"
-    n_pruned = int((usable[M.STATUS] == PRUNED).sum())
-    method = (
-        f"fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0) on best val_acc of {len(usable)} "
-        f"trials ({n_pruned} pruned, counted at the epoch they were stopped)"
+        return Importance({}, fid, f"not computed: {e}")
+    later = "" if completed_only else f", {fid.later_pruned} of them pruned at or after it"
+    note = (
+        f"fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0) on {fid.label()} of {fid.trials} {who}"
+        f"{later}: the highest epoch that at least {MIN_TRIALS} {who} reached"
     )
-    return dict(scores), method
+    return Importance(dict(scores), fid, note)
 
 
 def rung_counts(exp: Experiment) -> pd.DataFrame:
@@ -181,12 +200,27 @@ def asha_rungs(exp: Experiment) -> list[int]:
     return rungs
 
 
+def front_candidates(trials: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """The trials a Pareto front is made of: completed ones, with a best val_acc and ``cost``. A pruned trial's
+    accuracy is a lower bound at another fidelity, never a point of the front."""
+    return trials[trials[M.STATUS] == COMPLETED].dropna(subset=[M.BEST_VAL_ACC, cost])
+
+
 def pareto_front(trials: pd.DataFrame, cost: str = M.MACS) -> pd.DataFrame:
-    """Trials that no other trial beats on both accuracy (higher) and ``cost`` (lower), by cost."""
-    data = trials.dropna(subset=[M.BEST_VAL_ACC, cost])
+    """The completed trials that no other completed trial beats on both best val_acc (higher) and ``cost``
+    (lower), by cost."""
+    data = front_candidates(trials, cost)
     acc, c = data[M.BEST_VAL_ACC].to_numpy(), data[cost].to_numpy()
     keep = [not np.any((acc >= acc[i]) & (c <= c[i]) & ((acc > acc[i]) | (c < c[i]))) for i in range(len(data))]
-    return data[keep].sort_values(cost).reset_index(drop=True)
+    return data[np.array(keep, dtype=bool)].sort_values(cost).reset_index(drop=True)  # a list [] would pick columns
+
+
+def lower_bounds(trials: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """Trials stopped early or still running, with a best val_acc and ``cost``: lower bounds of what their
+    configuration would reach, drawn apart from the front (``bound`` labels each by its status and epoch)."""
+    data = trials[trials[M.STATUS].isin([PRUNED, RUNNING])].dropna(subset=[M.BEST_VAL_ACC, cost]).copy()
+    data["bound"] = [f"{s}: lower bound at epoch {int(e)}" for s, e in zip(data[M.STATUS], data["epochs"], strict=True)]
+    return data.sort_values(["epochs", cost]).reset_index(drop=True)
 
 
 def cost(exp: Experiment) -> dict[str, float]:
@@ -219,7 +253,7 @@ def status_counts(exp: Experiment) -> dict[str, int]:
     return {s: int((exp.trials[M.STATUS] == s).sum()) for s in (*ENDED, RUNNING)}
 
 
-def _missing(value: Any) -> bool:
+def missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 

@@ -30,7 +30,7 @@ def test_every_format_and_the_best_config_from_summarize(tmp_path):
     assert html.count("<script") == 1 + len(figures) and "<script src" not in html  # plotly.js once, inline
     assert len(html) < 6_000_000  # plotly.js is ~4.7 MB of it
     markdown = (tmp_path / "report.md").read_text()
-    assert "Trial a (completed)" in markdown and "![learning_curves](learning_curves.png)" in markdown
+    assert "best trial, a (completed)" in markdown and "![learning_curves](learning_curves.png)" in markdown
 
 
 def test_only_the_formats_asked_for(tmp_path):

@@ -8,12 +8,15 @@ import re
 from pathlib import Path
 
 import matplotlib.image
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from analysis.report import main
+from contract import metrics as M
 from contract.files import BEST_CONFIG, REPORT_DIR
+from contract.status import COMPLETED
 from contract.tracking import ROLE_PARENT, ROLE_TAG
 from tests.browser import open_page
 from trainables.config import TrainConfig
@@ -49,8 +52,11 @@ def test_report_from_mlflow_alone(smoke_search, tmp_path, capsys):
         "Failures and divergences",
     ):
         assert f"## {heading}" in markdown
-    assert "Method: fANOVA" in markdown
-    assert "The baseline, trial " in markdown and "the search gained" in markdown  # the run tagged search.baseline
+    assert "All trials: fANOVA" in markdown and "## Final evaluation (test split)" in markdown
+    assert "The baseline, trial " in markdown  # the run tagged search.baseline
+    trials = pd.read_csv(out / "trials.csv")
+    baseline = trials[trials["baseline"]].iloc[0]
+    assert ("the search gained" in markdown) == (baseline[M.STATUS] == COMPLETED)  # a gain only over a completed one
     TrainConfig.from_dict(yaml.safe_load((out / BEST_CONFIG).read_text()))  # ready to retrain
 
 

@@ -31,26 +31,35 @@ def test_best_trial_prefers_completed_as_the_search_summary_does():
     assert S.best_config(exp) is None
 
 
-def test_pareto_front_keeps_only_the_non_dominated():
+def test_pareto_front_keeps_only_the_non_dominated_completed_trials():
     exp = hand_made()
-    assert S.pareto_front(exp.trials, M.MACS)["trial_id"].tolist() == ["e", "b", "a", "d"]
-    assert "c" not in S.pareto_front(exp.trials, M.PARAMS)["trial_id"].tolist()
+    # d (pruned, 0.97) and e (diverged, 0.10 at 3 MMACs) would each be on a front of every trial
+    assert S.pareto_front(exp.trials, M.MACS)["trial_id"].tolist() == ["b", "a"]
+    assert S.pareto_front(exp.trials, M.PARAMS)["trial_id"].tolist() == ["b", "a"]  # f is dominated by b
+
+
+def test_lower_bounds_are_the_pruned_trials_labelled_by_their_epoch():
+    bounds = S.lower_bounds(hand_made().trials, M.MACS)
+    assert bounds[["trial_id", "bound"]].values.tolist() == [
+        ["c", "pruned: lower bound at epoch 2"],
+        ["d", "pruned: lower bound at epoch 4"],
+    ]
 
 
 def test_rung_counts_and_asha_rungs():
     exp = hand_made()
     table = S.rung_counts(exp).set_index("stopped_at_epoch")
-    assert table.loc[2, PRUNED] == 1 and table.loc[4, PRUNED] == 1 and table.loc[6, COMPLETED] == 2
+    assert table.loc[2, PRUNED] == 1 and table.loc[4, PRUNED] == 1 and table.loc[6, COMPLETED] == 3
     assert table.loc[1, DIVERGED] == 1
     assert S.asha_rungs(exp) == [2, 4]
 
 
 def test_cost_accounts_for_every_trial_second():
     c = S.cost(hand_made())
-    assert c["trial_time_s"] == 10.0 * (6 + 6 + 2 + 4 + 1)
+    assert c["trial_time_s"] == 10.0 * (6 + 6 + 2 + 4 + 1 + 6)
     assert c["pruned_trial_time_s"] == 10.0 * (2 + 4)
     assert c["time_to_best_s"] == 10.0 * (6 + 6 + 2 + 4)  # d's last epoch
-    assert c["gpu_hours"] == pytest.approx(190 * 0.5 / 3600)
+    assert c["gpu_hours"] == pytest.approx(250 * 0.5 / 3600)
 
 
 def test_failures_name_the_reason():
@@ -58,17 +67,23 @@ def test_failures_name_the_reason():
     assert bad.to_dict("records") == [{"trial_id": "e", M.STATUS: DIVERGED, M.REASON: "loss became nan", "epochs": 1}]
 
 
-def test_importance_uses_optuna_and_names_the_method():
-    scores, method = S.importance(hand_made())
-    assert set(scores) == {"model.depth", "optim.lr"}
-    assert sum(scores.values()) == pytest.approx(1.0)
-    assert method.startswith("fANOVA") and "4 trials (2 pruned" in method
+def test_importance_uses_optuna_at_one_epoch_and_names_it():
+    imp = S.importance(hand_made())
+    assert set(imp.scores) == {"model.depth", "optim.lr"}
+    assert sum(imp.scores.values()) == pytest.approx(1.0)
+    assert (imp.fidelity.epoch, imp.fidelity.trials) == (2, 5)  # a, b, c, d, f reached epoch 2; e diverged at 1
+    assert imp.note.startswith("fANOVA")
+    assert "val_acc at epoch 2 of 5 trials, 2 of them pruned at or after it" in imp.note
 
 
 def test_importance_needs_enough_trials():
     exp = hand_made()
     exp.trials = exp.trials.head(2)
-    assert S.importance(exp) == ({}, "not computed: needs at least 3 completed or pruned trials, has 2")
+    imp = S.importance(exp)
+    assert imp.scores == {} and imp.note == "not computed: needs 5 trials with a val_acc at one epoch, has 2"
+    completed = S.importance(hand_made(), completed_only=True)  # a, b, f
+    assert completed.scores == {}
+    assert completed.note == "not computed: needs 5 completed trials with a val_acc at one epoch, has 3"
 
 
 def test_baseline_trial_is_marked_when_the_search_had_one():
