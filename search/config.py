@@ -33,7 +33,7 @@ DEFAULT_BASE: dict[str, Any] = {
     "model": {"name": "t2t_vit_mini"},
     "data": {"augment": False},
     "optim": {"lr": 1.0e-3, "warmup_epochs": 1.0},
-    "train": {"epochs": 10},
+    "train": {"epochs": 6},
 }
 DEFAULT_SPACE: dict[str, Any] = {
     "model.depth": {"type": "int", "low": 3, "high": 5},
@@ -72,13 +72,13 @@ class FinalSection(_Section):
 
 
 class SearchSection(_Section):
-    num_trials: int = Field(9, ge=1)
+    num_trials: int = Field(8, ge=1)
     max_concurrent: int | None = Field(None, ge=1)  # None: as many as the cluster's resources allow
     seed: int = Field(0, ge=0, le=MAX_SEED)
     sampler: Literal["tpe", "random"] = "tpe"
     multi_objective: bool = False  # maximise val_acc and minimise MACs (a Pareto front)
     scheduler: Literal["asha", "none"] = "asha"
-    grace_period: int = Field(3, ge=1)  # ASHA: epochs every trial gets before it may be stopped
+    grace_period: int = Field(2, ge=1)  # ASHA: epochs every trial gets before it may be stopped
     reduction_factor: float = Field(2.0, gt=1)  # ASHA: keep the top 1/reduction_factor at each rung
     time_budget_s: float | None = Field(None, gt=0)  # stop the whole search after this long
     max_params: int | None = Field(None, ge=1)  # refuse configurations above this many parameters

@@ -28,7 +28,7 @@ from search.config import SearchConfig
 from search.progress import Progress
 from search.tracker import MlflowTracker
 
-ENTRY = "final"  # the one key of a final trial's config: {train config, its candidate's source, seed, baseline}
+ENTRY = "final_run"  # the one key of a final trial's config: {train config, its candidate's source, seed, baseline}
 TRAIN = "train"
 
 

@@ -190,9 +190,10 @@ def final_lines(final: FinalResult, split: str | None, cfg: SearchConfig) -> lis
     lines = [f"final phase ({split} split; trained from scratch, {f.seeds} seeds per configuration; mean ± std, "
              "95% interval):"]  # fmt: skip
     for c in final.candidates:
-        role = "winner  " if c.source == final.winner else "        "
-        label = f"{'baseline ' if c.baseline else ''}trial {c.source}"
-        lines.append(f"  {role}{label}: {split}_acc {_estimate(c.test)} (val {c.val.mean:.4f}, {c.test.n} runs)")
+        roles = [r for r, on in (("winner", c.source == final.winner), ("baseline", c.baseline)) if on]
+        label = f"{', '.join(roles) or 'candidate'}:"
+        lines.append(f"  {label:<18}trial {c.source}: {split}_acc {_estimate(c.test)} (val {c.val.mean:.4f}, "
+                     f"{c.test.n} runs)")  # fmt: skip
     if final.gain is not None:
         g = final.gain
         interval = f" (95% interval {100 * g.low:+.2f} to {100 * g.high:+.2f})" if g.low is not None else ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from pathlib import Path
 from typing import Any, ClassVar
 
 import optuna
@@ -289,6 +290,12 @@ class StudySearcher(Searcher):
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
             pickle.dump(self.__getstate__(), f)
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Tune's, with the temporary file outside the folder Tune uploads (``search.tune_state``)."""
+        from search.tune_state import write_beside
+
+        write_beside(Path(checkpoint_dir) / self.CKPT_FILE_TMPL.format(session_str), lambda tmp: self.save(str(tmp)))
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:

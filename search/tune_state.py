@@ -5,21 +5,32 @@ Ray 2.60's ``TuneController.save_to_dir`` opens ``experiment_state-*.json`` for 
 fills up during the write the file is left empty and ``Tuner.restore`` fails on it. ``install`` wraps that method
 in this process so the state goes to a temporary file first and replaces the file only once it is complete. The
 temporary file sits beside the staging folder, not in it: Tune uploads that folder to the storage in the background.
+
+Tune's own atomic writes of the searcher's and the callbacks' state (``_atomic_save``) put their temporary file
+inside that folder, so an upload running while one is renamed fails ("Failed to open local file ...-tmp-...",
+logged with a traceback; the next upload succeeds). ``install`` moves those beside the folder too, and
+``search.searcher`` saves the study's searcher with ``write_beside``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 _TMP_TEMPLATE = "../.writing-experiment_state-{}.json"
 
 
 def install() -> None:
+    import ray.tune.callback
+    import ray.tune.search.basic_variant
+    import ray.tune.search.search_generator
     from ray.tune.execution.tune_controller import TuneController
 
     if getattr(TuneController.save_to_dir, "_atomic", False):
         return
+    for module in (ray.tune.callback, ray.tune.search.basic_variant, ray.tune.search.search_generator):  # by name
+        module._atomic_save = _atomic_save
     original = TuneController.save_to_dir
 
     def save_to_dir(self: TuneController) -> None:
@@ -36,3 +47,27 @@ def install() -> None:
 
     save_to_dir._atomic = True
     TuneController.save_to_dir = save_to_dir
+
+
+def _atomic_save(state: dict, checkpoint_dir: str, file_name: str, tmp_file_name: str) -> None:
+    """Tune's ``_atomic_save``, its temporary file outside the uploaded folder."""
+    import ray.cloudpickle as cloudpickle
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            cloudpickle.dump(state, f)
+
+    write_beside(Path(checkpoint_dir) / file_name, write)
+
+
+def write_beside(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)``, then ``tmp`` replaces ``path``: the temporary file in the folder above ``path``'s (the same
+    file system, and not in a folder Tune uploads)."""
+    import uuid
+
+    tmp = path.parent.resolve().parent / f".{uuid.uuid4()}-{path.name}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

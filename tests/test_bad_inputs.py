@@ -103,10 +103,10 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ),
     (
         "search",
-        ["--set", "base.train.epochs=2"],
-        "search.grace_period=3 exceeds the epochs the shortest trial trains (2",
+        ["--set", "base.train.epochs=1"],
+        "search.grace_period=2 exceeds the epochs the shortest trial trains (1",
     ),
-    ("search", ["--set", "space.train.epochs={type: int, low: 2, high: 9}"], "the shortest trial trains (2)"),
+    ("search", ["--set", "space.train.epochs={type: int, low: 1, high: 9}"], "the shortest trial trains (1)"),
     ("search", ["--set", "search.multi_objective=true"], "search.multi_objective=true with search.scheduler=asha"),
     ("search", ["--set", "base.train.evaluate_test=true"], "train.evaluate_test is the final phase's own"),
     ("search", ["--set", "space.train.evaluate_test=true"], "train.evaluate_test is the final phase's own"),
