@@ -38,20 +38,21 @@ def test_img_size_is_configurable():
     assert next(iter(data.train))[0].shape[-2:] == (48, 48)
 
 
+@pytest.mark.parametrize("size", [96, 24])
 @pytest.mark.parametrize("stored", [torch.uint8, torch.float32])
-def test_per_batch_resize_gives_the_images_of_resizing_the_data_set_once(stored):
+def test_per_batch_resize_gives_the_images_of_resizing_the_data_set_once(stored, size):
     """Evaluation batches of native-size images (CIFAR: uint8) are those of the whole set resized up front."""
     g = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (70, 3, 32, 32), generator=g, dtype=torch.uint8)
     images = pixels if stored == torch.uint8 else pixels.float() / 255
     labels = torch.randint(0, 10, (70,), generator=g)
-    cfg = DataSection(name="cifar10", img_size=96, eval_batch_size=32)
+    cfg = DataSection(name="cifar10", img_size=size, eval_batch_size=32)
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     common = dict(cfg=cfg, mean=mean, std=std, generator=g, train=False, flip=True, device=CPU)
     per_batch = torch.cat([x for x, _ in TensorBatches(images, labels, **common)])
-    once = torch.nn.functional.interpolate(pixels.float() / 255, size=(96, 96), mode="bilinear", antialias=True)
+    once = torch.nn.functional.interpolate(pixels.float() / 255, size=(size, size), mode="bilinear", antialias=True)
     expected = (once - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    assert per_batch.shape == (70, 3, 96, 96)
+    assert per_batch.shape == (70, 3, size, size)
     torch.testing.assert_close(per_batch, expected)
 
 
