@@ -13,7 +13,7 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 # Where training scripts keep the weights inside a checkpoint file, in order of preference.
-_EMA_KEYS = ("state_dict_ema", "model_ema")
+_EMA_KEYS = ("state_dict_ema", "model_ema", "ema")  # timm's, the official T2T-ViT's, trainables.train's
 _PLAIN_KEYS = ("state_dict", "model")
 
 
@@ -37,8 +37,9 @@ class LoadReport:
 def read_state_dict(checkpoint: str | os.PathLike | Mapping, use_ema: bool = True) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file or mapping, unwrapped from the usual containers.
 
-    Accepts a bare state dict or one under ``state_dict_ema`` / ``model_ema`` (preferred when ``use_ema``),
-    ``state_dict`` or ``model``; strips a DataParallel ``module.`` prefix. Files load with ``weights_only=True``.
+    Accepts a bare state dict or one under ``state_dict_ema`` / ``model_ema`` / ``ema`` (preferred when
+    ``use_ema``), ``state_dict`` or ``model`` (so ``trainables.train``'s own ``checkpoint.pt`` too); strips a
+    DataParallel ``module.`` prefix. Files load with ``weights_only=True``.
     """
     if isinstance(checkpoint, (str, os.PathLike)):
         if not os.path.isfile(checkpoint):

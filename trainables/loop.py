@@ -93,7 +93,11 @@ def mix(
 
 
 class ModelEma:
-    """Exponential moving average of a model's floating-point state."""
+    """Exponential moving average of a model's floating-point state, its decay warmed up over the first updates.
+
+    With a constant decay the random initial weights keep a share ``decay**t`` of the average after ``t`` updates
+    (at 0.9998 still ~82% after 1,000 steps), so early evaluations would measure the initialisation, not training.
+    """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         import copy
@@ -101,11 +105,17 @@ class ModelEma:
         self.decay = decay
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
 
+    def decay_at(self, updates: int) -> float:
+        """The decay of the update that follows ``updates`` earlier ones: ``min(decay, (1 + t) / (10 + t))``."""
+        return min(self.decay, (1 + updates) / (10 + updates))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, updates: int) -> None:
+        """Move the average towards ``model``; ``updates`` is how many updates came before (the trainer's step,
+        so a resumed run continues the warm-up exactly)."""
         ema = [v for v in self.module.state_dict().values() if v.is_floating_point()]
         new = [v for v in model.state_dict().values() if v.is_floating_point()]
-        torch._foreach_lerp_(ema, new, 1 - self.decay)
+        torch._foreach_lerp_(ema, new, 1 - self.decay_at(updates))
 
 
 @torch.no_grad()
@@ -218,7 +228,7 @@ class Trainer:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
             self.optimizer.step()
             if self.ema:
-                self.ema.update(model)
+                self.ema.update(model, self.step)
             loss_sum += loss.detach() * len(y)
             images += len(y)
             self.step += 1

@@ -5,8 +5,9 @@
     python -m trainables.train --output-dir outputs/c10 --resume  # continue from its checkpoint
 
 Writes ``DIR/checkpoint.pt`` (everything needed to resume) after every epoch, ``DIR/best_model.pt`` (the weights
-of the best epoch, loadable with ``t2t.load_pretrained``) and ``DIR/metrics.json`` (status, final and best
-metrics, the history and the config; with ``train.evaluate_test`` the final metrics include the test split's).
+of the best epoch as they were evaluated: the EMA's with ``train.ema_decay``; loadable with ``t2t.load_pretrained``)
+and ``DIR/metrics.json`` (status, final and best metrics, the history and the config; with ``train.evaluate_test``
+the final metrics include the test split's).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def train(trainer: Trainer, out: Path, quiet: bool = False) -> int:
         for row in trainer.epochs():
             atomic_save(trainer.state_dict(), out / CHECKPOINT_FILE)
             if trainer.best[M.EPOCH] == trainer.epoch:
-                atomic_save(trainer.model.state_dict(), out / "best_model.pt")
+                atomic_save(trainer.eval_model.state_dict(), out / "best_model.pt")
             write_metrics(COMPLETED if trainer.done else RUNNING)
             bar.set_postfix(
                 loss=f"{row[M.TRAIN_LOSS]:.3f}", val_acc=f"{row[M.VAL_ACC]:.4f}", best=f"{row[M.BEST_VAL_ACC]:.4f}"

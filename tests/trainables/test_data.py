@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from trainables.config import DataSection
-from trainables.data import DataError, build_data, random_crop, random_erasing, random_flip
+from trainables.data import DataError, TensorBatches, build_data, random_crop, random_erasing, random_flip
 
 CPU = torch.device("cpu")
 
@@ -18,7 +18,8 @@ def test_digits_split_is_stratified_and_upscaled():
     train, val, test = data.train, data.val, data.test
     assert (data.in_chans, data.num_classes) == (1, 10)
     assert (len(train.labels), len(val.labels), len(test.labels)) == (1079, 359, 359)  # the README's sizes
-    assert train.images.shape[1:] == (1, 32, 32)
+    assert train.images.shape[1:] == (1, 8, 8)  # held at the native size, resized per batch
+    assert next(iter(val))[0].shape[1:] == (1, 32, 32)
     for split in (val, test):  # every class held out in proportion (174-183 images per class)
         assert torch.bincount(split.labels, minlength=10).min() >= 35
 
@@ -35,6 +36,24 @@ def test_training_batches_are_normalised_augmented_and_reproducible():
 def test_img_size_is_configurable():
     data = _data(img_size=48)
     assert next(iter(data.train))[0].shape[-2:] == (48, 48)
+
+
+@pytest.mark.parametrize("size", [96, 24])
+@pytest.mark.parametrize("stored", [torch.uint8, torch.float32])
+def test_per_batch_resize_gives_the_images_of_resizing_the_data_set_once(stored, size):
+    """Evaluation batches of native-size images (CIFAR: uint8) are those of the whole set resized up front."""
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (70, 3, 32, 32), generator=g, dtype=torch.uint8)
+    images = pixels if stored == torch.uint8 else pixels.float() / 255
+    labels = torch.randint(0, 10, (70,), generator=g)
+    cfg = DataSection(name="cifar10", img_size=size, eval_batch_size=32)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    common = dict(cfg=cfg, mean=mean, std=std, generator=g, train=False, flip=True, device=CPU)
+    per_batch = torch.cat([x for x, _ in TensorBatches(images, labels, **common)])
+    once = torch.nn.functional.interpolate(pixels.float() / 255, size=(size, size), mode="bilinear", antialias=True)
+    expected = (once - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert per_batch.shape == (70, 3, size, size)
+    torch.testing.assert_close(per_batch, expected)
 
 
 def test_random_crop_shifts_content_within_padding():

@@ -160,6 +160,18 @@ def test_model_ema_tracks_the_model():
     before = ema.module.weight.clone()
     with torch.no_grad():
         model.weight.add_(1.0)
-    ema.update(model)
+    ema.update(model, updates=1000)
     torch.testing.assert_close(ema.module.weight, 0.9 * before + 0.1 * model.weight)
     assert not ema.module.weight.requires_grad
+
+
+def test_model_ema_decay_warms_up():
+    ema = ModelEma(torch.nn.Linear(2, 2), decay=0.999)
+    assert [ema.decay_at(t) for t in (0, 1, 8, 80)] == pytest.approx([0.1, 2 / 11, 0.5, 0.9])
+    assert ema.decay_at(10_000) == 0.999  # (1 + t) / (10 + t) passes 0.999 at t = 8,990
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    before = ema.module.weight.clone()
+    ema.update(model, updates=0)  # the first update keeps only 10% of the initial weights
+    torch.testing.assert_close(ema.module.weight, 0.1 * before + 0.9 * model.weight)
