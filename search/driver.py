@@ -282,13 +282,12 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
         if not cfg.search.time_budget_s:
             return unfinished(cfg, tracker)
         reason = end_time_budget(cfg, tracker, storage)
-    final_result = None
+    final_phase = None
     if cfg.search.final.enabled:
-        final_result = run_final(cfg, grid, tracker, storage, stop)
-        if isinstance(final_result, int):
-            return final_result
-    summary = results.summarize(grid, tracker, cfg, storage, started)
-    results.add_final(summary, final_result, cfg)
+        final_phase = run_final(cfg, grid, tracker, storage, stop)
+        if isinstance(final_phase, int):
+            return final_phase
+    summary = results.summarize(grid, tracker, cfg, storage, started, final_phase)
     return results.finish(summary, tracker, cfg, parent_id, COMPLETED, reason)
 
 
@@ -314,7 +313,8 @@ def unfinished(cfg: SearchConfig, tracker: MlflowTracker) -> int:
 
 
 def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, stop: GracefulStop):
-    """The final phase (``search.final``): its ``contract.final.FinalResult``, or an exit code if it ended early."""
+    """The final phase (``search.final``): a ``search.final.FinalPhase``, None when no trial completed, or an exit
+    code if it ended early."""
     from contract.final import summarize
     from search import final
     from search.results import outcomes
@@ -334,7 +334,7 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
         return done
     if tracker.open_trials():
         return unfinished(cfg, tracker)
-    return summarize(final.result_rows(done))
+    return final.FinalPhase(summarize(final.result_rows(done)), done)
 
 
 def final_split(cfg: SearchConfig) -> str:

@@ -139,6 +139,26 @@ def build_final_tuner(cfg: SearchConfig, tracker: MlflowTracker, train: Callable
     )
 
 
+@dataclass
+class FinalPhase:
+    """What the final phase measured (``contract.final``) and Tune's results of its trials."""
+
+    result: final.FinalResult
+    grid: Any  # ray.tune.ResultGrid
+
+    def champion(self):
+        """The winner's completed run with the best last-epoch val_acc (chosen on val, as the winner was): the
+        weights to register. None when the winner has no completed run."""
+        done = [
+            r
+            for r in self.grid
+            if r.error is None
+            and r.config[ENTRY][final.SOURCE] == self.result.winner
+            and trial_status(r.metrics or {}, error=False) == COMPLETED
+        ]
+        return max(done, key=lambda r: r.metrics[M.VAL_ACC], default=None)
+
+
 def result_rows(grid) -> list[dict[str, Any]]:
     """One ``contract.final`` row per final trial, from Tune's results."""
     rows = []

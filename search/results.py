@@ -24,9 +24,11 @@ from contract.tracking import (
     MODEL_ARTIFACTS,
     MODEL_CONFIG_FILE,
     MODEL_WEIGHTS_FILE,
+    TRIAL_ID_TAG,
     UI_TRAINING_VIEW,
 )
 from search.config import SearchConfig
+from search.final import FinalPhase
 from search.registry import champion_uri, register_best
 from search.tracker import MlflowTracker
 from search.writes import PARENT
@@ -45,8 +47,11 @@ def outcomes(grid) -> list[dict[str, Any]]:
     return rows
 
 
-def summarize(grid, tracker: MlflowTracker, cfg: SearchConfig, storage: str, started: float) -> SearchSummary:
-    """Statuses, the best and the baseline trial, and the best trials' weights as artifacts of their runs."""
+def summarize(
+    grid, tracker: MlflowTracker, cfg: SearchConfig, storage: str, started: float, final_phase: FinalPhase | None = None
+) -> SearchSummary:
+    """Statuses, the best and the baseline trial, the final phase, the best trials' weights as artifacts of their
+    runs and the winner's in the Model Registry."""
     tracker.drain(timeout_s=30)  # the trials' run ids, for the tags and artifacts below
     rows = outcomes(grid)
     summary = SearchSummary(
@@ -54,19 +59,40 @@ def summarize(grid, tracker: MlflowTracker, cfg: SearchConfig, storage: str, sta
     )
     order = ranking.ranked(rows)
     if order:
-        _describe_best(summary, order[0], tracker, cfg)
+        _describe_best(summary, order[0], tracker)
     _describe_baseline(summary, rows, tracker, cfg, storage)
     for row in [r for r in order if r[M.STATUS] == COMPLETED][: cfg.search.log_checkpoints]:
         log_weights(tracker, row[TRIAL_ID], row["result"])
-    version = register_best(tracker, summary, cfg.name)
-    if version is not None:
-        summary.registered_model, summary.registered_version = cfg.name, version
+    champion = (final_phase.champion() if final_phase else None) or (order[0]["result"] if order else None)
+    if final_phase is not None:
+        from search.driver import final_split
+
+        summary.final, summary.final_split = final_phase.result.to_dict(), final_split(cfg)
+        winner = next((r for r in rows if r[TRIAL_ID] == final_phase.result.winner), None)
+        _recommend(summary, winner["result"].config if winner else None, cfg)
+    else:
+        _recommend(summary, summary.best_config, cfg)
+    if champion is not None:
+        _register(summary, tracker, champion, cfg.name, logged=final_phase is None)
     return summary
 
 
-def _describe_best(summary: SearchSummary, best: dict[str, Any], tracker: MlflowTracker, cfg: SearchConfig) -> None:
-    import yaml
+def _register(summary: SearchSummary, tracker: MlflowTracker, champion, name: str, logged: bool) -> None:
+    """The winner's weights in the Model Registry: a final run's (``logged`` False: logged here first), else the
+    search's best trial's."""
+    trial_id = champion.metrics[TRIAL_ID]
+    if not logged:
+        tracker.drain(timeout_s=30)
+        log_weights(tracker, trial_id, champion)
+    tags = {TRIAL_ID_TAG: str(trial_id), M.VAL_ACC: f"{champion.metrics.get(M.VAL_ACC, float('nan')):.6f}"}
+    if M.TEST_ACC in champion.metrics:
+        tags[M.TEST_ACC] = f"{champion.metrics[M.TEST_ACC]:.6f}"
+    version = register_best(tracker, tracker.run_id(trial_id), tags, name)
+    if version is not None:
+        summary.registered_model, summary.registered_version = name, version
 
+
+def _describe_best(summary: SearchSummary, best: dict[str, Any], tracker: MlflowTracker) -> None:
     result = best["result"]
     summary.best_trial_id, summary.best_status = best[TRIAL_ID], best[M.STATUS]
     summary.best_val_acc, summary.best_params, summary.best_macs = (
@@ -76,9 +102,15 @@ def _describe_best(summary: SearchSummary, best: dict[str, Any], tracker: Mlflow
     )
     summary.best_config, summary.best_path = result.config, result.path
     summary.best_run_id = tracker.run_id(best[TRIAL_ID])
-    if cfg.local_experiment_dir:
+
+
+def _recommend(summary: SearchSummary, config: dict[str, Any] | None, cfg: SearchConfig) -> None:
+    """best_config.yaml: the configuration to retrain, the final phase's winner (else the search's best)."""
+    import yaml
+
+    if config is not None and cfg.local_experiment_dir:
         path = cfg.local_experiment_dir / BEST_CONFIG
-        path.write_text(yaml.safe_dump(result.config, sort_keys=False))
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
         summary.best_config_file = str(path)
 
 
@@ -93,14 +125,6 @@ def _describe_baseline(
         summary.baseline_trial_id, summary.baseline_status = baseline, row[M.STATUS]
         summary.baseline_val_acc = row.get(M.BEST_VAL_ACC)
         tracker.set_tags(baseline, {BASELINE_TAG: "true"})
-
-
-def add_final(summary: SearchSummary, result: FinalResult | None, cfg: SearchConfig) -> None:
-    """The final phase's numbers in the summary, and the split they are from."""
-    if result is not None:
-        from search.driver import final_split
-
-        summary.final, summary.final_split = result.to_dict(), final_split(cfg)
 
 
 def log_weights(tracker: MlflowTracker, trial_id: str, result) -> None:
@@ -166,7 +190,7 @@ def summary_lines(
     lines = ["", f"search {cfg.name!r} done in {summary.wall_time_s:.0f} s: {counts}"]
     final = summary.final_result
     if final is not None:
-        lines += final_lines(final, summary.final_split, cfg)
+        lines += final_lines(summary, final, cfg)
     if summary.best_trial_id is not None:
         lines += best_lines(summary, labelled=final is not None)
     else:
@@ -184,9 +208,9 @@ def summary_lines(
     return lines
 
 
-def final_lines(final: FinalResult, split: str | None, cfg: SearchConfig) -> list[str]:
+def final_lines(summary: SearchSummary, final: FinalResult, cfg: SearchConfig) -> list[str]:
     """The final phase first: it is the number to trust (the search's own val numbers are what it selected on)."""
-    f = cfg.search.final
+    f, split = cfg.search.final, summary.final_split
     lines = [f"final phase ({split} split; trained from scratch, {f.seeds} seeds per configuration; mean ± std, "
              "95% interval):"]  # fmt: skip
     for c in final.candidates:
@@ -199,7 +223,7 @@ def final_lines(final: FinalResult, split: str | None, cfg: SearchConfig) -> lis
         interval = f" (95% interval {100 * g.low:+.2f} to {100 * g.high:+.2f})" if g.low is not None else ""
         lines.append(f"  gain over the baseline: {100 * g.mean:+.2f} points{interval}")
     lines.append(f"  {final.verdict()}")
-    return lines
+    return lines + winner_lines(summary, "the winner")
 
 
 def _estimate(e) -> str:
@@ -214,10 +238,8 @@ def best_lines(summary: SearchSummary, labelled: bool = False) -> list[str]:
         f"best trial {summary.best_trial_id} ({summary.best_status}): val_acc {summary.best_val_acc:.4f}, "
         f"{(summary.best_params or 0) / 1e6:.2f}M parameters, {(summary.best_macs or 0) / 1e6:.1f} MMACs",
     ]
-    if summary.best_config_file:
-        lines.append(f"  retrain it: python -m trainables.train --config {summary.best_config_file}")
-    if summary.registered_version:
-        lines.append(f"  registered: {champion_uri(summary.registered_model)} (version {summary.registered_version})")
+    if not labelled:
+        lines += winner_lines(summary, "it")
     if summary.baseline_val_acc is not None:
         line = (
             f"baseline trial {summary.baseline_trial_id} (the base config's values, {summary.baseline_status}): "
@@ -228,6 +250,16 @@ def best_lines(summary: SearchSummary, labelled: bool = False) -> list[str]:
         else:  # a truncated run's number is no base to measure a gain from
             line += " at the epoch it was stopped: no gain to measure against"
         lines.append(line)
+    return lines
+
+
+def winner_lines(summary: SearchSummary, what: str) -> list[str]:
+    """How to retrain the recommended configuration, and where its registered weights are."""
+    lines = []
+    if summary.best_config_file:
+        lines.append(f"  retrain {what}: python -m trainables.train --config {summary.best_config_file}")
+    if summary.registered_version:
+        lines.append(f"  registered: {champion_uri(summary.registered_model)} (version {summary.registered_version})")
     return lines
 
 

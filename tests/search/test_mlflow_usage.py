@@ -14,15 +14,22 @@ from mlflow.tracking import MlflowClient
 
 import t2t
 from contract import metrics as M
+from contract.files import SEARCH_SUMMARY
+from contract.status import COMPLETED
 from contract.summary import GAIN
 from contract.tracking import (
     CHAMPION_ALIAS,
     DATASET_CONTEXT_TAG,
     EXPERIMENT_KIND_TAG,
     EXPERIMENT_KIND_TRAINING,
+    FINAL_SOURCE_TAG,
     MODEL_CONFIG_FILE,
     MODEL_WEIGHTS_FILE,
+    ROLE_FINAL,
+    ROLE_TAG,
+    ROLE_TRIAL,
     SYSTEM_METRICS_PREFIX,
+    TEST_SPLIT,
     TRAIN_SPLIT,
     UI_TRAINING_VIEW,
     VAL_SPLIT,
@@ -39,11 +46,11 @@ def _client(folder: Path) -> tuple[MlflowClient, str]:
     return MlflowClient(uri), uri
 
 
-def _children(client: MlflowClient, experiment_id: str):
+def _children(client: MlflowClient, experiment_id: str, role: str = ROLE_TRIAL):
+    """The child runs of ``role`` (the search's trials, or the final phase's runs), and the parent runs."""
     runs = client.search_runs([experiment_id])
-    return [r for r in runs if "mlflow.parentRunId" in r.data.tags], [
-        r for r in runs if "mlflow.parentRunId" not in r.data.tags
-    ]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags and r.data.tags[ROLE_TAG] == role]
+    return children, [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
 
 
 def test_experiment_kind_data_sets_and_system_metrics(smoke_search):
@@ -53,38 +60,43 @@ def test_experiment_kind_data_sets_and_system_metrics(smoke_search):
     page = f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs?{UI_TRAINING_VIEW}"
     assert page in (smoke_search / "search.log").read_text()  # the address that opens the UI on the runs
     children, _ = _children(client, exp.experiment_id)
-    assert len(children) == 3
-    for child in children:
+    finals, _ = _children(client, exp.experiment_id, ROLE_FINAL)
+    assert len(children) == 3 and finals
+    for child in children + finals:  # a search trial never records the test split; a final run does
         inputs = {
             i.tags[0].value: i.dataset for i in child.inputs.dataset_inputs if i.tags[0].key == DATASET_CONTEXT_TAG
         }
-        assert set(inputs) == {TRAIN_SPLIT, VAL_SPLIT}
+        splits = {TRAIN_SPLIT, VAL_SPLIT} | ({TEST_SPLIT} if child in finals else set())
+        assert set(inputs) == splits
         rows = {split: json.loads(d.profile)["num_rows"] for split, d in inputs.items()}
-        assert rows[TRAIN_SPLIT] + rows[VAL_SPLIT] == DIGITS and rows[VAL_SPLIT] > 0
+        assert min(rows.values()) > 0 and (sum(rows.values()) == DIGITS) == (child in finals)
         assert {d.name for d in inputs.values()} == {"digits"}
-        assert inputs[TRAIN_SPLIT].digest != inputs[VAL_SPLIT].digest
+        assert len({d.digest for d in inputs.values()}) == len(splits)
         system = {k for k in child.data.metrics if k.startswith(SYSTEM_METRICS_PREFIX)}
         assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= system, system
 
 
 def test_the_winner_is_registered_and_evaluates_to_its_accuracy(smoke_search, tmp_path, monkeypatch):
+    """The champion is the final phase's winner's best run (by val): downloaded by its alias, its weights score that
+    run's last val_acc on val and its test_acc on test."""
     client, uri = _client(smoke_search)
     version = client.get_model_version_by_alias("smoke", CHAMPION_ALIAS)
     exp = client.get_experiment_by_name("smoke")
     _, parents = _children(client, exp.experiment_id)
-    parent = parents[0]
-    assert version.run_id == parent.data.tags["best_run_id"]
+    parent, run = parents[0], client.get_run(version.run_id)
+    assert run.data.tags[ROLE_TAG] == ROLE_FINAL and run.data.tags[FINAL_SOURCE_TAG] == parent.data.tags["final.winner"]
     assert parent.data.tags["registered_version"] == str(version.version)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # as a user would: the registry is the tracking store's
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/smoke@{CHAMPION_ALIAS}", dst_path=str(tmp_path)))
     cfg = TrainConfig.from_dict(json.loads((folder / MODEL_CONFIG_FILE).read_text()))
-    trainer = Trainer(cfg, torch.device("cpu"))  # the same data split (seeded) and an untrained model
+    trainer = Trainer(cfg, torch.device("cpu"))  # the same data split (data.split_seed) and an untrained model
     report = t2t.load_pretrained(trainer.model, folder / MODEL_WEIGHTS_FILE)
     assert not report.missing and not report.unexpected and not report.skipped
-    acc = evaluate(trainer.model, trainer.data.val, False, trainer.data.num_classes)[M.VAL_ACC]
-    best = client.get_run(version.run_id).data.metrics[M.BEST_VAL_ACC]
-    assert acc == pytest.approx(best, abs=1e-9)
-    assert acc == pytest.approx(parent.data.metrics[M.BEST_VAL_ACC], abs=1e-9)
+    classes = trainer.data.num_classes
+    val = evaluate(trainer.model, trainer.data.val, False, classes)[M.VAL_ACC]
+    test = evaluate(trainer.model, trainer.data.test, False, classes, TEST_SPLIT)[M.TEST_ACC]
+    assert val == pytest.approx(run.data.metrics[M.VAL_ACC], abs=1e-9)  # the latest: its last epoch's
+    assert test == pytest.approx(run.data.metrics[M.TEST_ACC], abs=1e-9)
 
 
 def test_the_parent_run_carries_the_leaderboard(smoke_search):
@@ -94,5 +106,12 @@ def test_the_parent_run_carries_the_leaderboard(smoke_search):
     metrics = parents[0].data.metrics
     best = client.get_run(parents[0].data.tags["best_run_id"]).data.metrics
     assert metrics[M.PARAMS] == best[M.PARAMS] and metrics[M.MACS] == best[M.MACS]
-    assert metrics[GAIN] == pytest.approx(metrics[M.BEST_VAL_ACC] - metrics["baseline_val_acc"])
+    summary = json.loads((smoke_search / "ray_results" / "smoke" / SEARCH_SUMMARY).read_text())
+    if summary["baseline_status"] == COMPLETED:  # a pruned baseline's number is truncated: no gain from it
+        assert metrics[GAIN] == pytest.approx(metrics[M.BEST_VAL_ACC] - metrics["baseline_val_acc"])
+    else:
+        assert GAIN not in metrics
+    winner = next(c for c in summary["final"]["candidates"] if c["source"] == summary["final"]["winner"])
+    assert metrics["final_test_acc_mean"] == pytest.approx(winner["test"]["mean"])
+    assert parents[0].data.tags["final.verdict"]
     assert metrics["wall_time_s"] > 0
