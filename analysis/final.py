@@ -35,6 +35,12 @@ def result(exp: Experiment) -> FinalResult | None:
     return None if exp.final.empty else summarize(rows(exp))
 
 
+def winner(exp: Experiment) -> str | None:
+    """The final phase's winner (a search trial id), the configuration to recommend; None without a final phase."""
+    res = result(exp)
+    return res.winner if res is not None else None
+
+
 def counted(exp: Experiment) -> pd.DataFrame:
     """The final runs that ``summarize`` counts: completed, with a test number."""
     done = pd.DataFrame(rows(exp), columns=exp.final.columns)

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import yaml
 from matplotlib.figure import Figure
 
+from analysis import final as F
 from analysis import summarize as S
 from analysis.load import Experiment
 from analysis.sections import Section, build_sections
@@ -25,7 +26,7 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
     where a trial is recommended (none when every trial diverged or failed)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    config = S.best_config(exp)
+    config = S.best_config(exp, F.winner(exp))
     if config is not None:
         written.append(_write(out / BEST_CONFIG, yaml.safe_dump(config, sort_keys=False)))
     sections = build_sections(exp)

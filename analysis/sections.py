@@ -102,7 +102,7 @@ def overview(exp: Experiment) -> Section:
 
 
 def best_configuration(exp: Experiment) -> Section:
-    best, config = S.best_trial(exp), S.best_config(exp)
+    best, config = S.best_trial(exp), S.best_config(exp, F.winner(exp))
     if best is None or config is None:
         return Section(
             "Best configuration",
@@ -112,12 +112,15 @@ def best_configuration(exp: Experiment) -> Section:
     text = (
         f"The search's best trial, {best['trial_id']} ({best[M.STATUS]}): best val_acc {best[M.BEST_VAL_ACC]:.4f} "
         f"({SEARCH_TIME}), {best[M.PARAMS] / 1e6:.2f}M parameters, {best[M.MACS] / 1e6:.1f} MMACs per image. Retrain "
-        f"it with `python -m trainables.train --config {BEST_CONFIG}` (the file is beside this report). "
-        + _baseline_line(best, S.baseline_trial(exp))
+        f"the recommended configuration with `python -m trainables.train --config {BEST_CONFIG}` (the file is "
+        "beside this report). " + _baseline_line(best, S.baseline_trial(exp))
     )
     res = F.result(exp)
     if res is not None and res.winner is not None and res.winner != best["trial_id"]:
-        text += f" The final evaluation's winner is another candidate, trial {res.winner} (see Final evaluation)."
+        text += (
+            f" The final evaluation's winner is another candidate, trial {res.winner} (see Final evaluation): "
+            f"{BEST_CONFIG} and the configuration below are its."
+        )
     return Section("Best configuration", text.strip(), code=yaml.safe_dump(config, sort_keys=False))
 
 

@@ -78,10 +78,11 @@ def search_gain(best: pd.Series, baseline: pd.Series | None) -> float | None:
     return float(best[M.BEST_VAL_ACC] - baseline[M.BEST_VAL_ACC])
 
 
-def best_config(exp: Experiment) -> dict[str, Any] | None:
-    """The recommended trial's configuration as nested sections (base config + its sampled values); None when
-    there is no trial to recommend."""
-    row = best_trial(exp)
+def best_config(exp: Experiment, trial_id: str | None = None) -> dict[str, Any] | None:
+    """A trial's configuration as nested sections (base config + its sampled values): trial ``trial_id``'s (the
+    final phase's winner), else the search's best trial's; None when there is no trial to recommend."""
+    chosen = exp.trials[exp.trials["trial_id"] == trial_id] if trial_id is not None else None
+    row = chosen.iloc[0] if chosen is not None and len(chosen) else best_trial(exp)
     if row is None:
         return None
     nested: dict[str, Any] = {}

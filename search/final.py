@@ -42,9 +42,12 @@ class Retrain:
 
 
 def candidates(rows: list[dict[str, Any]], baseline_id: str | None, top_k: int) -> list[Retrain]:
-    """The ``top_k`` best completed trials (``contract.ranking``) and the baseline, each once. A pruned baseline
-    is retrained too (full length here): it is what the search is measured against."""
+    """The ``top_k`` best completed trials (``contract.ranking``) and the baseline, each once; none when no trial
+    completed (nothing is recommended). A pruned baseline is retrained too (full length here): it is what the search
+    is measured against."""
     best = [r for r in ranking.ranked(rows) if r[M.STATUS] == COMPLETED][:top_k]
+    if not best:
+        return []
     chosen = [Retrain(r[TRIAL_ID], r["result"].config, r[TRIAL_ID] == baseline_id) for r in best]
     baseline = next((r for r in rows if r[TRIAL_ID] == baseline_id and r[M.STATUS] in (COMPLETED, PRUNED)), None)
     if baseline is not None and not any(c.baseline for c in chosen):

@@ -168,3 +168,11 @@ def test_a_gain_line_only_over_a_completed_baseline():
 def test_without_a_final_phase_one_line_says_so():
     section = final_evaluation(hand_made())
     assert not section.tables and "No final evaluation ran" in section.text and "optimistic" in section.text
+
+
+def test_the_configuration_to_retrain_is_the_final_winners(store):
+    from analysis.summarize import best_config
+
+    exp = from_mlflow("searched", store)
+    assert best_config(exp, "s2")["model"]["depth"] == 3  # a named trial's, e.g. a winner the search ranked 2nd
+    assert best_config(exp)["model"]["depth"] == 4  # without one, the search's best trial's (s1)

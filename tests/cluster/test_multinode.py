@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 
 def _search_args(name: str, cluster: Cluster, *sets: str) -> list[str]:
     args = ["--smoke-test", "--name", name, "--storage-path", str(cluster.storage)]
-    for item in ("search.scheduler=none", "base.data.batch_size=32", *sets):  # every trial runs every epoch
+    # every trial runs every epoch; the final phase (the same Tune machinery, tests/search/test_final.py) is off
+    for item in ("search.scheduler=none", "base.data.batch_size=32", "search.final.enabled=false", *sets):
         args += ["--set", item]
     return args
 

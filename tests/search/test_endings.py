@@ -20,7 +20,10 @@ from tests.processes import free_port, kill_session, mlflow_server, wait_for
 from tests.search.stores import RESUMABLE, assert_agree, epochs, finish, runs, search
 
 pytestmark = pytest.mark.slow
-SMALL = ["--smoke-test", "--set", "search.scheduler=none", "--set", "base.data.batch_size=32"]
+# Every trial runs every epoch. No final phase unless a test asks: the endings of the search are what is tested
+# here, and the final phase's own ending (a killed driver, --resume) is in tests/search/test_final.py.
+SMALL = ["--smoke-test", "--set", "search.scheduler=none", "--set", "base.data.batch_size=32", "--set",
+         "search.final.enabled=false"]  # fmt: skip
 
 
 def _results(folder: Path, name: str) -> int:
@@ -42,9 +45,11 @@ def test_a_completed_search_agrees(smoke_search):
 
 def test_the_time_budget_ends_a_finished_search(tmp_path):
     args = [*SMALL, "--name", "budget", "--set", "base.train.epochs=200", "--set", "search.time_budget_s=45",
-            "--set", "search.num_trials=4", "--set", "search.max_concurrent=2"]  # fmt: skip
+            "--set", "search.num_trials=4", "--set", "search.max_concurrent=2",
+            "--set", "search.final.enabled=true"]  # fmt: skip
     assert finish(search(tmp_path, *args)) == 0, _log(tmp_path)[-3000:]
     assert "time budget (45 s) ran out" in _log(tmp_path)
+    assert "no trial completed: no final phase" in _log(tmp_path)  # nothing to retrain 200 epochs for
     story = assert_agree(tmp_path, "budget")
     assert PRUNED in story.values() and RESUMABLE not in story.values()
     client, parents, children = runs(f"sqlite:///{tmp_path}/mlflow.db", "budget")

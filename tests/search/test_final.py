@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import optuna
+import yaml
 
 from contract import final
 from contract import metrics as M
-from contract.files import FINAL_EXPERIMENT, SEARCH_SUMMARY
+from contract.files import BEST_CONFIG, FINAL_EXPERIMENT, SEARCH_SUMMARY
 from contract.status import COMPLETED
 from contract.tracking import BASELINE_TAG, FINAL_SEED_TAG, FINAL_SOURCE_TAG, ROLE_FINAL
 from search.searcher import RAY_TRIAL_ID
@@ -59,6 +60,9 @@ def test_the_final_phase_retrains_the_best_and_the_baseline_on_test(smoke_search
     assert final.FinalResult.from_dict(summary["final"]) == expected and summary["final_split"] == "test"
     metrics = parents[0].data.metrics
     assert metrics["final_test_acc_mean"] == expected.candidate(expected.winner).test.mean
+    experiment = folder / "ray_results" / "smoke"
+    winner_config = json.loads((experiment / f"trial_{expected.winner}" / "params.json").read_text())
+    assert yaml.safe_load((experiment / BEST_CONFIG).read_text()) == winner_config  # the one to retrain
     log = (folder / "search.log").read_text()
     assert "final phase (test split" in log and expected.verdict() in log
     assert log.index("final phase (test split") < log.index("search-time numbers (val")
