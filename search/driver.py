@@ -1,5 +1,6 @@
-"""The search driver: start or join Ray, open the search's parent run, build the Tuner, run it, and end it the way
-it ended (see the README's table of endings).
+"""The search driver: start or join Ray, open the search's parent run, build the Tuner, run it, run the final phase
+(``search.final``: a second Tuner), and end it the way it ended (see the README's table of endings). Either phase
+ends the same way on a signal, an error or a full disk, and ``--resume`` continues whichever was unfinished.
 
 Exit codes: 0 the search finished (also when its time budget ran out), 1 no trial finished without diverging or
 failing, 2 bad input, 3 an error stopped the search (resumable), 130 Ctrl-C, 143 SIGTERM.

@@ -1,13 +1,14 @@
 """``python -m search.run``: a hyperparameter search of T2T-ViT.
 
-    python -m search.run                                  # the embedded default: digits, local Ray, ~3 min on 2 CPUs
-    python -m search.run --smoke-test                     # 3 tiny trials: every part of the path in seconds
+    python -m search.run                                  # the embedded default: digits, local Ray, ~4 min on 2 CPUs
+    python -m search.run --smoke-test                     # 3 tiny trials and a tiny final phase: ~1 min
     python -m search.run --config configs/cifar10.yaml --address auto --storage-path s3://bucket/t2t
     python -m search.run --name my-search --resume        # continue an interrupted search
 
 Ray Tune schedules the trials (ASHA stops hopeless ones), Optuna proposes them (TPE), and every trial is an MLflow
-run nested under the search's parent run (``mlflow ui`` shows them). Bad input exits 2 with one line, before Ray
-or MLflow start and without writing anything.
+run nested under the search's parent run (``mlflow ui`` shows them). Then the final phase retrains the best
+configuration and the baseline with several seeds and measures them once on the held-out test split: the numbers
+the summary leads with. Bad input exits 2 with one line, before Ray or MLflow start and without writing anything.
 """
 
 from __future__ import annotations
