@@ -104,7 +104,7 @@ def cifar_epoch(device: torch.device, smoke: bool) -> dict | None:
     cfg = TrainConfig.from_dict({
         "model": {"name": "t2t_vit_mini" if smoke else "t2t_vit_7_cifar"},
         "data": {"name": "synthetic", "synthetic_samples": samples, "img_size": 32, "batch_size": 128,
-                 "val_fraction": 0.1},
+                 "val_fraction": 0.05, "test_fraction": 0.05},
         "train": {"epochs": 2, "device": device.type},
     })  # fmt: skip
     trainer = Trainer(cfg, device)

@@ -23,7 +23,7 @@ def test_gpu_benchmark_smoke_runs_every_part_on_the_cpu(tmp_path):
         assert "error" not in row, row
         assert row["images_s"] > 0 and row["mfu"] > 0 and row["tflops"] > 0
     epoch = result["cifar_epoch"]
-    assert epoch["data_on"] == "cpu" and 200 < epoch["train_images"] < 256 and epoch["epoch_s"] > 0  # 10% held out
+    assert epoch["data_on"] == "cpu" and 200 < epoch["train_images"] < 256 and epoch["epoch_s"] > 0  # 10%: val, test
 
 
 def test_gpu_benchmark_without_a_gpu_says_so_in_one_line():

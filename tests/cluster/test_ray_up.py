@@ -10,7 +10,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from contract.status import COMPLETED
-from contract.tracking import NODE_IP_TAG
+from contract.tracking import FINAL_SOURCE_TAG, NODE_IP_TAG, ROLE_FINAL, ROLE_TAG, ROLE_TRIAL
 from tests.cluster.netns import HEAD_IP, ROOT, WORKER_IP, Cluster
 
 pytestmark = pytest.mark.slow
@@ -54,9 +54,12 @@ def test_ray_up_the_local_cluster_yaml_then_search_through_ray_exec(cluster):
     # The head's MLflow server (basic auth, loopback) got every run; every trial ran on the worker host.
     client = MlflowClient(f"sqlite:///{head_home}/mlflow/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("up").experiment_id])
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(runs) == 4 and len(children) == 3 and all(r.info.status == "FINISHED" for r in runs)
-    assert {c.data.tags[NODE_IP_TAG] for c in children} == {WORKER_IP}  # the head takes no trials
+    children = [r for r in runs if r.data.tags.get(ROLE_TAG) == ROLE_TRIAL]
+    finals = [r for r in runs if r.data.tags.get(ROLE_TAG) == ROLE_FINAL]  # the final phase, on the cluster too
+    sources = {r.data.tags[FINAL_SOURCE_TAG] for r in finals}
+    assert len(children) == 3 and sources and len(finals) == 2 * len(sources)  # --smoke-test: 2 seeds each
+    assert len(runs) == 1 + len(children) + len(finals) and all(r.info.status == "FINISHED" for r in runs)
+    assert {c.data.tags[NODE_IP_TAG] for c in children + finals} == {WORKER_IP}  # the head takes no trials
     summary = json.loads((cluster.storage / "up" / "search_summary.json").read_text())
     assert summary[f"trials_{COMPLETED}"] == 3  # T2T_STORAGE_PATH from the env file: the shared storage
 
