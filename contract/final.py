@@ -99,8 +99,9 @@ class FinalResult:
     def candidate(self, source: str | None) -> Candidate | None:
         return next((c for c in self.candidates if c.source == source), None)
 
-    def verdict(self) -> str:
-        """One sentence on winner against baseline, for the printed summary and the report."""
+    def verdict(self, split: str = "test") -> str:
+        """One sentence on winner against baseline, for the printed summary and the report; ``split``: what the
+        final runs were measured on (val for an image folder without a test split)."""
         if self.winner is None:
             return "no candidate finished its final runs"
         if self.baseline is None:
@@ -111,8 +112,8 @@ class FinalResult:
             return "too few final runs to tell the winner from the baseline (2 seeds each at least)"
         if self.gain.distinguishable:
             better = "better" if self.gain.mean > 0 else "worse"
-            return f"the winner is {better} than the baseline on test (the gain's 95% interval excludes 0)"
-        return "the winner cannot be told apart from the baseline on test (the gain's 95% interval includes 0)"
+            return f"the winner is {better} than the baseline on {split} (the gain's 95% interval excludes 0)"
+        return f"the winner cannot be told apart from the baseline on {split} (the gain's 95% interval includes 0)"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -79,7 +79,7 @@ class SearchSummary:
         tags = {k: str(getattr(self, k)) for k in keys if getattr(self, k) is not None}
         final = self.final_result
         if final is not None:
-            tags |= {"final.split": str(self.final_split), "final.verdict": final.verdict()}
+            tags |= {"final.split": str(self.final_split), "final.verdict": final.verdict(str(self.final_split))}
             tags |= {"final.winner": final.winner} if final.winner else {}
         return tags
 

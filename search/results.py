@@ -222,7 +222,7 @@ def final_lines(summary: SearchSummary, final: FinalResult, cfg: SearchConfig) -
         g = final.gain
         interval = f" (95% interval {100 * g.low:+.2f} to {100 * g.high:+.2f})" if g.low is not None else ""
         lines.append(f"  gain over the baseline: {100 * g.mean:+.2f} points{interval}")
-    lines.append(f"  {final.verdict()}")
+    lines.append(f"  {final.verdict(split)}")
     return lines + winner_lines(summary, "the winner")
 
 
