@@ -275,7 +275,10 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
     parent_id = open_parent(cfg, tracker, storage)
     log.info("search %r (id %s): %d trials, results in %s, MLflow parent run %s",
              cfg.name, identity.search_id, cfg.search.num_trials, redact(cfg.experiment_path), parent_id)  # fmt: skip
-    grid = fit(cfg, tracker, stop, lambda: build_tuner(cfg, resume, tracker, storage))
+    if resume and final_started(cfg):  # the search phase had ended: its results as they were, not run again
+        grid = build_tuner(cfg, resume, tracker, storage).get_results()
+    else:
+        grid = fit(cfg, tracker, stop, lambda: build_tuner(cfg, resume, tracker, storage))
     if isinstance(grid, int):
         return grid
     reason = None
@@ -336,6 +339,16 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
     if tracker.open_trials():
         return unfinished(cfg, tracker)
     return final.FinalPhase(summarize(final.result_rows(done)), done)
+
+
+def final_started(cfg: SearchConfig) -> bool:
+    """The final phase's Tune experiment exists: the search phase before it had ended (also by its time budget,
+    whose stopped trials must stay stopped)."""
+    from ray import tune
+
+    from search.final import final_path
+
+    return tune.Tuner.can_restore(final_path(cfg))
 
 
 def final_split(cfg: SearchConfig) -> str:

@@ -63,17 +63,18 @@ def summarize(
     _describe_baseline(summary, rows, tracker, cfg, storage)
     for row in [r for r in order if r[M.STATUS] == COMPLETED][: cfg.search.log_checkpoints]:
         log_weights(tracker, row[TRIAL_ID], row["result"])
-    champion = (final_phase.champion() if final_phase else None) or (order[0]["result"] if order else None)
+    final_phase_champion = final_phase.champion() if final_phase else None
+    champion = final_phase_champion or (order[0]["result"] if order else None)
     if final_phase is not None:
         from search.driver import final_split
 
         summary.final, summary.final_split = final_phase.result.to_dict(), final_split(cfg)
         winner = next((r for r in rows if r[TRIAL_ID] == final_phase.result.winner), None)
-        _recommend(summary, winner["result"].config if winner else None, cfg)
+        _recommend(summary, winner["result"].config if winner else summary.best_config, cfg)
     else:
         _recommend(summary, summary.best_config, cfg)
-    if champion is not None:
-        _register(summary, tracker, champion, cfg.name, logged=final_phase is None)
+    if champion is not None:  # a final run's weights are logged here; the search's best trial's were above
+        _register(summary, tracker, champion, cfg.name, logged=champion is not final_phase_champion)
     return summary
 
 
