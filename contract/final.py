@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from contract.metrics import TEST_ACC, VAL_ACC
+from contract.metrics import STATUS, TEST_ACC, VAL_ACC
 from contract.status import COMPLETED
 
 SOURCE, SEED, BASELINE = "source", "seed", "baseline"  # a row's keys besides status, val_acc and test_acc
@@ -143,8 +143,6 @@ class FinalResult:
 def summarize(rows: Iterable[Mapping[str, Any]]) -> FinalResult:
     """The final phase from one row per run: ``source``, ``seed``, ``baseline``, ``status``, ``val_acc`` (last
     epoch) and ``test_acc``. Only completed runs with a test number count."""
-    from contract.metrics import STATUS
-
     done = [r for r in rows if r.get(STATUS) == COMPLETED and r.get(TEST_ACC) is not None]
     sources = list(dict.fromkeys(r[SOURCE] for r in done))  # in the order the runs came
     groups = {s: sorted((r for r in done if r[SOURCE] == s), key=lambda r: r[SEED]) for s in sources}

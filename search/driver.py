@@ -263,7 +263,7 @@ def cluster_problem(cfg: SearchConfig, address: str | None) -> str | None:
 
 
 def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float) -> int:
-    from search import results
+    from search import final, results
 
     problem = cluster_problem(cfg, address)
     if problem:
@@ -275,7 +275,7 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
     parent_id = open_parent(cfg, tracker, storage)
     log.info("search %r (id %s): %d trials, results in %s, MLflow parent run %s",
              cfg.name, identity.search_id, cfg.search.num_trials, redact(cfg.experiment_path), parent_id)  # fmt: skip
-    if resume and final_started(cfg):  # the search phase had ended: its results as they were, not run again
+    if resume and final.started(cfg):  # the search phase had ended: its results as they were, not run again
         grid = build_tuner(cfg, resume, tracker, storage).get_results()
     else:
         grid = fit(cfg, tracker, stop, lambda: build_tuner(cfg, resume, tracker, storage))
@@ -331,7 +331,7 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
         return None
     runs = final.entries(retrains, f.seeds)
     log.info("final phase: %d configuration(s) x %d seeds retrained from scratch and measured on %s (%d runs)",
-             len(retrains), f.seeds, final_split(cfg), len(runs))  # fmt: skip
+             len(retrains), f.seeds, final.split(cfg), len(runs))  # fmt: skip
     train = trial_function(tracker)
     done = fit(cfg, tracker, stop, lambda: final.build_final_tuner(cfg, tracker, train, runs))
     if isinstance(done, int):
@@ -339,24 +339,6 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
     if tracker.open_trials():
         return unfinished(cfg, tracker)
     return final.FinalPhase(summarize(final.result_rows(done)), done)
-
-
-def final_started(cfg: SearchConfig) -> bool:
-    """The final phase's Tune experiment exists: the search phase before it had ended (also by its time budget,
-    whose stopped trials must stay stopped)."""
-    from ray import tune
-
-    from search.final import final_path
-
-    return tune.Tuner.can_restore(final_path(cfg))
-
-
-def final_split(cfg: SearchConfig) -> str:
-    """The split the final phase measures: test, or val for an image folder without test/ (said plainly)."""
-    from contract.tracking import TEST_SPLIT, VAL_SPLIT
-    from trainables.data import has_test_split
-
-    return TEST_SPLIT if has_test_split(cfg.base.data) else VAL_SPLIT
 
 
 def identify(cfg: SearchConfig, resume: bool) -> SearchIdentity:

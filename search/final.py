@@ -106,6 +106,20 @@ def final_path(cfg: SearchConfig) -> str:
     return f"{cfg.experiment_path.rstrip('/')}/{FINAL_EXPERIMENT}"
 
 
+def started(cfg: SearchConfig) -> bool:
+    """The final phase's Tune experiment exists: the search phase before it had ended (also by its time budget,
+    whose stopped trials must stay stopped)."""
+    return tune.Tuner.can_restore(final_path(cfg))
+
+
+def split(cfg: SearchConfig) -> str:
+    """The split the final phase measures: test, or val for an image folder without test/ (said plainly)."""
+    from contract.tracking import TEST_SPLIT, VAL_SPLIT
+    from trainables.data import has_test_split
+
+    return TEST_SPLIT if has_test_split(cfg.base.data) else VAL_SPLIT
+
+
 def build_final_tuner(cfg: SearchConfig, tracker: MlflowTracker, train: Callable, runs: list[dict[str, Any]]):
     """The final phase's Tuner: restored where an earlier driver started it (the grid is the same: the search's
     results decide it), else new."""

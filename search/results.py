@@ -29,6 +29,7 @@ from contract.tracking import (
 )
 from search.config import SearchConfig
 from search.final import FinalPhase
+from search.final import split as final_split
 from search.registry import champion_uri, register_best
 from search.tracker import MlflowTracker
 from search.writes import PARENT
@@ -66,8 +67,6 @@ def summarize(
     final_phase_champion = final_phase.champion() if final_phase else None
     champion = final_phase_champion or (order[0]["result"] if order else None)
     if final_phase is not None:
-        from search.driver import final_split
-
         summary.final, summary.final_split = final_phase.result.to_dict(), final_split(cfg)
         winner = next((r for r in rows if r[TRIAL_ID] == final_phase.result.winner), None)
         _recommend(summary, winner["result"].config if winner else summary.best_config, cfg)
