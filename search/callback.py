@@ -37,12 +37,13 @@ class MlflowCallback(Callback):
         self.tracker.trial_started(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self.tracker.epoch(trial.trial_id, result)
         node = result.get(NODE_IP)
         nodes = self._nodes.setdefault(trial.trial_id, [])
+        tags = {}
         if node and (not nodes or nodes[-1] != node):  # where the trial ran: a moved trial lists both nodes
             nodes.append(node)
-            self.tracker.set_tags(trial.trial_id, {NODE_IP_TAG: node, NODE_IPS_TAG: ",".join(nodes)})
+            tags = {NODE_IP_TAG: node, NODE_IPS_TAG: ",".join(nodes)}
+        self.tracker.epoch(trial.trial_id, result, tags)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+import search.resume
 from contract import metrics as M
 from contract.files import PENDING_WRITES, STUDY_DB
 from contract.flat import flatten
@@ -36,6 +37,9 @@ from search.writes import PARENT
 log = logging.getLogger(__name__)
 
 ERROR_EXIT = 3
+# How often Tune snapshots the search phase (search.resume); a TUNE_GLOBAL_CHECKPOINT_S the user set wins.
+SEARCH_SNAPSHOT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", search.resume.SNAPSHOT_S)
+FINAL_SNAPSHOT_S = search.resume.FINAL_SNAPSHOT_S
 SECRET_KEYS = ("tracking_uri", "storage_path", "search.warm_start")  # config values that may hold a credential
 
 
@@ -45,9 +49,7 @@ def configure_environment() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a URL per run; the summary has one
-    # Tune saves the experiment state after every event, so a killed driver loses little...
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-    # ...and forces a snapshot whenever a trial has made num_to_keep checkpoints: wanted here, so no warning.
+    # Tune forces a snapshot whenever a trial has made num_to_keep checkpoints (search.resume): wanted, so no warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Tune's own result files come from search.history (each epoch once); no TensorBoard files: MLflow is the UI.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
@@ -106,6 +108,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     from search.disk_guard import DiskGuard
     from search.history import CsvHistory, JsonHistory
     from search.progress import Progress
+    from search.scheduler import build_scheduler
     from search.searcher import StudySearcher
 
     s = cfg.search
@@ -115,7 +118,9 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
         callbacks.append(DiskGuard(cfg.experiment_path))
     if resume:  # the callbacks come back from tuner.pkl; their tracker is this driver's (search.tracker)
         StudySearcher.restored_storage = storage
+        search.resume.prepare(cfg.name, storage)
         return tune.Tuner.restore(cfg.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
+    search.resume.forget()
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -127,8 +132,8 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
             max_concurrent_trials=s.max_concurrent,
             time_budget_s=s.time_budget_s,
             reuse_actors=True,  # a new trial skips a worker start (~3 s of torch imports on a laptop)
-            trial_name_creator=lambda trial: f"trial_{trial.trial_id}",
-            trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+            trial_name_creator=trial_name,  # a function, not a lambda: Tune's snapshot pickles it once per trial
+            trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
             name=cfg.name,
@@ -151,15 +156,8 @@ def trial_function(tracker: MlflowTracker):
     return tracked(TrialRuns(tracker.uri, tracker.experiment_id, tracker.parent_id))
 
 
-def build_scheduler(cfg: SearchConfig):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    s = cfg.search
-    if s.scheduler == "none":
-        return FIFOScheduler()
-    return ASHAScheduler(
-        time_attr=M.EPOCH, max_t=cfg.max_epochs, grace_period=s.grace_period, reduction_factor=s.reduction_factor
-    )
+def trial_name(trial) -> str:
+    return f"trial_{trial.trial_id}"
 
 
 def resume_command(cfg: SearchConfig) -> str:
@@ -278,7 +276,7 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
     if resume and final.started(cfg):  # the search phase had ended: its results as they were, not run again
         grid = build_tuner(cfg, resume, tracker, storage).get_results()
     else:
-        grid = fit(cfg, tracker, stop, lambda: build_tuner(cfg, resume, tracker, storage))
+        grid = fit(cfg, tracker, stop, lambda: build_tuner(cfg, resume, tracker, storage), SEARCH_SNAPSHOT_S)
     if isinstance(grid, int):
         return grid
     reason = None
@@ -295,10 +293,12 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
     return results.finish(summary, tracker, cfg, parent_id, COMPLETED, reason)
 
 
-def fit(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop, build):
-    """Run the Tuner ``build()`` makes: its ResultGrid, or the exit code of the way it ended early."""
+def fit(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop, build, snapshot_s: str):
+    """Run the Tuner ``build()`` makes, snapshotting its experiment every ``snapshot_s`` (``search.resume``): its
+    ResultGrid, or the exit code of the way it ended early."""
     from search.disk_guard import DiskGuard, StorageFullError
 
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = snapshot_s  # read when Tune's controller starts, in fit()
     try:
         grid = build().fit()
     except KeyboardInterrupt:
@@ -333,7 +333,7 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
     log.info("final phase: %d configuration(s) x %d seeds retrained from scratch and measured on %s (%d runs)",
              len(retrains), f.seeds, final.split(cfg), len(runs))  # fmt: skip
     train = trial_function(tracker)
-    done = fit(cfg, tracker, stop, lambda: final.build_final_tuner(cfg, tracker, train, runs))
+    done = fit(cfg, tracker, stop, lambda: final.build_final_tuner(cfg, tracker, train, runs), FINAL_SNAPSHOT_S)
     if isinstance(done, int):
         return done
     if tracker.open_trials():

@@ -120,6 +120,10 @@ def split(cfg: SearchConfig) -> str:
     return TEST_SPLIT if has_test_split(cfg.base.data) else VAL_SPLIT
 
 
+def final_trial_name(trial) -> str:
+    return f"final_{trial.trial_id}"
+
+
 def build_final_tuner(cfg: SearchConfig, tracker: MlflowTracker, train: Callable, runs: list[dict[str, Any]]):
     """The final phase's Tuner: restored where an earlier driver started it (the grid is the same: the search's
     results decide it), else new."""
@@ -142,8 +146,8 @@ def build_final_tuner(cfg: SearchConfig, tracker: MlflowTracker, train: Callable
             mode=M.OBJECTIVE_MODE,
             max_concurrent_trials=s.max_concurrent,
             reuse_actors=True,
-            trial_name_creator=lambda trial: f"final_{trial.trial_id}",
-            trial_dirname_creator=lambda trial: f"final_{trial.trial_id}",
+            trial_name_creator=final_trial_name,
+            trial_dirname_creator=final_trial_name,
         ),
         run_config=tune.RunConfig(
             name=FINAL_EXPERIMENT,

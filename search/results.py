@@ -135,7 +135,8 @@ def log_weights(tracker: MlflowTracker, trial_id: str, result) -> None:
 
     from trainables.checkpoint import CHECKPOINT_FILE
 
-    checkpoint = result.get_best_checkpoint(M.VAL_ACC, "max") or result.checkpoint
+    best = result.get_best_checkpoint(M.VAL_ACC, "max") if result.best_checkpoints else None  # None: it saved none
+    checkpoint = best or result.checkpoint
     run_id = tracker.run_id(trial_id)
     if checkpoint is None or run_id is None:
         return

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 RAY_TRIAL_ID = "ray_trial_id"  # user attribute of an Optuna trial: the Ray trial it became
 BASELINE = "baseline"  # user attribute of the Optuna trial that trains the base config's values
 MAX_REFUSALS = 200  # consecutive over-budget proposals before the search gives up
+STOPPED_AT = "stopped_at_epoch"  # user attribute of a pruned Optuna trial: the epoch it was stopped after
 
 
 class BudgetExhaustedError(RuntimeError):
@@ -67,11 +68,25 @@ def end_unfinished(study_name: str, storage: str, measured: set[str], reason: st
         trial.set_user_attr(M.REASON, reason)
         if ray_id in measured:
             trial.set_user_attr(M.STATUS, PRUNED)
-            trial.set_user_attr("stopped_at_epoch", max(frozen.intermediate_values, default=0))
+            trial.set_user_attr(STOPPED_AT, max(frozen.intermediate_values, default=0))
             study.tell(trial, state=TrialState.PRUNED)
         else:
             trial.set_user_attr(M.STATUS, NOT_STARTED)
             study.tell(trial, state=TrialState.FAIL)
+
+
+def study_endings(study_name: str, storage: str) -> dict[str, tuple[str, int]]:
+    """Ray trial id -> (status, last epoch) of every trial the study has seen end."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:  # no such study yet
+        return {}
+    endings = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+        if RAY_TRIAL_ID in trial.user_attrs and M.STATUS in trial.user_attrs:
+            epoch = trial.user_attrs.get(STOPPED_AT, max(trial.intermediate_values, default=0))
+            endings[trial.user_attrs[RAY_TRIAL_ID]] = (trial.user_attrs[M.STATUS], int(epoch))
+    return endings
 
 
 def make_sampler(kind: str, seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
@@ -92,7 +107,10 @@ def previous_trials(storage: str) -> list[optuna.trial.FrozenTrial]:
 
 
 class StudySearcher(Searcher):
-    restored_storage: ClassVar[str | None] = None  # set by the driver before Tune restores a searcher
+    # Set by the driver before Tune restores a searcher: where the study is now, and the trials Tune's snapshot
+    # holds (the study's other trials with a Ray id are orphans: started after that snapshot; see search.resume).
+    restored_storage: ClassVar[str | None] = None
+    restored_known: ClassVar[set[str] | None] = None
 
     def __init__(
         self,
@@ -117,6 +135,8 @@ class StudySearcher(Searcher):
         self.baseline = baseline
         self._study: optuna.Study | None = None
         self._live: dict[str, int] = {}  # Ray trial id -> Optuna trial id (storage id)
+        self._steps: dict[str, set[int]] = {}  # Ray trial id -> epochs reported to the study (of live trials)
+        self._orphans: dict[str, optuna.trial.FrozenTrial] = {}  # Ray trial id -> its trial, in the study's order
 
     @classmethod
     def from_config(cls, cfg, storage: str | None) -> StudySearcher:
@@ -163,10 +183,26 @@ class StudySearcher(Searcher):
             ray_id = frozen.user_attrs.get(RAY_TRIAL_ID)
             if ray_id:
                 self._live[ray_id] = frozen._trial_id
+                self._steps[ray_id] = set(frozen.intermediate_values)
+
+    def _find_orphans(self, known: set[str]) -> None:
+        """The study's trials with a Ray id that Tune's restored snapshot does not hold, to be re-created under
+        the same id (``next_orphan``) instead of being proposed anew."""
+        for frozen in self._study.get_trials(deepcopy=False):
+            ray_id = frozen.user_attrs.get(RAY_TRIAL_ID)
+            if ray_id and ray_id not in known and frozen.user_attrs.get(M.STATUS) not in (REFUSED, NOT_STARTED):
+                self._orphans[ray_id] = frozen
+        if self._orphans:
+            log.info("%d trial(s) started after Tune's last snapshot; they run again under their own ids: %s",
+                     len(self._orphans), ", ".join(self._orphans))  # fmt: skip
+
+    def next_orphan(self) -> str | None:
+        """The next orphan's Ray id (it stays one until Tune asks for its configuration)."""
+        return next(iter(self._orphans), None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_study"] = None
+        state.update(_study=None, _steps={}, _orphans={})  # rebuilt from the study on restore
         if self.storage_url is None:
             raise RuntimeError("an in-memory study cannot be saved; give the searcher a storage URL")
         return state
@@ -177,9 +213,12 @@ class StudySearcher(Searcher):
         return True  # metric and mode are fixed (trainables.metrics.OBJECTIVE); the space is our own
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        orphan = self._orphans.pop(trial_id, None)
         if trial_id in self._live:  # asked again for a trial it already proposed (restore)
             trial = optuna.Trial(self.study, self._live[trial_id])
             return self.space.apply(self.base, self.space.sample(trial))
+        if orphan is not None:  # an orphan the study saw end: its values again; its ending is search.scheduler's
+            return self.space.apply(self.base, self.space.sample(orphan))
         for _ in range(MAX_REFUSALS):
             trial = self.study.ask()
             config = self.space.apply(self.base, self.space.sample(trial))
@@ -190,6 +229,7 @@ class StudySearcher(Searcher):
             if not over:
                 trial.set_user_attr(RAY_TRIAL_ID, trial_id)
                 self._live[trial_id] = trial._trial_id
+                self._steps[trial_id] = set()
                 if trial.user_attrs.get(BASELINE):
                     log.info("trial %s trains the base config's values (search.baseline)", trial_id)
                 return config
@@ -252,15 +292,17 @@ class StudySearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._live:
-            self._report(optuna.Trial(self.study, self._live[trial_id]), result)
+            self._report(trial_id, optuna.Trial(self.study, self._live[trial_id]), result)
 
-    def _report(self, trial: optuna.Trial, result: dict[str, Any]) -> None:
-        """The epoch's val_acc as an intermediate value (single objective; each epoch once)."""
+    def _report(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]) -> None:
+        """The epoch's val_acc as an intermediate value (single objective; each epoch once: the steps reported
+        are kept here, read from the study once per trial, so a result costs one write and no read)."""
         if self.multi_objective or M.VAL_ACC not in result or M.EPOCH not in result:
             return
-        step = int(result[M.EPOCH])
-        if step not in trial.storage.get_trial(trial._trial_id).intermediate_values:
+        step, steps = int(result[M.EPOCH]), self._steps.setdefault(trial_id, set())
+        if step not in steps:
             trial.report(float(result[M.VAL_ACC]), step)
+            steps.add(step)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         optuna_id = self._live.pop(trial_id, None)
@@ -272,7 +314,8 @@ class StudySearcher(Searcher):
         if status == COMPLETED and value is None:  # never raise into Tune's loop: no metric is a failure
             status, result = FAILED, {**result, M.REASON: f"the last result has no {M.VAL_ACC}"}
         if status in (COMPLETED, PRUNED):
-            self._report(trial, result)  # Tune delivers a trial's last result here, not to on_trial_result
+            self._report(trial_id, trial, result)  # Tune delivers a trial's last result here, not on_trial_result
+        self._steps.pop(trial_id, None)
         trial.set_user_attr(M.STATUS, status)
         if status in (DIVERGED, FAILED):
             if result and result.get(M.REASON):
@@ -284,7 +327,7 @@ class StudySearcher(Searcher):
                 values.append(float(result.get(M.MACS, float("inf"))))
             self.study.tell(trial, values)
         else:  # stopped before its last epoch: by the scheduler or the time budget
-            trial.set_user_attr("stopped_at_epoch", int(result.get(M.EPOCH, 0)))
+            trial.set_user_attr(STOPPED_AT, int(result.get(M.EPOCH, 0)))
             self.study.tell(trial, state=TrialState.PRUNED)
 
     def save(self, checkpoint_path: str) -> None:
@@ -303,5 +346,7 @@ class StudySearcher(Searcher):
         if StudySearcher.restored_storage:  # where the driver found the study now (a moved or copied folder)
             self.storage_url = StudySearcher.restored_storage
         self._study = None
-        self._live = {}
+        self._live, self._steps, self._orphans = {}, {}, {}
         self.study  # noqa: B018 -- reconnects and rebuilds the live map from the study
+        if StudySearcher.restored_known is not None:
+            self._find_orphans(StudySearcher.restored_known)

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 _BACKOFF_S = (1.0, 30.0)  # the first and the longest wait between retries while the store is away
+_PAGE, _MAX_PAGES = 1000, 1000  # runs per search_runs page, and pages at most (a million runs)
 
 
 class TrackingError(RuntimeError):
@@ -62,6 +63,7 @@ class MlflowTracker:
         self._client = None
         self._experiment_id: str | None = None
         self._runs: dict[str, str] = {}  # trial id (or PARENT) -> run id
+        self._earlier: dict[str, tuple[str, str]] | None = None  # see earlier_runs
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
         self._queue: deque[Write] = deque()
         self._wake = threading.Condition()
@@ -230,19 +232,15 @@ class MlflowTracker:
     def child_run(
         self, trial_id: str, params: Mapping[str, Any] | None = None, reopen: bool = False, tags: Mapping | None = None
     ) -> str:
-        """The trial's run: cached, found again by its tags (reopened if ``reopen``: the trial starts again), or
-        created. Only a start reopens: a later write, such as the baseline tag at a resumed search's end, labels a
-        trial that may have ended before this driver started."""
+        """The trial's run: cached, found again among the parent's runs (reopened if ``reopen``: the trial starts
+        again), or created. Only a start reopens: a later write, such as the baseline tag at a resumed search's end,
+        labels a trial that may have ended before this driver started."""
         if trial_id in self._runs:
             return self._runs[trial_id]
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{PARENT_RUN_TAG}` = '{self.parent_id}' and tags.`{TRIAL_ID_TAG}` = '{trial_id}'",
-            max_results=2,
-        )
-        if runs:
-            run_id = runs[0].info.run_id
-            if reopen and runs[0].info.status != "RUNNING":
+        found = self.earlier_runs().pop(trial_id, None)
+        if found:
+            run_id, status = found
+            if reopen and status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
         else:
             tags = {ROLE_TAG: ROLE_TRIAL, **(tags or {}), PARENT_RUN_TAG: self.parent_id, TRIAL_ID_TAG: trial_id,
@@ -250,8 +248,28 @@ class MlflowTracker:
             name = f"{tags[ROLE_TAG]}-{trial_id}"
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             self._log_params(run_id, params or {})
+            self._last_step[run_id] = 0  # a new run has no epoch: no need to ask MLflow
         self._runs[trial_id] = run_id
         return run_id
+
+    def earlier_runs(self) -> dict[str, tuple[str, str]]:
+        """Trial id -> (run id, MLflow status) of the parent's child runs that existed when this tracker first
+        looked: read once, page by page, so finding a run costs no query per trial. Only the driver creates a
+        search's child runs, so a run made later is one this tracker made and has cached."""
+        if self._earlier is None:
+            earlier, token = {}, None
+            query = f"tags.`{PARENT_RUN_TAG}` = '{self.parent_id}'"
+            for _ in range(_MAX_PAGES):
+                page = self.client.search_runs([self.experiment_id], filter_string=query, max_results=_PAGE,
+                                               page_token=token)  # fmt: skip
+                for run in page:
+                    if TRIAL_ID_TAG in run.data.tags:
+                        earlier.setdefault(run.data.tags[TRIAL_ID_TAG], (run.info.run_id, run.info.status))
+                token = page.token
+                if not token:
+                    break
+            self._earlier = earlier
+        return self._earlier
 
     def run(self, trial_id: str) -> str:
         """The run of a trial, or the parent run for ``PARENT``."""
@@ -280,10 +298,10 @@ class MlflowTracker:
         self._open.add(trial_id)
         self._submit(StartTrial(trial_id, dict(params), dict(tags or {})))
 
-    def epoch(self, trial_id: str, row: Mapping[str, Any]) -> None:
+    def epoch(self, trial_id: str, row: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> None:
         if is_number(row.get(M.EPOCH)):
             self._reported[trial_id] = int(row[M.EPOCH])
-        self._submit(LogEpoch(trial_id, {k: v for k, v in row.items() if is_number(v)}))
+        self._submit(LogEpoch(trial_id, {k: v for k, v in row.items() if is_number(v)}, tags=dict(tags or {})))
 
     def trial_ended(self, trial_id: str, status: str, reason: str | None = None) -> None:
         self._open.discard(trial_id)

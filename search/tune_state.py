@@ -10,6 +10,10 @@ Tune's own atomic writes of the searcher's and the callbacks' state (``_atomic_s
 inside that folder, so an upload running while one is renamed fails ("Failed to open local file ...-tmp-...",
 logged with a traceback; the next upload succeeds). ``install`` moves those beside the folder too, and
 ``search.searcher`` saves the study's searcher with ``write_beside``.
+
+On a resume, ``install`` also tells the study's searcher which trials Tune restored, and lets it have Tune
+re-create an orphan (a trial started after the last snapshot, see ``search.resume``) under its own id before Tune
+asks it for a new configuration.
 """
 
 from __future__ import annotations
@@ -47,6 +51,56 @@ def install() -> None:
 
     save_to_dir._atomic = True
     TuneController.save_to_dir = save_to_dir
+    _tell_restored_trials()
+    _adopt_orphans()
+
+
+def _adopt_orphans() -> None:
+    """``SearchGenerator.create_trial_if_possible`` creating the trial under the id of the searcher's next orphan
+    (if it has one): Tune's own creation path, with ``Trial.generate_id`` giving that id for the one call."""
+    from ray.tune.experiment import Trial
+    from ray.tune.search.search_generator import SearchGenerator
+
+    create = SearchGenerator.create_trial_if_possible
+
+    def create_trial_if_possible(self: SearchGenerator, experiment_spec: dict):
+        orphan = _next_orphan(self.searcher)
+        if orphan is None:
+            return create(self, experiment_spec)
+        generate = Trial.generate_id
+        Trial.generate_id = staticmethod(lambda: orphan)
+        try:
+            return create(self, experiment_spec)
+        finally:
+            Trial.generate_id = generate
+
+    SearchGenerator.create_trial_if_possible = create_trial_if_possible
+
+
+def _tell_restored_trials() -> None:
+    """``TuneController._restore_trials`` telling the study's searcher which trials the snapshot holds (Tune
+    restores the searcher after its trials): the study's others with a Ray id are the orphans."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    from search.searcher import StudySearcher
+
+    restore_trials = TuneController._restore_trials
+
+    def _restore_trials(self: TuneController, experiment_state: dict):
+        trials = restore_trials(self, experiment_state)
+        StudySearcher.restored_known = {trial.trial_id for trial in trials}
+        return trials
+
+    TuneController._restore_trials = _restore_trials
+
+
+def _next_orphan(searcher) -> str | None:
+    """The next orphan of the study's searcher, found under Tune's wrappers (``ConcurrencyLimiter``)."""
+    for _ in range(8):  # wrappers nest a few deep at most
+        if hasattr(searcher, "next_orphan"):
+            return searcher.next_orphan()
+        searcher = getattr(searcher, "searcher", None)
+    return None
 
 
 def _atomic_save(state: dict, checkpoint_dir: str, file_name: str, tmp_file_name: str) -> None:

@@ -70,10 +70,12 @@ class StartTrial(Write):
 
 @dataclass
 class LogEpoch(Write):
-    """One epoch's numbers at ``step=epoch``; an epoch the run already has is skipped (a repeated epoch)."""
+    """One epoch's numbers at ``step=epoch``, with ``tags`` in the same call; an epoch the run already has is
+    skipped (a repeated epoch), its tags still set."""
 
     row: dict[str, float]
     timestamp: int = field(default_factory=_now_ms)
+    tags: dict[str, str] = field(default_factory=dict)
     kind: ClassVar[str] = "epoch"
 
     def apply(self, tracker: MlflowTracker) -> None:
@@ -81,13 +83,15 @@ class LogEpoch(Write):
 
         run_id = tracker.child_run(self.trial_id)
         step, last = int(self.row[M.EPOCH]), tracker.last_epoch(run_id)
-        if step <= last:
-            return
-        values = [Metric(k, float(self.row[k]), self.timestamp, step) for k in EPOCH_METRICS if k in self.row]
-        if last == 0:
+        values = []
+        if step > last:
+            values = [Metric(k, float(self.row[k]), self.timestamp, step) for k in EPOCH_METRICS if k in self.row]
+        if values and last == 0:
             values += [Metric(k, float(self.row[k]), self.timestamp, 0) for k in SIZE_METRICS if k in self.row]
-        tracker.client.log_batch(run_id, metrics=values)
-        tracker.logged_epoch(run_id, step)
+        if values or self.tags:
+            tracker.client.log_batch(run_id, metrics=values, tags=run_tags(self.tags))
+        if values:
+            tracker.logged_epoch(run_id, step)
 
 
 @dataclass
@@ -100,9 +104,8 @@ class EndRun(Write):
 
     def apply(self, tracker: MlflowTracker) -> None:
         run_id = tracker.run(self.trial_id)
-        tracker.client.set_tag(run_id, M.STATUS, self.status)
-        if self.reason:
-            tracker.client.set_tag(run_id, M.REASON, str(self.reason)[:5000])
+        tags = {M.STATUS: self.status, **({M.REASON: str(self.reason)[:5000]} if self.reason else {})}
+        tracker.client.log_batch(run_id, tags=run_tags(tags))
         tracker.client.set_terminated(run_id, RUN_STATUS.get(self.status, "FINISHED"))
 
 
@@ -127,9 +130,13 @@ class SetTags(Write):
     kind: ClassVar[str] = "tags"
 
     def apply(self, tracker: MlflowTracker) -> None:
-        run_id = tracker.run(self.trial_id)
-        for key, value in self.tags.items():
-            tracker.client.set_tag(run_id, key, str(value))
+        tracker.client.log_batch(tracker.run(self.trial_id), tags=run_tags(self.tags))
+
+
+def run_tags(tags: dict[str, Any]) -> list:
+    from mlflow.entities import RunTag
+
+    return [RunTag(key, str(value)) for key, value in tags.items()]
 
 
 _KINDS = {cls.kind: cls for cls in (StartTrial, LogEpoch, EndRun, LogMetrics, SetTags)}

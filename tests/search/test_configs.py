@@ -21,7 +21,7 @@ def test_shipped_configs_are_valid(path):
 
 
 def test_asha_runs_the_longest_trial_of_the_space_to_its_end():
-    from search.driver import build_scheduler
+    from search.scheduler import build_scheduler
 
     cfg = SearchConfig.load(None, ["space.train.epochs={type: choice, values: [4, 12]}", "base.train.epochs=6"])
     assert cfg.max_epochs == 12 and build_scheduler(cfg)._max_t == 12  # a 12-epoch trial is not cut at 6

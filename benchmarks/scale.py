@@ -1,0 +1,212 @@
+"""Benchmark 8: many trials. t2t-search against the hand-glued stack (stock Ray Tune + Ray's OptunaSearch + ASHA +
+MLflowLoggerCallback, written the way Ray's docs show it) driving the same trainable, in one run.
+
+    python benchmarks/scale.py                       # N = 10, 100, 500 of the tiny config; 1,000 bookkeeping trials
+    python benchmarks/scale.py --trials 10,100 --bookkeeping 0 --stacks ours,stock
+
+Rows:
+- ``tiny``: ``trainables.tune.train_t2t`` on the embedded digits, t2t_vit_test (depth 2, embed_dim 48, token_dim 32),
+  1 epoch, a space over ``optim.lr`` and ``model.drop_path_rate`` only, 1 CPU per trial (2 at a time here).
+- ``bookkeeping``: a trainable that reports 4 results over about 1 s and computes nothing, 0.5 CPU per trial (4 at
+  a time on 2 CPUs). Its ideal wall is trials x 1 s / concurrency; the goal is at most 1.15x of it.
+
+Each row runs in a fresh process (the driver: ours is ``search.run.main``, the stock one a plain ``Tuner``) that
+measures itself: wall from the first line to the last, its own CPU time (every thread of the driver; not Ray's
+GCS, raylet or workers) and its peak resident memory. The results-folder bytes are counted after it ends: Tune's
+experiment folder, and apart from it the MLflow store. Ours writes its report at the end (part of its wall); its
+final phase is off (``search.final.enabled=false``: the stock stack has none). Writes benchmarks/results/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TINY_BASE = {
+    "model": {"name": "t2t_vit_test", "depth": 2, "embed_dim": 48, "token_dim": 32},
+    "data": {"name": "digits", "augment": False, "batch_size": 64},
+    "optim": {"lr": 2.0e-3, "warmup_epochs": 0.0},
+    "train": {"epochs": 1},
+}
+SPACE = {
+    "optim.lr": {"type": "float", "low": 1.0e-3, "high": 4.0e-3, "log": True},
+    "model.drop_path_rate": {"type": "float", "low": 0.0, "high": 0.2},
+}
+BOOKKEEPING_REPORTS = 4
+BOOKKEEPING_S = 1.0
+CPUS = {"tiny": 1.0, "bookkeeping": 0.5}
+
+
+def bookkeeping(config: dict) -> None:
+    """Four results over about a second, nothing computed: what the search's bookkeeping alone costs."""
+    from ray import tune
+
+    from contract import metrics as M
+    from contract.status import COMPLETED, RUNNING
+
+    lr, rate = config["optim"]["lr"], config["model"]["drop_path_rate"]
+    best = 0.0
+    for epoch in range(1, BOOKKEEPING_REPORTS + 1):
+        time.sleep(BOOKKEEPING_S / BOOKKEEPING_REPORTS)
+        acc = min(0.99, 0.5 + 0.1 * epoch * (1 - abs(lr - 2e-3) * 100) - rate)
+        best = max(best, acc)
+        last = epoch == BOOKKEEPING_REPORTS
+        tune.report({M.EPOCH: epoch, M.VAL_ACC: acc, M.BEST_VAL_ACC: best, M.VAL_LOSS: 1 - acc, M.TRAIN_LOSS: 1 - acc,
+                     M.PARAMS: 1000, M.MACS: 10000, M.STATUS: COMPLETED if last else RUNNING})  # fmt: skip
+
+
+def base_config(kind: str) -> dict:
+    epochs = BOOKKEEPING_REPORTS if kind == "bookkeeping" else TINY_BASE["train"]["epochs"]
+    return {**TINY_BASE, "train": {"epochs": epochs}}
+
+
+def run_ours(kind: str, trials: int, folder: Path) -> None:
+    import yaml
+
+    from search import driver
+    from search.run import main
+
+    config = {
+        "name": "scale",
+        "base": base_config(kind),
+        "space": SPACE,
+        "search": {"num_trials": trials, "grace_period": 1, "head_dim": None, "cpus_per_trial": CPUS[kind],
+                   "final": {"enabled": False}},
+        "tracking_uri": f"sqlite:///{folder}/mlflow.db",
+    }  # fmt: skip
+    (folder / "scale.yaml").write_text(yaml.safe_dump(config))
+    if kind == "bookkeeping":
+        driver.trial_function = lambda tracker: bookkeeping
+    rc = main(["--config", str(folder / "scale.yaml")])
+    if rc != 0:
+        raise SystemExit(f"t2t-search exited {rc}")
+
+
+def run_stock(kind: str, trials: int, folder: Path) -> None:
+    """The hand-glued stack, as Ray's docs write it: Tuner + OptunaSearch + ASHAScheduler + MLflowLoggerCallback."""
+    import ray
+    from ray import tune
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from trainables.tune import train_t2t
+
+    base = base_config(kind)
+    space = {**base, "optim": {**base["optim"], "lr": tune.loguniform(1e-3, 4e-3)},
+             "model": {**base["model"], "drop_path_rate": tune.uniform(0.0, 0.2)}}  # fmt: skip
+    ray.init(include_dashboard=False, log_to_driver=False)
+    tuner = tune.Tuner(
+        tune.with_resources(bookkeeping if kind == "bookkeeping" else train_t2t, {"cpu": CPUS[kind]}),
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric="val_acc",
+            mode="max",
+            search_alg=OptunaSearch(seed=0),
+            scheduler=ASHAScheduler(time_attr="epoch", max_t=base["train"]["epochs"], grace_period=1),
+            num_samples=trials,
+        ),
+        run_config=tune.RunConfig(
+            name="scale",
+            storage_path=str(folder / "ray_results"),
+            callbacks=[MLflowLoggerCallback(tracking_uri=f"sqlite:///{folder}/mlflow.db", experiment_name="scale")],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            verbose=0,
+        ),
+    )
+    tuner.fit()
+    ray.shutdown()
+
+
+def one(stack: str, kind: str, trials: int, folder: Path) -> dict:
+    """One row, in this process: the driver's wall, CPU and peak memory."""
+    os.chdir(folder)
+    start = time.perf_counter()
+    (run_ours if stack == "ours" else run_stock)(kind, trials, folder)
+    wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"wall_s": wall, "driver_cpu_s": usage.ru_utime + usage.ru_stime, "driver_peak_mib": usage.ru_maxrss / 1024}
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def measure(stack: str, kind: str, trials: int, scratch: Path) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix=f"{stack}-{kind}-{trials}-", dir=scratch))
+    log = folder / "driver.log"
+    command = [sys.executable, __file__, "--one", stack, kind, str(trials), str(folder)]
+    with log.open("w") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=4 * 3600)
+    if done.returncode != 0:
+        raise SystemExit(f"{stack} {kind} x{trials} failed ({done.returncode}); see {log}")
+    row = json.loads(log.read_text().strip().splitlines()[-1])
+    results = folder_bytes(folder / "ray_results")
+    mlflow = folder_bytes(folder / "mlruns") + sum(f.stat().st_size for f in folder.glob("mlflow.db*"))
+    row.update(stack=stack, kind=kind, trials=trials, trials_per_min=60 * trials / row["wall_s"],
+               driver_cpu_per_trial_s=row["driver_cpu_s"] / trials, results_bytes_per_trial=results / trials,
+               mlflow_bytes_per_trial=mlflow / trials, folder=str(folder))  # fmt: skip
+    if kind == "bookkeeping":
+        concurrency = int(2 / CPUS[kind])
+        row["ideal_s"] = trials * BOOKKEEPING_S / concurrency
+        row["of_ideal"] = row["wall_s"] / row["ideal_s"]
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| run | trials | stack | wall | trials/min | driver CPU/trial | driver peak | results/trial | "
+             "MLflow/trial | vs stock | of ideal |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    stock = {(r["kind"], r["trials"]): r["wall_s"] for r in rows if r["stack"] == "stock"}
+    for r in rows:
+        ratio = r["wall_s"] / stock[(r["kind"], r["trials"])] if (r["kind"], r["trials"]) in stock else None
+        vs = f"{ratio:.2f}x" if ratio else "-"
+        ideal = f"{r['of_ideal']:.2f}x" if "of_ideal" in r else "-"
+        lines.append(
+            f"| {r['kind']} | {r['trials']} | {r['stack']} | {r['wall_s']:.0f} s | {r['trials_per_min']:.1f} | "
+            f"{r['driver_cpu_per_trial_s']:.3f} s | {r['driver_peak_mib']:.0f} MiB | "
+            f"{r['results_bytes_per_trial'] / 1024:.0f} KiB | {r['mlflow_bytes_per_trial'] / 1024:.0f} KiB | "
+            f"{vs} | {ideal} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", default="10,100,500", help="trial counts of the tiny config")
+    parser.add_argument("--bookkeeping", type=int, default=1000, help="bookkeeping trials (0: none)")
+    parser.add_argument("--stacks", default="ours,stock")
+    parser.add_argument("--scratch", default=None, help="where the runs' folders go (default: a temp dir)")
+    parser.add_argument("--one", nargs=4, metavar=("STACK", "KIND", "TRIALS", "FOLDER"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        stack, kind, trials, folder = args.one
+        print(json.dumps(one(stack, kind, int(trials), Path(folder))))
+        return 0
+    scratch = Path(args.scratch or tempfile.mkdtemp(prefix="scale-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    stacks = args.stacks.split(",")
+    plan = [("tiny", int(n)) for n in args.trials.split(",") if n]
+    if args.bookkeeping:
+        plan.append(("bookkeeping", args.bookkeeping))
+    rows = []
+    for i, (kind, trials) in enumerate(plan):
+        for stack in stacks if i % 2 == 0 else stacks[::-1]:  # alternate who goes first: the machine drifts
+            rows.append(measure(stack, kind, trials, scratch))
+            print(json.dumps(rows[-1]), flush=True)
+    print(table(rows))
+    out = Path(__file__).parent / "results" / "scale.json"
+    out.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""What a ``--resume`` after a killed driver reconciles, now that Tune snapshots the experiment by time.
+
+Tune's experiment snapshot (every trial's state, the searcher's, the callbacks') costs O(trials) to write. Taken
+after every event it made a search O(trials^2); the search phase now takes it by time (``SNAPSHOT_S``: Tune's
+"auto", at most every 10 s and at most ~5% of the driver's time, plus the snapshot Tune forces when a trial has
+made ``search.keep_checkpoints`` checkpoints since the last, so it never names a deleted one). A driver killed
+between two snapshots leaves three kinds of trial, and a resume makes Tune, the study and MLflow agree on each:
+
+- a trial that ran on after the snapshot: Tune restarts it from the last checkpoint the snapshot names, and the
+  epochs it repeats are written nowhere twice (``search.history`` skips them in Tune's files, ``search.tracker``
+  in MLflow, ``search.searcher`` in the study);
+- a trial whose end the study recorded after the snapshot: it runs again from that checkpoint too, and
+  ``search.scheduler`` ends it as the study recorded (pruned at the same epoch, or never stopped early);
+- a trial started after the snapshot (an orphan: the study and MLflow have it, Tune does not): Tune creates it
+  again under its own id (``search.tune_state`` adopts it before asking for a new configuration), with the
+  same values, so it continues its MLflow run and its Optuna trial. It starts from its first epoch.
+
+What a killed driver repeats is therefore at most the epochs run since the last snapshot (about 10 s of trials),
+and the whole of the trials started after it.
+"""
+
+from __future__ import annotations
+
+SNAPSHOT_S = "auto"  # the search phase's TUNE_GLOBAL_CHECKPOINT_S
+FINAL_SNAPSHOT_S = "0"  # the final phase's: a few trials, a snapshot after every event costs nothing
+
+
+def prepare(study_name: str, storage: str) -> None:
+    """Before ``Tuner.restore``: the endings the study recorded, for the scheduler to follow. (The trials Tune's
+    snapshot holds reach the searcher through ``search.tune_state``, from Tune's own restore.)"""
+    from search.scheduler import settle
+    from search.searcher import study_endings
+
+    settle(study_endings(study_name, storage))
+
+
+def forget() -> None:
+    """A new search in this process: nothing to reconcile."""
+    from search.scheduler import settle
+    from search.searcher import StudySearcher
+
+    StudySearcher.restored_known = None
+    settle({})

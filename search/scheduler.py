@@ -1,0 +1,55 @@
+"""The search's trial scheduler (ASHA, or none), which on a resume lets the study's record decide a trial it saw end.
+
+Tune snapshots the experiment by time (``search.resume``), so after a killed driver it can run again a trial
+whose end the study recorded after the last snapshot. A fresh ASHA (Tune does not save the scheduler) could then
+end it otherwise: stop one the study saw complete, or let one it saw pruned train on. For such a trial the study
+is the record: it is stopped at the epoch the study says it was pruned at, and never stopped early otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+from contract import metrics as M
+from contract.status import PRUNED
+from search.config import SearchConfig
+
+
+class _Settled:
+    """A scheduler whose decisions on the trials in ``endings`` follow how the study saw them end."""
+
+    endings: ClassVar[dict[str, tuple[str, int]]] = {}  # Ray trial id -> (status, last epoch); set on a resume
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        ending = _Settled.endings.get(trial.trial_id)
+        if ending is None:
+            return decision
+        status, epoch = ending
+        if status == PRUNED and result.get(M.EPOCH, 0) >= epoch:
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+
+class SettledASHA(_Settled, ASHAScheduler):
+    pass
+
+
+class SettledFIFO(_Settled, FIFOScheduler):
+    pass
+
+
+def settle(endings: dict[str, tuple[str, int]]) -> None:
+    """The endings the study recorded, for the schedulers of this process (a resume; ``{}`` otherwise)."""
+    _Settled.endings = dict(endings)
+
+
+def build_scheduler(cfg: SearchConfig):
+    s = cfg.search
+    if s.scheduler == "none":
+        return SettledFIFO()
+    return SettledASHA(
+        time_attr=M.EPOCH, max_t=cfg.max_epochs, grace_period=s.grace_period, reduction_factor=s.reduction_factor
+    )
