@@ -16,7 +16,7 @@ from pathlib import Path
 
 from contract import metrics as M
 from contract.flat import flatten
-from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUN_STATUS
+from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUN_STATUS, RUNNING
 from contract.tracking import (
     EXPERIMENT_KIND_TAG,
     EXPERIMENT_KIND_TRAINING,
@@ -99,7 +99,7 @@ def _trial(client, tracking_uri: str, experiment_id: str, parent_id: str, rng: r
     from mlflow.entities import Param, RunTag
 
     trial_id = uuid.UUID(int=rng.getrandbits(128)).hex[:8]
-    tags = {ROLE_TAG: ROLE_TRIAL, PARENT_RUN_TAG: parent_id, TRIAL_ID_TAG: trial_id, M.STATUS: "running"}
+    tags = {ROLE_TAG: ROLE_TRIAL, PARENT_RUN_TAG: parent_id, TRIAL_ID_TAG: trial_id, M.STATUS: RUNNING}
     run_id = client.create_run(experiment_id, run_name=f"{ROLE_TRIAL}-{trial_id}", tags=tags).info.run_id
     epochs = rng.choices(list(EPOCH_WEIGHTS), weights=list(EPOCH_WEIGHTS.values()))[0]
     status = _status(rng, epochs)
