@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,54 +56,80 @@ class Visit:
     console: list[str]  # console errors, uncaught exceptions and failed loads
 
 
+class Tab:
+    """One page over the DevTools protocol (aiohttp's websocket): commands, and the console's errors as they come."""
+
+    def __init__(self, ws) -> None:
+        import itertools
+
+        self.ws, self.ids, self.console, self.replies = ws, itertools.count(1), [], {}
+        self.network: list[dict] = []  # the Network domain's events, once a caller enabled it
+
+    async def call(self, method: str, **params) -> dict:
+        import json
+
+        n = next(self.ids)
+        await self.ws.send_str(json.dumps({"id": n, "method": method, "params": params}))
+        while n not in self.replies:
+            msg = json.loads((await self.ws.receive(timeout=60)).data)
+            if "id" in msg:
+                self.replies[msg["id"]] = msg
+            else:
+                self._event(msg)
+        return self.replies.pop(n).get("result", {})
+
+    def _event(self, msg: dict) -> None:
+        params = msg.get("params", {})
+        if msg["method"].startswith("Network."):
+            self.network.append(msg)
+        elif msg["method"] == "Runtime.exceptionThrown":
+            self.console.append(params["exceptionDetails"].get("text", "exception"))
+        elif msg["method"] == "Runtime.consoleAPICalled" and params["type"] == "error":
+            self.console.append(" ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
+        elif msg["method"] == "Log.entryAdded" and params["entry"]["level"] == "error":
+            self.console.append(params["entry"]["text"] + " " + params["entry"].get("url", ""))
+
+    async def open(self, url: str) -> None:
+        for domain in ("Page", "Runtime", "Log"):
+            await self.call(f"{domain}.enable")
+        await self.call("Page.navigate", url=url)
+
+    async def evaluate(self, script: str) -> object:
+        result = await self.call("Runtime.evaluate", expression=script, returnByValue=True, awaitPromise=True)
+        return result.get("result", {}).get("value")
+
+    async def screenshot(self, path: Path, scale: float = 1.0) -> None:
+        """A PNG of the viewport; ``scale`` < 1 a smaller one."""
+        import base64
+
+        clip = {}
+        if scale != 1.0:
+            size = await self.evaluate("[window.innerWidth, window.innerHeight]")
+            clip = {"clip": {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": scale}}
+        shot = await self.call("Page.captureScreenshot", format="png", **clip)
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+
 async def _visit(ws_url: str, url: str, wait_s: float, script: str | None, screenshot: Path | None) -> Visit:
-    """Over the DevTools protocol (aiohttp's websocket client): load ``url``, let it run ``wait_s`` real seconds,
-    evaluate ``script``, take the screenshot."""
+    """Load ``url``, let it run ``wait_s`` real seconds, evaluate ``script``, take the screenshot."""
     import asyncio
-    import base64
-    import itertools
-    import json
 
     import aiohttp
 
-    ids, console, replies = itertools.count(1), [], {}
     async with aiohttp.ClientSession() as http, http.ws_connect(ws_url, max_msg_size=0) as ws:
-
-        async def call(method: str, **params):
-            n = next(ids)
-            await ws.send_str(json.dumps({"id": n, "method": method, "params": params}))
-            while n not in replies:
-                msg = json.loads((await ws.receive(timeout=60)).data)
-                if "id" in msg:
-                    replies[msg["id"]] = msg
-                elif msg["method"] == "Runtime.exceptionThrown":
-                    console.append(msg["params"]["exceptionDetails"].get("text", "exception"))
-                elif msg["method"] == "Runtime.consoleAPICalled" and msg["params"]["type"] == "error":
-                    console.append(" ".join(str(a.get("value", a.get("description"))) for a in msg["params"]["args"]))
-                elif msg["method"] == "Log.entryAdded" and msg["params"]["entry"]["level"] == "error":
-                    console.append(msg["params"]["entry"]["text"] + " " + msg["params"]["entry"].get("url", ""))
-            return replies.pop(n).get("result", {})
-
-        for domain in ("Page", "Runtime", "Log"):
-            await call(f"{domain}.enable")
-        await call("Page.navigate", url=url)
+        tab = Tab(ws)
+        await tab.open(url)
         await asyncio.sleep(wait_s)
-        await call("Runtime.evaluate", expression="0")  # collects the events that arrived meanwhile
-        value = None
-        if script:
-            result = await call("Runtime.evaluate", expression=script, returnByValue=True, awaitPromise=True)
-            value = result.get("result", {}).get("value")
+        await tab.evaluate("0")  # collects the events that arrived meanwhile
+        value = await tab.evaluate(script) if script else None
         if screenshot:
-            shot = await call("Page.captureScreenshot", format="png")
-            screenshot.write_bytes(base64.b64decode(shot["data"]))
-    return Visit(value, console)
+            await tab.screenshot(screenshot)
+    return Visit(value, tab.console)
 
 
-def visit(url: str, profile: Path, wait_s: float = 8.0, script: str | None = None, screenshot: Path | None = None,
-          size: str = "1400,1000") -> Visit:  # fmt: skip
-    """``url`` in a fresh headless Chromium driven over DevTools (for pages that never go idle, such as the MLflow
-    UI, which polls): the value of ``script`` after ``wait_s`` seconds, the console's errors, a screenshot."""
-    import asyncio
+@contextmanager
+def devtools(profile: Path, size: str = "1400,1000") -> Iterator[str]:
+    """A fresh headless Chromium with DevTools on a loopback port: the websocket URL of its page; stopped by PID."""
     import json
     import urllib.request
 
@@ -123,6 +151,16 @@ def visit(url: str, profile: Path, wait_s: float = 8.0, script: str | None = Non
             return bool(targets)
 
         wait_for(page_target, 60, "Chromium's DevTools endpoint")
-        return asyncio.run(_visit(targets[0]["webSocketDebuggerUrl"], url, wait_s, script, screenshot))
+        yield targets[0]["webSocketDebuggerUrl"]
     finally:
         kill_session(proc)
+
+
+def visit(url: str, profile: Path, wait_s: float = 8.0, script: str | None = None, screenshot: Path | None = None,
+          size: str = "1400,1000") -> Visit:  # fmt: skip
+    """``url`` in a fresh headless Chromium driven over DevTools (for pages that never go idle, such as the MLflow
+    UI, which polls): the value of ``script`` after ``wait_s`` seconds, the console's errors, a screenshot."""
+    import asyncio
+
+    with devtools(profile, size) as ws_url:
+        return asyncio.run(_visit(ws_url, url, wait_s, script, screenshot))
