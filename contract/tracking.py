@@ -6,6 +6,8 @@ run per trial (``mlflow.parentRunId`` and ``trial_id``). The search writes these
 
 from __future__ import annotations
 
+from contract.metrics import BEST_VAL_ACC
+
 # MLflow's own default since 3.7: an sqlite file in the working directory, which `mlflow ui` opens with no arguments.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -40,6 +42,9 @@ EXPERIMENT_KIND_TRAINING = "custom_model_development"
 # MLflow 3.17's UI picks its GenAI or its model-training pages from the address (else the browser's last choice),
 # not from the kind: the query that opens an experiment on its training runs.
 UI_TRAINING_VIEW = "workflowType=machine_learning"
+# That view loads 100 runs a page, newest first: past a page, the address that lists the leading trials first.
+UI_PAGE_RUNS = 100
+UI_BEST_FIRST = f"orderByKey=metrics.%60{BEST_VAL_ACC}%60&orderByAsc=false"
 
 # A trial run's data set inputs: one per split, told apart by MLflow's context tag.
 DATASET_CONTEXT_TAG = "mlflow.data.context"

@@ -25,6 +25,8 @@ from contract.tracking import (
     MODEL_CONFIG_FILE,
     MODEL_WEIGHTS_FILE,
     TRIAL_ID_TAG,
+    UI_BEST_FIRST,
+    UI_PAGE_RUNS,
     UI_TRAINING_VIEW,
 )
 from search.config import SearchConfig
@@ -202,9 +204,10 @@ def summary_lines(
     if summary.report:
         lines.append(f"report:   {summary.report}")
     uri = redact(cfg.resolved_tracking_uri)
+    compare = how_to_compare(uri, experiment_id, cfg.search.num_trials)
     lines += [
         f"results:  {redact(cfg.experiment_path)}",
-        f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; {how_to_compare(uri, experiment_id)}",
+        f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; {compare}",
     ]
     return lines
 
@@ -264,10 +267,12 @@ def winner_lines(summary: SearchSummary, what: str) -> list[str]:
     return lines
 
 
-def how_to_compare(uri: str, experiment_id: str | None = None) -> str:
+def how_to_compare(uri: str, experiment_id: str | None = None, trials: int = 0) -> str:
     """Where to look at the runs. MLflow 3.17's UI opens every experiment on its GenAI pages unless the address asks
-    for the model-training view (``UI_TRAINING_VIEW``), whatever the experiment's kind tag says."""
-    page = f"/#/experiments/{experiment_id}/runs?{UI_TRAINING_VIEW}" if experiment_id else ""
+    for the model-training view (``UI_TRAINING_VIEW``), whatever the experiment's kind tag says; a search of more
+    trials than that view loads at once is listed best first (``UI_BEST_FIRST``)."""
+    view = UI_TRAINING_VIEW + (f"&{UI_BEST_FIRST}" if trials > UI_PAGE_RUNS else "")
+    page = f"/#/experiments/{experiment_id}/runs?{view}" if experiment_id else ""
     if uri.startswith(("http://", "https://")):  # a tracking server is its own UI (on a cluster: through the tunnel)
         compare = f"compare the trials at {uri.rstrip('/')}{page}"
         if "127.0.0.1" in uri:
