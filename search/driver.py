@@ -260,6 +260,15 @@ def cluster_problem(cfg: SearchConfig, address: str | None) -> str | None:
     return None
 
 
+def pending_trials(cfg: SearchConfig) -> None:
+    """Tune keeps one trial pending at a time for a searcher without ``max_concurrent``, so trials start one
+    after another however many the cluster fits, and short trials run one at a time: as many pending as fit."""
+    from search.resources import trial_slots
+
+    slots = cfg.search.max_concurrent or trial_slots(cfg.search.cpus_per_trial, cfg.search.gpus_per_trial)
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(slots))
+
+
 def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float) -> int:
     from search import final, results
 
@@ -267,6 +276,7 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    pending_trials(cfg)
     identity = identify(cfg, resume)
     storage = f"sqlite:///{identity.local_dir / STUDY_DB}"
     tracker = open_tracker(cfg, identity)

@@ -40,3 +40,12 @@ def check_cluster(cpus: float, gpus: float, joined: bool) -> None:
     import ray
 
     check_resources(cpus, gpus, ray.nodes(), autoscaling=joined)
+
+
+def trial_slots(cpus: float, gpus: float) -> int:
+    """How many trials the Ray this process is connected to runs at once now (at least 1)."""
+    import ray
+
+    total = ray.cluster_resources()
+    fits = [total.get("CPU", 0) / cpus] + ([total.get("GPU", 0) / gpus] if gpus else [])
+    return max(1, int(min(fits) + 1e-9))
