@@ -143,7 +143,10 @@ def leaderboard(exp: Experiment) -> Section:
     text = (
         f"Top trials by best val_acc ({SEARCH_TIME}; a pruned trial's by the epoch it was stopped); ties: fewer MACs."
     )
-    return Section("Leaderboard", text, [S.leaderboard(exp)])
+    board = S.leaderboard(exp)
+    if len(exp.trials) > len(board):
+        text += f" The other {len(exp.trials) - len(board)} trials are in trials.csv (the report's csv format)."
+    return Section("Leaderboard", text, [board])
 
 
 def _importance_table(*results: S.Importance) -> pd.DataFrame:
@@ -181,9 +184,13 @@ def parallel_coordinates(params: list[str], fidelity: Fidelity, study: Any) -> S
 
 
 def learning_curves(exp: Experiment) -> Section:
-    rungs = S.asha_rungs(exp)
+    rungs, leading = S.asha_rungs(exp), S.leading_trials(exp)
+    others = len(set(exp.history["trial_id"]) - set(leading))
+    shown = (f"; the {len(leading)} leading trials (the leaderboard's, the best and the baseline, dashed) drawn "
+             f"so, the other {others} faint grey" if others else "")  # fmt: skip
     text = (
         "val_acc per epoch; green completed, gray pruned, red diverged, black failed"
+        + shown
         + (f"; ASHA compared trials at epochs {rungs}" if rungs else "")
         + ". Trials stopped at each epoch:"
     )
@@ -191,8 +198,8 @@ def learning_curves(exp: Experiment) -> Section:
         "Learning curves",
         text,
         [S.rung_counts(exp)],
-        {"learning_curves": plots.learning_curves(exp, rungs)},
-        interactive={"learning_curves": interactive.learning_curves(exp, rungs)},
+        {"learning_curves": plots.learning_curves(exp, rungs, leading)},
+        interactive={"learning_curves": interactive.learning_curves(exp, rungs, leading)},
     )
 
 

@@ -16,6 +16,9 @@ from contract import ranking
 from contract.status import COMPLETED, DIVERGED, ENDED, FAILED, PRUNED, RUNNING
 
 LEADERBOARD_COLUMNS = ["trial_id", M.STATUS, M.BEST_VAL_ACC, M.VAL_LOSS, M.PARAMS, M.MACS, "epochs", "trial_time_s"]
+# The rows of the leaderboard, and the trials a figure of every trial draws in colour: past a few dozen trials, lines
+# of every trial in colour are one blot, and a table of every trial is what trials.csv is for.
+LEADING = 10
 
 
 def searched_params(exp: Experiment) -> list[str]:
@@ -42,13 +45,23 @@ def searched_params(exp: Experiment) -> list[str]:
     return [c for c in exp.trials.columns if c not in meta and exp.trials[c].astype(str).nunique() > 1]
 
 
-def leaderboard(exp: Experiment, k: int = 10) -> pd.DataFrame:
+def leaderboard(exp: Experiment, k: int = LEADING) -> pd.DataFrame:
     """Top-k trials by best val_acc (ties: fewer MACs), with the searched parameters."""
     cols = [c for c in LEADERBOARD_COLUMNS if c in exp.trials.columns] + searched_params(exp)
     if baseline_trial(exp) is not None:
         cols.insert(1, "baseline")
     ranked = exp.trials.sort_values([M.BEST_VAL_ACC, M.MACS], ascending=[False, True], na_position="last")
     return ranked[cols].head(k).reset_index(drop=True)
+
+
+def leading_trials(exp: Experiment, k: int = LEADING) -> list[str]:
+    """The trials a figure of every trial highlights: the leaderboard's top ``k``, the best trial and the baseline
+    (each once, in that order); the figure draws the rest alike, faint."""
+    ids = list(leaderboard(exp, k)["trial_id"])
+    for row in (best_trial(exp), baseline_trial(exp)):
+        if row is not None and row["trial_id"] not in ids:
+            ids.append(row["trial_id"])
+    return ids
 
 
 def best_trial(exp: Experiment) -> pd.Series | None:
@@ -66,6 +79,11 @@ def baseline_trial(exp: Experiment) -> pd.Series | None:
         return None
     rows = exp.trials[exp.trials["baseline"].fillna(False).astype(bool)]
     return rows.iloc[0] if len(rows) else None
+
+
+def baseline_id(exp: Experiment) -> str | None:
+    row = baseline_trial(exp)
+    return None if row is None else str(row["trial_id"])
 
 
 def search_gain(best: pd.Series, baseline: pd.Series | None) -> float | None:

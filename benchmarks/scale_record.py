@@ -49,7 +49,8 @@ def _final_acc(v: dict[str, Any], rng: random.Random) -> float:
 
 
 def _curve(final: float, epochs: int, rng: random.Random) -> list[float]:
-    return [min(0.999, final * (1 - 0.6 * math.exp(-(e - 1) / 1.5)) + rng.gauss(0, 0.004)) for e in range(1, epochs + 1)]
+    rise = [1 - 0.6 * math.exp(-(e - 1) / 1.5) for e in range(1, epochs + 1)]
+    return [min(0.999, final * r + rng.gauss(0, 0.004)) for r in rise]
 
 
 class Asha:
