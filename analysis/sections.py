@@ -156,7 +156,8 @@ def _importance_table(*results: S.Importance) -> pd.DataFrame:
 
 
 def importance(exp: Experiment, params: list[str], fidelity: Fidelity, study: Any) -> Section:
-    every, completed = S.importance(exp), S.importance(exp, completed_only=True)
+    every = S.importance(exp)
+    completed = S.importance(exp, completed_only=True, known=every)
     text = f"All trials: {every.note}. Completed trials only: {completed.note}."
     section = Section("Hyperparameter importance", text)
     shown = every if every.scores else completed

@@ -171,9 +171,11 @@ class Importance:
     note: str  # the method and the data, or why it was not computed
 
 
-def importance(exp: Experiment, completed_only: bool = False) -> Importance:
+def importance(exp: Experiment, completed_only: bool = False, known: Importance | None = None) -> Importance:
     """Hyperparameter importance with Optuna's fANOVA evaluator on every trial's (or every completed trial's)
-    val_acc at one epoch (``analysis.fidelity``): never a pruned trial's truncated number beside a finished one."""
+    val_acc at one epoch (``analysis.fidelity``): never a pruned trial's truncated number beside a finished one.
+    ``known``: an importance already computed, whose scores are taken as they are where it was fitted on the same
+    trials at the same epoch (at scale, the epoch most trials reached is often one only completed trials reached)."""
     import optuna
 
     fid = at_one_epoch(exp, completed_only)
@@ -182,18 +184,25 @@ def importance(exp: Experiment, completed_only: bool = False) -> Importance:
         return Importance(
             {}, fid, f"not computed: needs {MIN_TRIALS} {who} with a val_acc at one epoch, has {fid.trials}"
         )
-    try:
-        scores = optuna.importance.get_param_importances(
-            study(exp, fid), evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
-        )
-    except (RuntimeError, ValueError) as e:
-        return Importance({}, fid, f"not computed: {e}")
+    if known is not None and known.scores and _same_trials(known.fidelity, fid):
+        scores = known.scores
+    else:
+        try:
+            scores = optuna.importance.get_param_importances(
+                study(exp, fid), evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+            )
+        except (RuntimeError, ValueError) as e:
+            return Importance({}, fid, f"not computed: {e}")
     later = "" if completed_only else f", {fid.later_pruned} of them pruned at or after it"
     note = (
         f"fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0) on {fid.label()} of {fid.trials} {who}"
         f"{later}: the highest epoch that at least {MIN_TRIALS} {who} reached"
     )
     return Importance(dict(scores), fid, note)
+
+
+def _same_trials(a: Fidelity, b: Fidelity) -> bool:
+    return a.epoch == b.epoch and set(a.table["trial_id"]) == set(b.table["trial_id"])
 
 
 def rung_counts(exp: Experiment) -> pd.DataFrame:

@@ -27,6 +27,7 @@ NAME = "report-scale"
 SETTINGS = ["base.train.epochs=8", "search.grace_period=1", "search.reduction_factor=2"]
 START_S = 1.77e9  # the simulated search's first second (a fixed date: the record is the same every time)
 DIVERGE_P, FAIL_P = 0.015, 0.005
+MODEL = 2  # the synthetic model's revision: a cached record made by another is made again
 
 
 @dataclass
@@ -42,15 +43,17 @@ class Trial:
 def _final_acc(v: dict[str, Any], rng: random.Random) -> float:
     """SYNTHETIC: what the trial would reach in 8 epochs. Best near lr 2.2e-3, deeper and wider a little better,
     regularisation a little worse on 1,079 images."""
-    acc = 0.975 - 0.05 * math.log(v["optim.lr"] / 2.2e-3) ** 2 + 0.004 * (v["model.depth"] - 3)
+    acc = 0.975 - 0.15 * math.log(v["optim.lr"] / 2.2e-3) ** 2 + 0.004 * (v["model.depth"] - 3)
     acc += 0.005 * (v["model.embed_dim"] == 128) + 0.003 * (v["model.tokens_type"] == "transformer")
-    acc -= 0.06 * v["model.drop_path_rate"] + 0.05 * v["model.drop_rate"] + 0.02 * v["model.attn_drop_rate"]
-    return min(0.995, acc + rng.gauss(0, 0.006))
+    acc -= 0.2 * v["model.drop_path_rate"] + 0.1 * v["model.drop_rate"] + 0.05 * v["model.attn_drop_rate"]
+    return min(0.995, acc + rng.gauss(0, 0.01))
 
 
-def _curve(final: float, epochs: int, rng: random.Random) -> list[float]:
-    rise = [1 - 0.6 * math.exp(-(e - 1) / 1.5) for e in range(1, epochs + 1)]
-    return [min(0.999, final * r + rng.gauss(0, 0.004)) for r in rise]
+def _curve(final: float, lr: float, epochs: int, rng: random.Random) -> list[float]:
+    """SYNTHETIC: rising towards ``final``, faster with a higher lr, from a start that varies."""
+    start, pace = rng.uniform(0.15, 0.6), 1.5 * (2.2e-3 / lr) ** 0.7 * rng.uniform(0.7, 1.4)
+    rise = [1 - (1 - start) * math.exp(-(e - 1) / pace) for e in range(1, epochs + 1)]
+    return [min(0.999, final * r + rng.gauss(0, 0.006)) for r in rise]
 
 
 class Asha:
@@ -93,7 +96,7 @@ def sample_trials(cfg: Any, n: int, seed: int) -> list[Trial]:
 
 def simulate(trial: Trial, epochs: int, asha: Asha, rng: random.Random) -> tuple[list[dict], str, str | None]:
     """The trial's epochs (metric name -> value), its status and reason."""
-    curve = _curve(_final_acc(trial.values, rng), epochs, rng)
+    curve = _curve(_final_acc(trial.values, rng), trial.values["optim.lr"], epochs, rng)
     breaks = rng.random()
     diverge_at = rng.randint(1, epochs) if breaks < DIVERGE_P and not trial.baseline else None
     fail_at = rng.randint(2, epochs) if DIVERGE_P <= breaks < DIVERGE_P + FAIL_P else None
@@ -171,7 +174,7 @@ def build(store: Path, n: int, seed: int = 0) -> tuple[str, str]:
     from search.tracker import MlflowTracker
 
     uri, marker = f"sqlite:///{store / 'mlflow.db'}", store / "record.json"
-    wanted = {"trials": n, "seed": seed, "settings": SETTINGS}
+    wanted = {"trials": n, "seed": seed, "settings": SETTINGS, "model": MODEL}
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         return uri, NAME
     if (store / "mlflow.db").exists():

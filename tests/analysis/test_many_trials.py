@@ -4,6 +4,7 @@ benchmarks/report_scale.py's.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import plotly.graph_objects as go
@@ -16,7 +17,7 @@ from analysis.sections import build_sections
 from analysis.to_html import plotly_js
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, PRUNED
-from tests.analysis.hand_made import SETTINGS, from_curves
+from tests.analysis.hand_made import SETTINGS, from_curves, hand_made
 
 
 def many(n: int, seed: int = 0):
@@ -80,3 +81,15 @@ def test_the_page_grows_by_little_per_trial(tmp_path):
         points[n] = len(exp.history)
     assert (page[150] - page[50]) / 100 < 450, page
     assert (curves[150] - curves[50]) / (points[150] - points[50]) < 60, (curves, points)
+
+
+def test_importance_on_the_same_trials_at_the_same_epoch_is_fitted_once():
+    exp = many(60)  # only completed trials reach epoch 6: both importances see the same trials
+    every = S.importance(exp)
+    assert S.importance(exp, completed_only=True).scores == every.scores  # what a second fit says
+    marked = dataclasses.replace(every, scores={"model.depth": 1.0})  # scores no fit gives: seen only if reused
+    completed = S.importance(exp, completed_only=True, known=marked)
+    assert completed.scores == marked.scores and "completed trials" in completed.note
+    other = hand_made()  # its completed trials are fewer than its trials at the epoch of the fit
+    known = dataclasses.replace(S.importance(other), scores={"model.depth": 1.0})
+    assert S.importance(other, completed_only=True, known=known).scores != known.scores
