@@ -93,3 +93,17 @@ def test_importance_on_the_same_trials_at_the_same_epoch_is_fitted_once():
     other = hand_made()  # its completed trials are fewer than its trials at the epoch of the fit
     known = dataclasses.replace(S.importance(other), scores={"model.depth": 1.0})
     assert S.importance(other, completed_only=True, known=known).scores != known.scores
+
+
+def test_importance_is_fitted_on_at_most_fit_trials_evenly_spaced_in_trial_order(monkeypatch):
+    exp = many(120)
+    fid = S.importance(exp).fidelity
+    shuffled = dataclasses.replace(fid, table=fid.table.sample(frac=1, random_state=1))
+    picked = S.fit_sample(shuffled, 8)
+    ids = sorted(fid.table["trial_id"])
+    evenly = [ids[round(i * (len(ids) - 1) / 7)] for i in range(8)]  # the first, the last and six between
+    assert picked.trials == 8 and list(picked.table["trial_id"]) == evenly
+    assert picked.epoch == fid.epoch and S.fit_sample(fid, len(ids)) is fid
+    monkeypatch.setattr(S, "FIT_TRIALS", 8)
+    capped = S.importance(exp)
+    assert capped.scores and f"of {fid.trials} trials" in capped.note and "fitted on 8 of them" in capped.note
