@@ -1,6 +1,6 @@
 """Benchmark 8: the analysis report of a 1,000-trial search, section by section: time and size.
 
-    python benchmarks/report_scale.py [--trials 1000] [--store DIR] [--profile]
+    python benchmarks/report_scale.py [--trials 1000] [--store DIR] [--no-asha] [--profile]
 
 The record is a real MLflow sqlite store made by ``benchmarks/scale_record.py`` (a parent run and one child run per
 trial, as ``search.tracker`` writes them; real configurations of the default space, SYNTHETIC accuracies). It is
@@ -11,7 +11,7 @@ so no study database is made.
 Timed, one after the other, in this process: loading the experiment; each section of ``analysis.sections`` (building
 its content, drawing its PNGs, writing its HTML); then the whole ``analysis.report.make_report`` once more (load and
 every format written) for the total. Sizes: report.html, and report.md with its PNGs. Goals (issue 16): every
-section at most 30 s, the HTML bounded. Writes benchmarks/results/report_scale.json.
+section at most 30 s, the HTML bounded. Writes benchmarks/results/report_scale.json (report_scale_no_asha.json).
 """
 
 from __future__ import annotations
@@ -115,12 +115,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--store", type=Path, help="folder of the cached record (default: a new temporary one)")
+    parser.add_argument("--no-asha", action="store_true", help="a search without ASHA: every trial trains 8 epochs")
     parser.add_argument("--profile", action="store_true", help="also print cProfile's top functions of the report")
     args = parser.parse_args()
     from benchmarks.scale_record import build
 
     store = args.store or Path(tempfile.mkdtemp(prefix="report-scale-"))
-    uri, name = build(store, args.trials)
+    uri, name = build(store, args.trials, asha=not args.no_asha)
     out = store / "report"
     profiler = cProfile.Profile() if args.profile else None
     with profiler or contextlib.nullcontext():
@@ -135,7 +136,7 @@ def main() -> None:
     print(f"whole report {result['report_total_s']:.1f} s; report.html {result['html_bytes'] / 1e6:.2f} MB, report.md "
           f"+ PNGs {result['md_and_png_bytes'] / 1e6:.2f} MB; written to {out}")  # fmt: skip
     result["store"] = str(store)
-    path = Path(__file__).parent / "results" / "report_scale.json"
+    path = Path(__file__).parent / "results" / f"report_scale{'_no_asha' if args.no_asha else ''}.json"
     path.write_text(json.dumps(result, indent=1))
 
 

@@ -4,13 +4,14 @@ an sqlite store, with the tags, params and per-epoch metrics ``search.tracker`` 
 The configurations are real: the default search space (``search.config.DEFAULT_SPACE``, over 8 epochs with ASHA
 rungs at epochs 1, 2 and 4), sampled by Optuna's RandomSampler, each trial's params the flattened config
 ``search.space.SearchSpace.apply`` builds and its size ``t2t.complexity``'s count. The numbers are SYNTHETIC: each
-trial's final val_acc is a smooth function of its parameters plus noise (``_final_acc``), its curve rises towards it,
-ASHA's asynchronous rule stops trials at the rungs, and about 1.5% diverge and 0.5% fail. Trial 0 is the baseline
-(the base config's own values). Two trials run at a time on a simulated clock.
+trial's final val_acc is a smooth function of its parameters plus noise (``_final_acc``), its curve rises towards it
+(``_curve``), ASHA's asynchronous rule stops trials at the rungs (with ``asha=False`` none is stopped), and about 1.5%
+diverge and 0.5% fail. Trial 0 is the baseline (the base config's own values). Two trials run at a time on a
+simulated clock.
 
 Writes go through ``MlflowClient`` (three calls a trial: ``create_run`` with the run's final tags, one ``log_batch``
 of its params and every epoch's metrics at ``step=epoch``, ``set_terminated``), never through SQL. The store is
-cached: a folder whose ``record.json`` matches the trials and seed asked for is reused as it is.
+cached: a folder whose ``record.json`` matches the trials, seed and settings asked for is reused as it is.
 """
 
 from __future__ import annotations
@@ -163,9 +164,9 @@ def _write_trial(client: Any, exp_id: str, parent_id: str, trial: Trial, sim: tu
     return end_s
 
 
-def build(store: Path, n: int, seed: int = 0) -> tuple[str, str]:
-    """The record of an ``n``-trial search in ``store`` (reused if it is already there); its tracking URI and
-    experiment name."""
+def build(store: Path, n: int, seed: int = 0, asha: bool = True) -> tuple[str, str]:
+    """The record of an ``n``-trial search in ``store`` (reused if it is already there), with ASHA or (``asha``
+    false: ``search.scheduler=none``) every trial trained to the end; its tracking URI and experiment name."""
     from mlflow.tracking import MlflowClient
 
     from contract.tracking import EXPERIMENT_KIND_TAG, EXPERIMENT_KIND_TRAINING
@@ -174,25 +175,26 @@ def build(store: Path, n: int, seed: int = 0) -> tuple[str, str]:
     from search.tracker import MlflowTracker
 
     uri, marker = f"sqlite:///{store / 'mlflow.db'}", store / "record.json"
-    wanted = {"trials": n, "seed": seed, "settings": SETTINGS, "model": MODEL}
+    settings = SETTINGS if asha else [*SETTINGS, "search.scheduler=none"]
+    wanted = {"trials": n, "seed": seed, "settings": settings, "model": MODEL}
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         return uri, NAME
     if (store / "mlflow.db").exists():
         raise SystemExit(f"--store {store} holds another record: give an empty or new folder")
     store.mkdir(parents=True, exist_ok=True)
-    cfg = SearchConfig.load(assignments=[*SETTINGS, f"search.num_trials={n}", f"search.seed={seed}"], name=NAME)
+    cfg = SearchConfig.load(assignments=[*settings, f"search.num_trials={n}", f"search.seed={seed}"], name=NAME)
     client = MlflowClient(uri)
     exp_id = client.create_experiment(NAME, artifact_location=(store / "artifacts").as_uri(),
                                       tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND_TRAINING})  # fmt: skip
     tracker = MlflowTracker(uri, NAME, f"scale-{seed}")
     parent_id = open_parent(cfg, tracker, f"sqlite:///{store / 'optuna.db'}")
     rng, epochs = random.Random(seed), cfg.base.train.epochs
-    asha = Asha([1, 2, 4], cfg.search.reduction_factor)
+    scheduler = Asha([1, 2, 4] if asha else [], cfg.search.reduction_factor)
     slots = [START_S, START_S]  # two trials at a time: each starts when the earlier of the two ends
     began = time.perf_counter()
     for trial in sample_trials(cfg, n, seed):
-        slot = slots.index(min(slots))
-        slots[slot] = _write_trial(client, exp_id, parent_id, trial, simulate(trial, epochs, asha, rng), slots[slot])
+        slot, sim = slots.index(min(slots)), simulate(trial, epochs, scheduler, rng)
+        slots[slot] = _write_trial(client, exp_id, parent_id, trial, sim, slots[slot])
     client.set_terminated(parent_id, "FINISHED", end_time=int(max(slots) * 1000))
     marker.write_text(json.dumps(wanted))
     print(f"wrote {n} trial runs to {uri} in {time.perf_counter() - began:.0f} s")
