@@ -45,7 +45,7 @@ def build_sections(exp: Experiment) -> list[Section]:
         study = S.study(exp, fidelity)
         sections.append(importance(exp, params, fidelity, study))
         if params:
-            sections.append(parallel_coordinates(params, fidelity, study))
+            sections.append(parallel_coordinates(exp, params, fidelity, study))
         sections.append(learning_curves(exp))
         sections += [pareto(exp, measure, params) for measure in (M.MACS, M.PARAMS)]
     sections += [cost(exp), failures(exp)]
@@ -173,8 +173,14 @@ def importance(exp: Experiment, params: list[str], fidelity: Fidelity, study: An
     return section
 
 
-def parallel_coordinates(params: list[str], fidelity: Fidelity, study: Any) -> Section:
+def parallel_coordinates(exp: Experiment, params: list[str], fidelity: Fidelity, study: Any) -> Section:
+    """Every trial at the fidelity in the PNG; in the HTML, one trace a trial, at most ``S.DRAWN_TRIALS`` of them."""
     text = f"Each trial's {fidelity.label()} ({fidelity.trials} trials, {SEARCH_TIME.split('; ')[0]})."
+    drawn = S.plot_sample(fidelity, S.DRAWN_TRIALS)
+    if drawn.trials < fidelity.trials:
+        text += (f" The interactive plot draws {drawn.trials} of them: the {S.LEADING} best and others evenly spaced "
+                 "in trial-id order; the image draws all.")  # fmt: skip
+        study = S.study(exp, drawn)
     section = Section("Parallel coordinates", text)
     if fidelity.table.empty:
         return section
@@ -187,8 +193,8 @@ def parallel_coordinates(params: list[str], fidelity: Fidelity, study: Any) -> S
 def learning_curves(exp: Experiment) -> Section:
     rungs, leading = S.asha_rungs(exp), S.leading_trials(exp)
     others = len(set(exp.history["trial_id"]) - set(leading))
-    shown = (f"; the {len(leading)} leading trials (the leaderboard's, the best and the baseline, dashed) drawn "
-             f"so, the other {others} faint grey" if others else "")  # fmt: skip
+    who = "the leaderboard's and the best" + (", the baseline dashed" if S.baseline_id(exp) in leading else "")
+    shown = f"; the {len(leading)} leading trials ({who}) drawn so, the other {others} faint grey" if others else ""
     text = (
         "val_acc per epoch; green completed, gray pruned, red diverged, black failed"
         + shown

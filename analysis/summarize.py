@@ -22,6 +22,8 @@ LEADING = 10
 # The most trials one importance is fitted on. Optuna's fANOVA (64 trees) grows faster than the trial count: on this
 # project's 2-core machine 4 s at 145 trials, 15 s at 500, 93 s at 1,000 (11 parameters).
 FIT_TRIALS = 300
+# The most trials a plot of one trace per trial draws in report.html (Optuna's parallel coordinates: ~0.8 KB each).
+DRAWN_TRIALS = 300
 
 
 def searched_params(exp: Experiment) -> list[str]:
@@ -217,6 +219,16 @@ def fit_sample(fid: Fidelity, most: int) -> Fidelity:
     ordered = fid.table.sort_values("trial_id").reset_index(drop=True)
     picked = np.unique(np.linspace(0, len(ordered) - 1, most).round().astype(int))
     return Fidelity(fid.epoch, ordered.iloc[picked].reset_index(drop=True))
+
+
+def plot_sample(fid: Fidelity, most: int) -> Fidelity:
+    """The trials a plot of one trace per trial draws: all of them up to ``most``, else the ``LEADING`` best by
+    val_acc and the rest of ``most`` evenly spaced in trial-id order (``fit_sample``)."""
+    if fid.trials <= most:
+        return fid
+    best = fid.table.nlargest(LEADING, M.VAL_ACC)
+    rest = fit_sample(Fidelity(fid.epoch, fid.table.drop(best.index)), most - len(best))
+    return Fidelity(fid.epoch, pd.concat([best, rest.table]).reset_index(drop=True))
 
 
 def _same_trials(a: Fidelity, b: Fidelity) -> bool:

@@ -10,7 +10,7 @@ import random
 import plotly.graph_objects as go
 from matplotlib.collections import LineCollection
 
-from analysis import interactive, plots
+from analysis import interactive, plots, sections
 from analysis import summarize as S
 from analysis.render import write_report
 from analysis.sections import build_sections
@@ -63,10 +63,17 @@ def test_a_small_search_draws_every_trial_as_before():
     assert "trials.csv" not in board.text
 
 
-def test_the_leaderboard_is_capped_with_a_line_naming_the_rest():
-    board = next(s for s in build_sections(many(60)) if s.title == "Leaderboard")
+def test_the_leaderboard_is_capped_with_a_line_naming_the_rest_and_the_curves_say_which_are_highlighted():
+    exp = many(60)
+    by_title = {s.title: s for s in build_sections(exp)}
+    board = by_title["Leaderboard"]
     assert len(board.tables[0]) == S.LEADING
     assert f"The other {60 - S.LEADING} trials are in trials.csv" in board.text
+    n = len(S.leading_trials(exp))
+    assert (
+        f"the {n} leading trials (the leaderboard's and the best, the baseline dashed) drawn so, the other "
+        f"{60 - n} faint grey" in by_title["Learning curves"].text
+    )
 
 
 def test_the_page_grows_by_little_per_trial(tmp_path):
@@ -107,3 +114,16 @@ def test_importance_is_fitted_on_at_most_fit_trials_evenly_spaced_in_trial_order
     monkeypatch.setattr(S, "FIT_TRIALS", 8)
     capped = S.importance(exp)
     assert capped.scores and f"of {fid.trials} trials" in capped.note and "fitted on 8 of them" in capped.note
+
+
+def test_the_interactive_parallel_coordinates_draw_at_most_drawn_trials_the_best_among_them(monkeypatch):
+    exp = many(150)
+    fid = S.importance(exp).fidelity
+    drawn = S.plot_sample(fid, 12)
+    best = set(fid.table.nlargest(S.LEADING, M.VAL_ACC)["trial_id"])
+    assert drawn.trials == 12 and best <= set(drawn.table["trial_id"]) and S.plot_sample(fid, fid.trials) is fid
+    monkeypatch.setattr(S, "DRAWN_TRIALS", 12)
+    section = sections.parallel_coordinates(exp, S.searched_params(exp), fid, S.study(exp, fid))
+    assert f"({fid.trials} trials" in section.text and "The interactive plot draws 12 of them" in section.text
+    unsampled = interactive.parallel_coordinates(S.study(exp, fid), S.searched_params(exp), fid.label())
+    assert len(section.interactive["parallel_coordinates"].data) == len(unsampled.data) - (fid.trials - 12)
