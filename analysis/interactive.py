@@ -10,8 +10,9 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from analysis import summarize
 from analysis.load import Experiment
-from analysis.plots import STATUS_COLORS
+from analysis.plots import OTHER_ALPHA, OTHER_COLOR, STATUS_COLORS
 from contract import metrics as M
 from contract.status import COMPLETED, RUNNING
 
@@ -50,20 +51,41 @@ def parallel_coordinates(study, params: list[str], value: str) -> go.Figure:
     return plot_parallel_coordinate(study, params=params, target_name=value)
 
 
-def learning_curves(exp: Experiment, rungs: list[int]) -> go.Figure:
-    """val_acc per epoch, one line per trial coloured by status; hover: trial, status, epoch, val_acc."""
+def learning_curves(exp: Experiment, rungs: list[int], leading: list[str]) -> go.Figure:
+    """val_acc per epoch: one line per ``leading`` trial coloured by its status (the baseline dashed), every other
+    trial in one faint grey trace (one legend entry) under them; hover: trial, status, epoch, val_acc."""
     fig = go.Figure()
-    status = exp.trials.set_index("trial_id")[M.STATUS]
-    for trial_id, h in exp.history.groupby("trial_id"):
-        s = str(status.get(trial_id, RUNNING))
+    status = exp.trials.set_index("trial_id")[M.STATUS].astype(str)
+    baseline = summarize.baseline_id(exp)
+    curves = dict(tuple(exp.history.groupby("trial_id")))
+    others = [trial_id for trial_id in curves if trial_id not in leading]
+    if others:
+        fig.add_trace(_others(curves, others, status))
+    for trial_id in [t for t in leading if t in curves]:
+        h, s = curves[trial_id], status.get(trial_id, RUNNING)
         fig.add_trace(go.Scatter(
             x=h[M.EPOCH], y=h[M.VAL_ACC].round(5), mode="lines+markers", name=f"{trial_id} ({s})",
-            line=dict(color=_color(s), width=1.5), marker=dict(size=5), legendgroup=s,
+            line=dict(color=_color(s), width=1.5, dash="dash" if trial_id == baseline else "solid"),
+            marker=dict(size=5), legendgroup=s,
             hovertemplate=f"trial {trial_id} ({s})<br>epoch %{{x}}<br>val_acc %{{y:.4f}}<extra></extra>",
         ))  # fmt: skip
     for r in rungs:
         fig.add_vline(x=r, line_dash="dash", line_color="#ff7f0e", annotation_text=f"rung {r}")
     return _layout(fig, "Learning curves", "epoch", "val_acc")
+
+
+def _others(curves: dict[str, pd.DataFrame], others: list[str], status: pd.Series) -> go.Scatter:
+    """The trials not highlighted as one trace, their lines apart (a gap between trials): one legend entry, and a
+    page that stays small however many trials there are."""
+    x, y, who = [], [], []
+    for trial_id in others:
+        h = curves[trial_id]
+        x += [*h[M.EPOCH], None]
+        y += [*h[M.VAL_ACC].round(4), None]
+        who += [f"{trial_id} ({status.get(trial_id, RUNNING)})"] * len(h) + [""]
+    return go.Scatter(x=x, y=y, text=who, mode="lines", name=f"other {len(others)} trials", connectgaps=False,
+                      line=dict(color=OTHER_COLOR, width=1), opacity=OTHER_ALPHA,
+                      hovertemplate="trial %{text}<br>epoch %{x}<br>val_acc %{y:.4f}<extra></extra>")  # fmt: skip
 
 
 def _points(data: pd.DataFrame, cost: str, name: str, marker: dict) -> go.Scatter:

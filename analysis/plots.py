@@ -12,8 +12,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from analysis import summarize
 from analysis.load import Experiment
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING
@@ -25,6 +27,10 @@ STATUS_COLORS = {
     FAILED: "black",
     RUNNING: "tab:blue",
 }
+# Beside the axes: over them it would hide points, and matplotlib's "best" place costs seconds among 1,000 trials.
+LEGEND = dict(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+# Every trial a figure does not highlight: thin, light and under the highlighted ones.
+OTHER_COLOR, OTHER_ALPHA = "#b0b0b0", 0.35
 
 
 def _figure(width: float = 7, height: float = 4) -> tuple[Figure, Axes]:
@@ -33,12 +39,12 @@ def _figure(width: float = 7, height: float = 4) -> tuple[Figure, Axes]:
     return fig, ax
 
 
-def _legend_by_status(ax: Axes, statuses: Iterable[str]) -> None:
+def _legend_by_status(ax: Axes, statuses: Iterable[str], extra: list | None = None) -> None:
     handles = [
         plt.Line2D([], [], color=STATUS_COLORS.get(s, "tab:blue"), marker="o", ls="", label=s)
         for s in sorted(set(statuses))
     ]
-    ax.legend(handles=handles, fontsize=8)
+    ax.legend(handles=handles + (extra or []), **LEGEND)
 
 
 def importance_bar(scores: dict[str, float], value: str) -> Figure:
@@ -89,10 +95,17 @@ def parallel_coordinates(table: pd.DataFrame, params: list[str], value: str) -> 
         x, _labels = _numeric(table[name].fillna("-") if name != M.VAL_ACC else table[name])
         low, high = np.nanmin(x), np.nanmax(x)
         columns.append((x - low) / (high - low) if high > low else np.full_like(x, 0.5))
-    matrix = np.vstack(columns).T
-    norm = plt.Normalize(table[M.VAL_ACC].min(), table[M.VAL_ACC].max())
-    for row, acc in sorted(zip(matrix, table[M.VAL_ACC], strict=True), key=lambda t: t[1]):
-        ax.plot(range(len(axes_names)), row, color=plt.cm.viridis(norm(acc)), alpha=0.8, lw=1.5)
+    matrix, acc = np.vstack(columns).T, table[M.VAL_ACC].to_numpy(dtype=float)
+    norm = plt.Normalize(np.nanmin(acc), np.nanmax(acc))
+    order = np.argsort(acc)  # the best drawn last, on top
+    lines = [np.column_stack([np.arange(len(axes_names)), matrix[i]]) for i in order]
+    colors = plt.cm.viridis(norm(acc[order]))
+    ax.add_collection(LineCollection(lines, colors=colors, lw=1.5, alpha=_line_alpha(len(lines))))
+    if len(lines) > summarize.LEADING:  # the best few stand out of a crowd of lines
+        ax.add_collection(
+            LineCollection(lines[-summarize.LEADING :], colors=colors[-summarize.LEADING :], lw=2, alpha=0.9)
+        )
+    ax.autoscale_view()
     ax.set_xticks(range(len(axes_names)), [*params, value], rotation=25, fontsize=8, ha="right")
     ax.set_yticks([])
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label=value)
@@ -100,18 +113,37 @@ def parallel_coordinates(table: pd.DataFrame, params: list[str], value: str) -> 
     return fig
 
 
-def learning_curves(exp: Experiment, rungs: list[int]) -> Figure:
+def _line_alpha(lines: int) -> float:
+    """Opaque enough to read a few lines, light enough that a thousand show where they crowd."""
+    return float(np.clip(40 / max(1, lines), 0.08, 0.8))
+
+
+def learning_curves(exp: Experiment, rungs: list[int], leading: list[str]) -> Figure:
+    """val_acc per epoch: the ``leading`` trials (``summarize.leading_trials``) in their status's colour, the
+    baseline dashed, every other trial one faint grey line under them (one legend entry)."""
     fig, ax = _figure(7, 4)
     status = exp.trials.set_index("trial_id")[M.STATUS]
-    for trial_id, h in exp.history.groupby("trial_id"):
-        s = status.get(trial_id, RUNNING)
-        ax.plot(h[M.EPOCH], h[M.VAL_ACC], color=STATUS_COLORS.get(s, "tab:blue"), alpha=0.8, marker=".", lw=1)
+    baseline = summarize.baseline_id(exp)
+    curves = {trial_id: h.dropna(subset=[M.VAL_ACC]) for trial_id, h in exp.history.groupby("trial_id")}
+    others = [h for trial_id, h in curves.items() if trial_id not in leading]
+    if others:
+        lines = [np.column_stack([h[M.EPOCH], h[M.VAL_ACC]]) for h in others]
+        ax.add_collection(LineCollection(lines, colors=OTHER_COLOR, linewidths=0.6, alpha=OTHER_ALPHA, zorder=1))
+        ax.autoscale_view()
+    for trial_id in leading:
+        h, s = curves.get(trial_id), status.get(trial_id, RUNNING)
+        if h is not None:
+            ax.plot(h[M.EPOCH], h[M.VAL_ACC], color=STATUS_COLORS.get(s, "tab:blue"), alpha=0.9, marker=".", lw=1.2,
+                    ls="--" if trial_id == baseline else "-", zorder=2)  # fmt: skip
     for r in rungs:
         ax.axvline(r, color="tab:orange", ls="--", lw=1)
     ax.set_xlabel("epoch" + (f" (dashed: ASHA rungs {rungs})" if rungs else ""))
     ax.set_ylabel("val_acc")
     ax.set_title("Learning curves")
-    _legend_by_status(ax, status)
+    extra = [plt.Line2D([], [], color="k", ls="--", label="baseline")] if baseline in leading else []
+    if others:
+        extra.append(plt.Line2D([], [], color=OTHER_COLOR, alpha=0.8, label=f"other {len(others)} trials"))
+    _legend_by_status(ax, [status.get(t, RUNNING) for t in leading if t in curves], extra)
     return fig
 
 
@@ -129,5 +161,5 @@ def pareto(completed: pd.DataFrame, front: pd.DataFrame, bounds: pd.DataFrame, c
     ax.set_xlabel(cost + (" per image" if cost == M.MACS else ""))
     ax.set_ylabel("best val_acc")
     ax.set_title(f"Accuracy vs {cost}")
-    ax.legend(fontsize=8)
+    ax.legend(**LEGEND)
     return fig

@@ -45,7 +45,7 @@ def build_sections(exp: Experiment) -> list[Section]:
         study = S.study(exp, fidelity)
         sections.append(importance(exp, params, fidelity, study))
         if params:
-            sections.append(parallel_coordinates(params, fidelity, study))
+            sections.append(parallel_coordinates(exp, params, fidelity, study))
         sections.append(learning_curves(exp))
         sections += [pareto(exp, measure, params) for measure in (M.MACS, M.PARAMS)]
     sections += [cost(exp), failures(exp)]
@@ -143,7 +143,10 @@ def leaderboard(exp: Experiment) -> Section:
     text = (
         f"Top trials by best val_acc ({SEARCH_TIME}; a pruned trial's by the epoch it was stopped); ties: fewer MACs."
     )
-    return Section("Leaderboard", text, [S.leaderboard(exp)])
+    board = S.leaderboard(exp)
+    if len(exp.trials) > len(board):
+        text += f" The other {len(exp.trials) - len(board)} trials are in trials.csv (the report's csv format)."
+    return Section("Leaderboard", text, [board])
 
 
 def _importance_table(*results: S.Importance) -> pd.DataFrame:
@@ -153,7 +156,8 @@ def _importance_table(*results: S.Importance) -> pd.DataFrame:
 
 
 def importance(exp: Experiment, params: list[str], fidelity: Fidelity, study: Any) -> Section:
-    every, completed = S.importance(exp), S.importance(exp, completed_only=True)
+    every = S.importance(exp)
+    completed = S.importance(exp, completed_only=True, known=every)
     text = f"All trials: {every.note}. Completed trials only: {completed.note}."
     section = Section("Hyperparameter importance", text)
     shown = every if every.scores else completed
@@ -169,8 +173,14 @@ def importance(exp: Experiment, params: list[str], fidelity: Fidelity, study: An
     return section
 
 
-def parallel_coordinates(params: list[str], fidelity: Fidelity, study: Any) -> Section:
+def parallel_coordinates(exp: Experiment, params: list[str], fidelity: Fidelity, study: Any) -> Section:
+    """Every trial at the fidelity in the PNG; in the HTML, one trace a trial, at most ``S.DRAWN_TRIALS`` of them."""
     text = f"Each trial's {fidelity.label()} ({fidelity.trials} trials, {SEARCH_TIME.split('; ')[0]})."
+    drawn = S.plot_sample(fidelity, S.DRAWN_TRIALS)
+    if drawn.trials < fidelity.trials:
+        text += (f" The interactive plot draws {drawn.trials} of them: the {S.LEADING} best and others evenly spaced "
+                 "in trial-id order; the image draws all.")  # fmt: skip
+        study = S.study(exp, drawn)
     section = Section("Parallel coordinates", text)
     if fidelity.table.empty:
         return section
@@ -181,9 +191,13 @@ def parallel_coordinates(params: list[str], fidelity: Fidelity, study: Any) -> S
 
 
 def learning_curves(exp: Experiment) -> Section:
-    rungs = S.asha_rungs(exp)
+    rungs, leading = S.asha_rungs(exp), S.leading_trials(exp)
+    others = len(set(exp.history["trial_id"]) - set(leading))
+    who = "the leaderboard's and the best" + (", the baseline dashed" if S.baseline_id(exp) in leading else "")
+    shown = f"; the {len(leading)} leading trials ({who}) drawn so, the other {others} faint grey" if others else ""
     text = (
         "val_acc per epoch; green completed, gray pruned, red diverged, black failed"
+        + shown
         + (f"; ASHA compared trials at epochs {rungs}" if rungs else "")
         + ". Trials stopped at each epoch:"
     )
@@ -191,8 +205,8 @@ def learning_curves(exp: Experiment) -> Section:
         "Learning curves",
         text,
         [S.rung_counts(exp)],
-        {"learning_curves": plots.learning_curves(exp, rungs)},
-        interactive={"learning_curves": interactive.learning_curves(exp, rungs)},
+        {"learning_curves": plots.learning_curves(exp, rungs, leading)},
+        interactive={"learning_curves": interactive.learning_curves(exp, rungs, leading)},
     )
 
 

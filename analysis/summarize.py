@@ -16,6 +16,14 @@ from contract import ranking
 from contract.status import COMPLETED, DIVERGED, ENDED, FAILED, PRUNED, RUNNING
 
 LEADERBOARD_COLUMNS = ["trial_id", M.STATUS, M.BEST_VAL_ACC, M.VAL_LOSS, M.PARAMS, M.MACS, "epochs", "trial_time_s"]
+# The rows of the leaderboard, and the trials a figure of every trial draws in colour: past a few dozen trials, lines
+# of every trial in colour are one blot, and a table of every trial is what trials.csv is for.
+LEADING = 10
+# The most trials one importance is fitted on. Optuna's fANOVA (64 trees) grows faster than the trial count: on this
+# project's 2-core machine 4 s at 145 trials, 15 s at 500, 93 s at 1,000 (11 parameters).
+FIT_TRIALS = 300
+# The most trials a plot of one trace per trial draws in report.html (Optuna's parallel coordinates: ~0.8 KB each).
+DRAWN_TRIALS = 300
 
 
 def searched_params(exp: Experiment) -> list[str]:
@@ -42,13 +50,23 @@ def searched_params(exp: Experiment) -> list[str]:
     return [c for c in exp.trials.columns if c not in meta and exp.trials[c].astype(str).nunique() > 1]
 
 
-def leaderboard(exp: Experiment, k: int = 10) -> pd.DataFrame:
+def leaderboard(exp: Experiment, k: int = LEADING) -> pd.DataFrame:
     """Top-k trials by best val_acc (ties: fewer MACs), with the searched parameters."""
     cols = [c for c in LEADERBOARD_COLUMNS if c in exp.trials.columns] + searched_params(exp)
     if baseline_trial(exp) is not None:
         cols.insert(1, "baseline")
     ranked = exp.trials.sort_values([M.BEST_VAL_ACC, M.MACS], ascending=[False, True], na_position="last")
     return ranked[cols].head(k).reset_index(drop=True)
+
+
+def leading_trials(exp: Experiment, k: int = LEADING) -> list[str]:
+    """The trials a figure of every trial highlights: the leaderboard's top ``k``, the best trial and the baseline
+    (each once, in that order); the figure draws the rest alike, faint."""
+    ids = list(leaderboard(exp, k)["trial_id"])
+    for row in (best_trial(exp), baseline_trial(exp)):
+        if row is not None and row["trial_id"] not in ids:
+            ids.append(row["trial_id"])
+    return ids
 
 
 def best_trial(exp: Experiment) -> pd.Series | None:
@@ -66,6 +84,11 @@ def baseline_trial(exp: Experiment) -> pd.Series | None:
         return None
     rows = exp.trials[exp.trials["baseline"].fillna(False).astype(bool)]
     return rows.iloc[0] if len(rows) else None
+
+
+def baseline_id(exp: Experiment) -> str | None:
+    row = baseline_trial(exp)
+    return None if row is None else str(row["trial_id"])
 
 
 def search_gain(best: pd.Series, baseline: pd.Series | None) -> float | None:
@@ -153,9 +176,11 @@ class Importance:
     note: str  # the method and the data, or why it was not computed
 
 
-def importance(exp: Experiment, completed_only: bool = False) -> Importance:
+def importance(exp: Experiment, completed_only: bool = False, known: Importance | None = None) -> Importance:
     """Hyperparameter importance with Optuna's fANOVA evaluator on every trial's (or every completed trial's)
-    val_acc at one epoch (``analysis.fidelity``): never a pruned trial's truncated number beside a finished one."""
+    val_acc at one epoch (``analysis.fidelity``): never a pruned trial's truncated number beside a finished one.
+    ``known``: an importance already computed, whose scores are taken as they are where it was fitted on the same
+    trials at the same epoch (at scale, the epoch most trials reached is often one only completed trials reached)."""
     import optuna
 
     fid = at_one_epoch(exp, completed_only)
@@ -164,18 +189,50 @@ def importance(exp: Experiment, completed_only: bool = False) -> Importance:
         return Importance(
             {}, fid, f"not computed: needs {MIN_TRIALS} {who} with a val_acc at one epoch, has {fid.trials}"
         )
-    try:
-        scores = optuna.importance.get_param_importances(
-            study(exp, fid), evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
-        )
-    except (RuntimeError, ValueError) as e:
-        return Importance({}, fid, f"not computed: {e}")
+    fitted = fit_sample(fid, FIT_TRIALS)
+    if known is not None and known.scores and _same_trials(known.fidelity, fid):
+        scores = known.scores
+    else:
+        try:
+            scores = optuna.importance.get_param_importances(
+                study(exp, fitted), evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+            )
+        except (RuntimeError, ValueError) as e:
+            return Importance({}, fid, f"not computed: {e}")
     later = "" if completed_only else f", {fid.later_pruned} of them pruned at or after it"
+    sample = "" if fitted.trials == fid.trials else (
+        f" (fitted on {fitted.trials} of them, evenly spaced in trial-id order: fANOVA's cost grows faster than the "
+        "trials)"
+    )  # fmt: skip
     note = (
         f"fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0) on {fid.label()} of {fid.trials} {who}"
-        f"{later}: the highest epoch that at least {MIN_TRIALS} {who} reached"
+        f"{later}: the highest epoch that at least {MIN_TRIALS} {who} reached{sample}"
     )
     return Importance(dict(scores), fid, note)
+
+
+def fit_sample(fid: Fidelity, most: int) -> Fidelity:
+    """The trials an importance is fitted on: all of them up to ``most``, else ``most`` of them evenly spaced in
+    trial-id order (early and late trials alike; the same every time)."""
+    if fid.trials <= most:
+        return fid
+    ordered = fid.table.sort_values("trial_id").reset_index(drop=True)
+    picked = np.unique(np.linspace(0, len(ordered) - 1, most).round().astype(int))
+    return Fidelity(fid.epoch, ordered.iloc[picked].reset_index(drop=True))
+
+
+def plot_sample(fid: Fidelity, most: int) -> Fidelity:
+    """The trials a plot of one trace per trial draws: all of them up to ``most``, else the ``LEADING`` best by
+    val_acc and the rest of ``most`` evenly spaced in trial-id order (``fit_sample``)."""
+    if fid.trials <= most:
+        return fid
+    best = fid.table.nlargest(LEADING, M.VAL_ACC)
+    rest = fit_sample(Fidelity(fid.epoch, fid.table.drop(best.index)), most - len(best))
+    return Fidelity(fid.epoch, pd.concat([best, rest.table]).reset_index(drop=True))
+
+
+def _same_trials(a: Fidelity, b: Fidelity) -> bool:
+    return a.epoch == b.epoch and set(a.table["trial_id"]) == set(b.table["trial_id"])
 
 
 def rung_counts(exp: Experiment) -> pd.DataFrame:
