@@ -20,7 +20,7 @@ from analysis.load import Experiment, NoTrialsError, load
 from analysis.render import FORMATS, write_report
 from analysis.store import check_store
 from contract.cli import Parser
-from contract.tracking import DEFAULT_TRACKING_URI, REPORT_ARTIFACTS
+from contract.tracking import DEFAULT_TRACKING_URI, REPORT_ARTIFACTS, no_telemetry
 
 log = logging.getLogger("analysis.report")
 
@@ -61,6 +61,7 @@ def preflight(experiment: str, tracking_uri: str, out: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    no_telemetry()
     parser = Parser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="MLflow experiment name, a parent run id, or a Tune experiment folder")
     parser.add_argument("--output-dir", type=Path, help="where to write (default reports/NAME)")

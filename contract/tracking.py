@@ -53,3 +53,10 @@ SYSTEM_METRICS_PREFIX = "system/"  # MLflow's system-metrics monitor names its m
 
 # The Model Registry: the search's winner is a version of the model named after the experiment, with this alias.
 CHAMPION_ALIAS = "champion"
+
+
+def no_telemetry() -> None:
+    """MLflow 3 sends usage events off the machine unless told not to; this process and those it starts don't."""
+    import os
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

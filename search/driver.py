@@ -27,6 +27,7 @@ from contract.tracking import (
     ROLE_PARENT,
     ROLE_TAG,
     SPACE_ARTIFACT,
+    no_telemetry,
 )
 from search.config import SearchConfig
 from search.identity import SearchIdentity
@@ -49,6 +50,7 @@ def configure_environment() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a URL per run; the summary has one
+    no_telemetry()
     # Tune forces a snapshot whenever a trial has made num_to_keep checkpoints (search.resume): wanted, so no warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Tune's own result files come from search.history (each epoch once); no TensorBoard files: MLflow is the UI.

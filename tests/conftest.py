@@ -6,6 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from contract.tracking import no_telemetry
+
+no_telemetry()  # the tests' own MLflow clients send nothing off the machine either
+
 # The reference fixtures (computed from the official code) live beside the checkout, in ../shared/reference.
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
