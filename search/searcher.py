@@ -24,6 +24,7 @@ import t2t
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, FAILED, NOT_STARTED, PRUNED, REFUSED, trial_status
 from search.space import SearchSpace
+from search.study_storage import open_storage
 from trainables.config import TrainConfig
 from trainables.data import channels_and_classes
 
@@ -89,44 +90,6 @@ def study_endings(study_name: str, storage: str) -> dict[str, tuple[str, int]]:
     return endings
 
 
-NETWORK_FILE_SYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "lustre", "gpfs", "ceph", "glusterfs", "fuse")
-
-
-def on_network_file_system(path: Path) -> bool:
-    """Whether ``path`` lies on a network file system (Linux's mount table; elsewhere: no)."""
-    try:
-        mounts = [line.split()[1:3] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    except OSError:
-        return False
-    resolved = str(path.resolve())
-    inside = [(p, kind) for p, kind in mounts if resolved == p or resolved.startswith(p.rstrip("/") + "/")]
-    kind = max(inside, key=lambda mount: len(mount[0]), default=("/", ""))[1]  # the innermost mount
-    return kind.split(".")[0] in NETWORK_FILE_SYSTEMS
-
-
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """The study's storage. A SQLite file on a local disk (the default) is put in write-ahead-log mode with
-    ``synchronous=NORMAL``: a commit no longer waits for the disk, which made a trial cost ~100 ms of Tune's event
-    loop (measured: 100 trials of ask, 4 reports and tell, 11.7 s -> 5.7 s). A killed process still loses no
-    committed write; only a power cut can lose the last ones. Not on a network file system: SQLite's WAL needs
-    every reader on the same host."""
-    import sqlalchemy
-
-    storage = optuna.storages.RDBStorage(url)
-    file = url.removeprefix("sqlite:///")
-    if url.startswith("sqlite:///") and not on_network_file_system(Path(file).parent):
-
-        def on_connect(connection, _record) -> None:
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        sqlalchemy.event.listen(storage.engine, "connect", on_connect)
-        storage.engine.dispose()  # the connections Optuna opened already: the next ones run on_connect
-    return storage
-
-
 def make_sampler(kind: str, seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -145,8 +108,8 @@ def previous_trials(storage: str) -> list[optuna.trial.FrozenTrial]:
 
 
 class StudySearcher(Searcher):
-    # Set by the driver before Tune restores a searcher: where the study is now, and the trials Tune's snapshot
-    # holds (the study's other trials with a Ray id are orphans: started after that snapshot; see search.resume).
+    # Set before Tune restores a searcher: where the study is now (by the driver), and the trials Tune's snapshot
+    # holds (by search.tune_state; the study's other trials with a Ray id are orphans, see search.resume).
     restored_storage: ClassVar[str | None] = None
     restored_known: ClassVar[set[str] | None] = None
 
