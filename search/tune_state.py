@@ -67,7 +67,7 @@ def _adopt_orphans() -> None:
         orphan = _next_orphan(self.searcher)
         if orphan is None:
             return create(self, experiment_spec)
-        generate = Trial.generate_id
+        generate = Trial.__dict__["generate_id"]  # the classmethod itself, put back as it was
         Trial.generate_id = staticmethod(lambda: orphan)
         try:
             return create(self, experiment_spec)
