@@ -169,6 +169,7 @@ def build(store: Path, n: int, seed: int = 0, asha: bool = True) -> tuple[str, s
     false: ``search.scheduler=none``) every trial trained to the end; its tracking URI and experiment name."""
     from mlflow.tracking import MlflowClient
 
+    from contract.files import STUDY_JOURNAL
     from contract.tracking import EXPERIMENT_KIND_TAG, EXPERIMENT_KIND_TRAINING
     from search.config import SearchConfig
     from search.driver import open_parent
@@ -187,7 +188,7 @@ def build(store: Path, n: int, seed: int = 0, asha: bool = True) -> tuple[str, s
     exp_id = client.create_experiment(NAME, artifact_location=(store / "artifacts").as_uri(),
                                       tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND_TRAINING})  # fmt: skip
     tracker = MlflowTracker(uri, NAME, f"scale-{seed}")
-    parent_id = open_parent(cfg, tracker, f"sqlite:///{store / 'optuna.db'}")
+    parent_id = open_parent(cfg, tracker, str(store / STUDY_JOURNAL))
     rng, epochs = random.Random(seed), cfg.base.train.epochs
     scheduler = Asha([1, 2, 4] if asha else [], cfg.search.reduction_factor)
     slots = [START_S, START_S]  # two trials at a time: each starts when the earlier of the two ends

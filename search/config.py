@@ -90,7 +90,7 @@ class SearchSection(_Section):
     max_failures: int = Field(2, ge=0)  # retries of a trial whose worker or node died
     keep_checkpoints: int = Field(2, ge=1)  # per trial, the best by val_acc
     log_checkpoints: int = Field(3, ge=0)  # the best trials' model weights become MLflow artifacts
-    warm_start: str | None = None  # a previous search's study, e.g. sqlite:///ray_results/OLD/optuna.db
+    warm_start: str | None = None  # a previous search's study, e.g. ray_results/OLD/optuna.journal
     baseline: bool = True  # the first trial trains the base config's own values (not with warm_start)
     final: FinalSection = FinalSection()
 

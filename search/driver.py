@@ -16,7 +16,7 @@ from typing import Any
 
 import search.resume
 from contract import metrics as M
-from contract.files import PENDING_WRITES, STUDY_DB
+from contract.files import PENDING_WRITES
 from contract.flat import flatten
 from contract.redact import redact
 from contract.status import COMPLETED, FAILED, INTERRUPTED, NOT_STARTED, PRUNED
@@ -32,6 +32,7 @@ from contract.tracking import (
 from search.config import SearchConfig
 from search.identity import SearchIdentity
 from search.signals import GracefulStop
+from search.study_storage import study_location
 from search.tracker import MlflowTracker
 from search.writes import PARENT
 
@@ -280,7 +281,7 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
         return 2
     pending_trials(cfg)
     identity = identify(cfg, resume)
-    storage = f"sqlite:///{identity.local_dir / STUDY_DB}"
+    storage = study_location(identity.local_dir)
     tracker = open_tracker(cfg, identity)
     parent_id = open_parent(cfg, tracker, storage)
     log.info("search %r (id %s): %d trials, results in %s, MLflow parent run %s",

@@ -170,8 +170,9 @@ def check_experiment(cfg: SearchConfig, resume: bool) -> None:
 def check_warm_start(url: str) -> None:
     from search.searcher import previous_trials
 
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise UsageError(f"search.warm_start: no study file at {url.removeprefix('sqlite:///')}")
+    file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") or "://" not in url else None
+    if file is not None and not Path(file).is_file():
+        raise UsageError(f"search.warm_start: no study file at {file}")
     try:
         previous_trials(url)
     except Exception as e:  # any way the old study cannot be read is a usage error

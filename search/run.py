@@ -103,9 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     from search.driver import run_search
     from search.identity import LockedError, SearchLock
     from search.preflight import UsageError, preflight
+    from search.sqlite_wal import install
     from search.tracker import TrackingError
     from trainables.yaml_reader import YamlError
 
+    install()  # before any store is opened: the driver's SQLite files are written ahead
     try:
         cfg = load_config(args)
         lock = SearchLock(cfg.experiment_path).acquire()  # held while this function runs: the search's lifetime

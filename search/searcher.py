@@ -5,8 +5,8 @@
 - a diverged or failed trial is FAIL, with the reason as a user attribute;
 - a configuration over the parameter/MAC budget is refused before it trains: it gets ``set_constraint`` values
   > 0 and is told PRUNED, so TPE ranks it below every feasible trial, and the next one is asked for;
-- the study lives in Optuna storage (an RDB file by default), so optuna-dashboard can read it, a resumed
-  search continues it, and the Ray-trial -> Optuna-trial map is rebuilt from the study itself.
+- the study lives in Optuna storage (a journal file, ``search.study_storage``), so optuna-dashboard can read it,
+  a resumed search continues it, and the Ray-trial -> Optuna-trial map is rebuilt from the study itself.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class BudgetExhaustedError(RuntimeError):
 def baseline_trial_id(study_name: str, storage: str) -> str | None:
     """The Ray trial that trained the base config's own values (``search.baseline``), if the study had one."""
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     except KeyError:  # no such study
         return None
     for trial in study.get_trials(deepcopy=False):
@@ -60,7 +60,7 @@ def resumed_seed(seed: int, known_trials: int) -> int:
 def end_unfinished(study_name: str, storage: str, measured: set[str], reason: str) -> None:
     """Close the study's trials that Tune ended without telling the searcher (its time budget ran out): those
     that finished an epoch are PRUNED at the epoch they reached, the others FAIL as not_started."""
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         ray_id = frozen.user_attrs.get(RAY_TRIAL_ID)
         if ray_id is None:
@@ -79,7 +79,7 @@ def end_unfinished(study_name: str, storage: str, measured: set[str], reason: st
 def study_endings(study_name: str, storage: str) -> dict[str, tuple[str, int]]:
     """Ray trial id -> (status, last epoch) of every trial the study has seen end."""
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     except KeyError:  # no such study yet
         return {}
     endings = {}
@@ -99,10 +99,11 @@ def make_sampler(kind: str, seed: int, multi_objective: bool) -> optuna.samplers
 
 def previous_trials(storage: str) -> list[optuna.trial.FrozenTrial]:
     """The finished trials of the one study in ``storage`` (a previous search), to warm-start TPE."""
-    summaries = optuna.get_all_study_summaries(storage=storage)
+    opened = open_storage(storage)
+    summaries = optuna.get_all_study_summaries(storage=opened)
     if len(summaries) != 1:
         raise ValueError(f"search.warm_start: expected one study in {storage}, found {len(summaries)}")
-    old = optuna.load_study(study_name=summaries[0].study_name, storage=storage)
+    old = optuna.load_study(study_name=summaries[0].study_name, storage=opened)
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     return [t for t in old.get_trials(deepcopy=False, states=finished) if RAY_TRIAL_ID in t.user_attrs]
 
@@ -151,7 +152,7 @@ class StudySearcher(Searcher):
     @property
     def study(self) -> optuna.Study:
         if self._study is None:
-            storage = open_storage(self.storage_url) if self.storage_url else None
+            storage = open_storage(self.storage_url, writer=True) if self.storage_url else None
             directions = ["maximize", "minimize"] if self.multi_objective else ["maximize"]
             self._study = optuna.create_study(
                 study_name=self.study_name,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from contract.files import STUDY_JOURNAL
 from contract.tracking import UI_TRAINING_VIEW
 from tests.analysis.test_report_e2e import _HOVER_PROBE
 from tests.browser import visit
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         hover = _shoot("report-hover", probe.as_uri() + "#pareto_macs", args.out, 5, "document.body.dataset.hover")
         print(f"  the hover label: {hover}")
 
-        study = f"sqlite:///{args.folder.resolve() / 'ray_results' / args.name / 'optuna.db'}"
+        study = str(args.folder.resolve() / "ray_results" / args.name / STUDY_JOURNAL)
         dport = free_port()
         started.append(dashboard(study, dport, args.out / "optuna-dashboard.log"))
         _shoot("optuna-dashboard", f"http://127.0.0.1:{dport}/dashboard/studies/1", args.out)

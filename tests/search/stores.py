@@ -13,10 +13,11 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from contract import metrics as M
-from contract.files import FINAL_EXPERIMENT
+from contract.files import FINAL_EXPERIMENT, STUDY_JOURNAL
 from contract.status import COMPLETED, INTERRUPTED, NOT_STARTED, trial_status
 from contract.tracking import PARENT_RUN_TAG, ROLE_FINAL, ROLE_TAG, ROLE_TRIAL, TRIAL_ID_TAG
 from search.searcher import RAY_TRIAL_ID
+from search.study_storage import open_storage
 from tests.processes import kill_session, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,8 +75,14 @@ def _result_lines(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def study_story(storage: str, name: str) -> dict[str, str]:
-    study = optuna.load_study(study_name=name, storage=storage)
+def load_study(location: str | Path, name: str) -> optuna.Study:
+    """The study at ``location``: a search's results folder (its journal), a journal file or an RDB URL."""
+    location = Path(location) / STUDY_JOURNAL if Path(str(location)).is_dir() else location
+    return optuna.load_study(study_name=name, storage=open_storage(str(location)))
+
+
+def study_story(storage: str | Path, name: str) -> dict[str, str]:
+    study = load_study(storage, name)
     story = {}
     for trial in study.trials:
         ray_id = trial.user_attrs.get(RAY_TRIAL_ID)
@@ -110,7 +117,7 @@ def assert_agree(folder: Path, name: str, study_storage: str | None = None, uri:
     experiment = folder / "ray_results" / name
     uri = uri or f"sqlite:///{folder}/mlflow.db"
     tune = tune_story(experiment)
-    study = study_story(study_storage or f"sqlite:///{experiment}/optuna.db", name)
+    study = study_story(study_storage or experiment, name)
     mlflow = mlflow_story(uri, name)
     assert tune == study == mlflow, {"tune": tune, "study": study, "mlflow": mlflow}
     client, _, children = runs(uri, name)

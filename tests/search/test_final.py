@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import optuna
 import yaml
 
 from contract import final
@@ -16,7 +15,7 @@ from contract.status import COMPLETED
 from contract.tracking import BASELINE_TAG, FINAL_SEED_TAG, FINAL_SOURCE_TAG, ROLE_FINAL
 from search.searcher import RAY_TRIAL_ID
 from tests.processes import kill_session, wait_for
-from tests.search.stores import assert_agree, epochs, finish, runs, search
+from tests.search.stores import assert_agree, epochs, finish, load_study, runs, search
 
 
 def _rows(client, finals) -> list[dict]:
@@ -40,7 +39,7 @@ def test_the_final_phase_retrains_the_best_and_the_baseline_on_test(smoke_search
     uri = f"sqlite:///{folder}/mlflow.db"
     client, parents, trials = runs(uri, "smoke")
     _, _, finals = runs(uri, "smoke", ROLE_FINAL)
-    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{folder}/ray_results/smoke/optuna.db")
+    study = load_study(folder / "ray_results" / "smoke", "smoke")
     searched = {t.user_attrs[RAY_TRIAL_ID] for t in study.trials}
     assert {c.data.tags["trial_id"] for c in trials} == searched  # the study never sees a final run
 
@@ -105,6 +104,6 @@ def test_no_test_number_reaches_the_search(smoke_search: Path):
     for result in experiment.glob("trial_*/result.json"):
         for line in result.read_text().splitlines():
             assert not any(k.startswith("test_") for k in json.loads(line)), line
-    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{experiment}/optuna.db")
+    study = load_study(experiment, "smoke")
     for trial in study.trials:
         assert not any("test" in k for k in trial.user_attrs), trial.user_attrs

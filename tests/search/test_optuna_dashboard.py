@@ -6,12 +6,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import optuna
 import pytest
 import requests
 
-from contract.files import STUDY_DB
+from contract.files import STUDY_JOURNAL
 from tests.processes import free_port, kill_session, serve
+from tests.search.stores import load_study
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +24,8 @@ def dashboard(storage: str, port: int, log: Path):
 
 
 def test_the_dashboard_reads_the_search_study(smoke_search, tmp_path):
-    storage = f"sqlite:///{smoke_search / 'ray_results' / 'smoke' / STUDY_DB}"
-    study = optuna.load_study(study_name="smoke", storage=storage)
+    storage = str(smoke_search / "ray_results" / "smoke" / STUDY_JOURNAL)
+    study = load_study(storage, "smoke")
     port = free_port()
     proc = dashboard(storage, port, tmp_path / "dashboard.log")
     try:

@@ -17,7 +17,7 @@ from contract.tracking import BASELINE_TAG
 from search.searcher import BASELINE, RAY_TRIAL_ID
 from tests.conftest import run_search
 from tests.processes import kill_session, wait_for
-from tests.search.stores import assert_agree, epochs, finish, runs, search
+from tests.search.stores import assert_agree, epochs, finish, load_study, runs, search
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def _runs(tmp_path: Path, name: str):
 
 
 def _study(tmp_path: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/ray_results/{name}/optuna.db")
+    return load_study(tmp_path / "ray_results" / name, name)
 
 
 def test_smoke_search_end_to_end(smoke_search):

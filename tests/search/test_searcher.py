@@ -26,7 +26,7 @@ SPACE = [
 
 def _searcher(tmp_path, *sets: str, storage: bool = True) -> StudySearcher:
     cfg = SearchConfig.load(None, [*SPACE, *sets], name="study")
-    return StudySearcher.from_config(cfg, f"sqlite:///{tmp_path}/o.db" if storage else None)
+    return StudySearcher.from_config(cfg, str(tmp_path / "o.journal") if storage else None)
 
 
 def _params(config: dict) -> int:
@@ -121,7 +121,7 @@ def test_warm_start_copies_the_finished_trials_of_a_previous_search(tmp_path):
         old.suggest(name)
         old.on_trial_complete(name, _result(2, 0.4, status))
     (tmp_path / "new").mkdir()
-    new = _searcher(tmp_path / "new", f"search.warm_start=sqlite:///{tmp_path}/o.db")
+    new = _searcher(tmp_path / "new", f"search.warm_start={tmp_path}/o.journal")
     copied = new.study.get_trials()
     assert [t.state for t in copied] == [TrialState.COMPLETE, TrialState.PRUNED]
     assert copied[0].params == old.study.get_trials()[0].params
@@ -174,11 +174,11 @@ def test_a_restored_searcher_continues_the_study_without_repeating_its_proposals
 def test_a_moved_results_folder_keeps_its_study(tmp_path, monkeypatch):
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir()
-    searcher = StudySearcher.from_config(SearchConfig.load(None, SPACE, name="study"), f"sqlite:///{old}/optuna.db")
+    searcher = StudySearcher.from_config(SearchConfig.load(None, SPACE, name="study"), str(old / "optuna.journal"))
     searcher.suggest("t0")
     searcher.save(str(old / "searcher-state.pkl"))
     old.rename(new)
-    monkeypatch.setattr(StudySearcher, "restored_storage", f"sqlite:///{new / 'optuna.db'}")  # what the driver sets
+    monkeypatch.setattr(StudySearcher, "restored_storage", str(new / "optuna.journal"))  # what the driver sets
     restored = StudySearcher.from_config(SearchConfig.load(None, SPACE, name="study"), None)
     restored.restore(str(new / "searcher-state.pkl"))
-    assert restored.storage_url == f"sqlite:///{new / 'optuna.db'}" and len(restored.study.trials) == 1
+    assert restored.storage_url == str(new / "optuna.journal") and len(restored.study.trials) == 1

@@ -3,7 +3,6 @@ the ones that ended since are settled by the study's record, and the resumed sea
 
 from __future__ import annotations
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -11,7 +10,7 @@ from contract import metrics as M
 from contract.status import PRUNED
 from search.searcher import RAY_TRIAL_ID, STOPPED_AT
 from tests.processes import kill_session, wait_for
-from tests.search.stores import assert_agree, epochs, finish, runs, search
+from tests.search.stores import assert_agree, epochs, finish, load_study, runs, search
 
 pytestmark = pytest.mark.slow
 
@@ -37,11 +36,11 @@ NO_SNAPSHOT = {"TUNE_GLOBAL_CHECKPOINT_S": "100000"}
 
 def test_a_driver_killed_after_trials_began_and_ended_since_the_snapshot_resumes_them_once(tmp_path):
     driver = search(tmp_path, *ARGS, env=NO_SNAPSHOT)
-    storage = f"sqlite:///{tmp_path}/ray_results/late/optuna.db"
+    experiment = tmp_path / "ray_results" / "late"
 
     def ended_and_running() -> bool:
         try:
-            trials = optuna.load_study(study_name="late", storage=storage).trials
+            trials = load_study(experiment, "late").trials
         except Exception:  # not created yet
             return False
         ended = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -52,13 +51,13 @@ def test_a_driver_killed_after_trials_began_and_ended_since_the_snapshot_resumes
         wait_for(ended_and_running, 300, "two trials ended and one midway")
     finally:
         kill_session(driver)
-    before = {t.user_attrs[RAY_TRIAL_ID]: t for t in optuna.load_study(study_name="late", storage=storage).trials}
+    before = {t.user_attrs[RAY_TRIAL_ID]: t for t in load_study(experiment, "late").trials}
 
     resumed = search(tmp_path, *ARGS, "--resume", log="resume.log")
     assert finish(resumed) == 0, (tmp_path / "resume.log").read_text()
     assert "started after Tune's last snapshot" in (tmp_path / "resume.log").read_text()  # orphans were adopted
 
-    study = optuna.load_study(study_name="late", storage=storage)
+    study = load_study(experiment, "late")
     ray_ids = [t.user_attrs[RAY_TRIAL_ID] for t in study.trials]
     assert len(ray_ids) == len(set(ray_ids)) == 5  # each trial once: an orphan kept its id, none was asked anew
     for trial in study.trials:  # what the study recorded before the kill is what it says now
