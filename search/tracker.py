@@ -8,8 +8,9 @@ so a retried trial, a restored experiment or a restarted driver continues the sa
 - every epoch is logged with ``step=epoch`` in one ``log_batch`` call, and a step already logged is skipped.
 
 Writes (``search.writes``) are queued and delivered in order by one background thread, so Tune's event loop never
-waits for MLflow. While the store is away the thread retries with backoff (one warning per outage); what is still
-undelivered when the search ends is saved to a local JSON file and delivered by the next ``--resume``.
+waits for MLflow; what queued up while the store was busy goes out with one ``log_batch`` per run. While the
+store is away the thread retries with backoff (one warning per outage); what is still undelivered when the search
+ends is saved to a local JSON file and delivered by the next ``--resume``.
 
 A tracker is shared: the driver registers it (``open``), and a copy that Tune unpickles in the same process (the
 callback restored from ``tuner.pkl`` on ``--resume``) is that same object, so every ending is decided on one state.
@@ -17,6 +18,7 @@ callback restored from ``tuner.pkl`` on ``--resume``) is that same object, so ev
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -39,11 +41,23 @@ from contract.tracking import (
     SEARCH_ID_TAG,
     TRIAL_ID_TAG,
 )
-from search.writes import PARENT, EndRun, LogEpoch, LogMetrics, SetTags, StartTrial, Write, from_json, is_number
+from search.writes import (
+    PARENT,
+    EndRun,
+    LogEpoch,
+    LogMetrics,
+    SetTags,
+    StartTrial,
+    Write,
+    deliver,
+    from_json,
+    is_number,
+)
 
 log = logging.getLogger(__name__)
 
 _PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
+_BATCH = 32  # writes delivered together at most (search.writes.deliver): far below MLflow's 1,000 numbers a call
 _BACKOFF_S = (1.0, 30.0)  # the first and the longest wait between retries while the store is away
 _PAGE, _MAX_PAGES = 1000, 1000  # runs per search_runs page, and pages at most (a million runs)
 
@@ -68,7 +82,7 @@ class MlflowTracker:
         self._queue: deque[Write] = deque()
         self._wake = threading.Condition()
         self._writer: threading.Thread | None = None
-        self._busy = False  # the writer is applying the queue's first write
+        self._busy = False  # the writer is applying the queue's first writes
         self._stopping = False
         self._outage_since: float | None = None
         self._open: set[str] = set()  # trials started and not yet ended in this process
@@ -129,9 +143,9 @@ class MlflowTracker:
                     self._wake.wait()
                 if not self._queue:
                     return
-                write, self._busy = self._queue[0], True
+                writes, self._busy = list(itertools.islice(self._queue, _BATCH)), True
             try:
-                write.apply(self)
+                deliver(writes, self)
             except Exception as e:  # the store is away (or refuses): keep the write, retry after a pause
                 self._outage(e)
                 with self._wake:
@@ -144,7 +158,8 @@ class MlflowTracker:
                 continue
             delay = _BACKOFF_S[0]
             with self._wake:
-                self._queue.popleft()
+                for _ in writes:
+                    self._queue.popleft()
                 self._busy = False
                 self._wake.notify_all()
             self._recovered()

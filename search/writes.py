@@ -79,19 +79,18 @@ class LogEpoch(Write):
     kind: ClassVar[str] = "epoch"
 
     def apply(self, tracker: MlflowTracker) -> None:
+        deliver([self], tracker)
+
+    def add_to(self, batch: RunBatch) -> None:
         from mlflow.entities import Metric
 
-        run_id = tracker.child_run(self.trial_id)
-        step, last = int(self.row[M.EPOCH]), tracker.last_epoch(run_id)
-        values = []
-        if step > last:
-            values = [Metric(k, float(self.row[k]), self.timestamp, step) for k in EPOCH_METRICS if k in self.row]
-        if values and last == 0:
-            values += [Metric(k, float(self.row[k]), self.timestamp, 0) for k in SIZE_METRICS if k in self.row]
-        if values or self.tags:
-            tracker.client.log_batch(run_id, metrics=values, tags=run_tags(self.tags))
-        if values:
-            tracker.logged_epoch(run_id, step)
+        step, row, at = int(self.row[M.EPOCH]), self.row, self.timestamp
+        if step > batch.step:
+            batch.metrics += [Metric(k, float(row[k]), at, step) for k in EPOCH_METRICS if k in row]
+            if batch.step == 0:
+                batch.metrics += [Metric(k, float(row[k]), at, 0) for k in SIZE_METRICS if k in row]
+            batch.step = step
+        batch.tags.update(self.tags)
 
 
 @dataclass
@@ -103,10 +102,11 @@ class EndRun(Write):
     kind: ClassVar[str] = "end"
 
     def apply(self, tracker: MlflowTracker) -> None:
-        run_id = tracker.run(self.trial_id)
-        tags = {M.STATUS: self.status, **({M.REASON: str(self.reason)[:5000]} if self.reason else {})}
-        tracker.client.log_batch(run_id, tags=run_tags(tags))
-        tracker.client.set_terminated(run_id, RUN_STATUS.get(self.status, "FINISHED"))
+        deliver([self], tracker)
+
+    def add_to(self, batch: RunBatch) -> None:
+        batch.tags.update({M.STATUS: self.status, **({M.REASON: str(self.reason)[:5000]} if self.reason else {})})
+        batch.ended = RUN_STATUS.get(self.status, "FINISHED")
 
 
 @dataclass
@@ -130,7 +130,52 @@ class SetTags(Write):
     kind: ClassVar[str] = "tags"
 
     def apply(self, tracker: MlflowTracker) -> None:
-        tracker.client.log_batch(tracker.run(self.trial_id), tags=run_tags(self.tags))
+        deliver([self], tracker)
+
+    def add_to(self, batch: RunBatch) -> None:
+        batch.tags.update(self.tags)
+
+
+@dataclass
+class RunBatch:
+    """What a run of writes adds to one MLflow run: sent as one ``log_batch`` (and the run's end, if any).
+    ``step`` is the run's last epoch logged, with those in ``metrics``."""
+
+    run_id: str
+    step: int
+    metrics: list = field(default_factory=list)
+    tags: dict[str, Any] = field(default_factory=dict)
+    ended: str | None = None  # MLflow's run status for its end
+
+    def send(self, tracker: MlflowTracker) -> None:
+        if self.metrics or self.tags:
+            tracker.client.log_batch(self.run_id, metrics=self.metrics, tags=run_tags(self.tags))
+        if self.ended:
+            tracker.client.set_terminated(self.run_id, self.ended)
+        tracker.logged_epoch(self.run_id, self.step)
+
+
+BATCHED = (LogEpoch, EndRun, SetTags)  # the writes whose MLflow calls merge per run
+
+
+def deliver(writes: list[Write], tracker: MlflowTracker) -> None:
+    """Apply ``writes`` in order, with one ``log_batch`` per run for the epochs, tags and ends among them: a
+    trial's writes that queued up while the store was busy cost one call, not one each. A write of another kind
+    (a run's start, step-0 numbers) first sends what its run has gathered, so each run sees its writes in order.
+    Applying the same writes again changes nothing: an epoch a run has is skipped, tags and ends are set again."""
+    batches: dict[str, RunBatch] = {}  # trial id -> what its run has gathered
+    for write in writes:
+        if isinstance(write, BATCHED):
+            if write.trial_id not in batches:
+                run_id = tracker.run(write.trial_id)
+                batches[write.trial_id] = RunBatch(run_id, tracker.last_epoch(run_id))
+            write.add_to(batches[write.trial_id])
+        else:
+            if write.trial_id in batches:
+                batches.pop(write.trial_id).send(tracker)
+            write.apply(tracker)
+    for batch in batches.values():
+        batch.send(tracker)
 
 
 def run_tags(tags: dict[str, Any]) -> list:

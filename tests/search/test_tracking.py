@@ -13,7 +13,7 @@ from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING, trial_
 from contract.tracking import BASELINE_TAG
 from search.preflight import check_tracking
 from search.tracker import MlflowTracker
-from search.writes import PARENT
+from search.writes import PARENT, EndRun, LogEpoch, SetTags, StartTrial, deliver
 from tests.processes import free_port, kill_session, mlflow_server
 
 
@@ -51,6 +51,31 @@ def test_writes_are_delivered_in_order_by_the_writer(tmp_path):
     assert [m.step for m in client.get_metric_history(run_id, M.VAL_ACC)] == [1, 2, 3]
     assert client.get_run(run_id).info.status == "FINISHED"
     tracker.close()
+
+
+def test_writes_that_queued_up_go_out_with_one_log_batch_per_run_and_again_change_nothing(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = MlflowTracker(uri, "exp", "search-1")  # not opened: no writer thread, writes applied here
+    _start(tracker)
+    for trial in ("a", "b"):
+        StartTrial(trial, {"model": {"depth": 3}}).apply(tracker)
+    queued = [LogEpoch("a", _row(1), tags={"node": "n1"}), LogEpoch("b", _row(1)), LogEpoch("a", _row(2)),
+              EndRun("a", COMPLETED), SetTags("b", {"note": "x"})]  # fmt: skip
+    calls = []
+    log_batch = tracker.client.log_batch
+    tracker.client.log_batch = lambda run_id, **kw: calls.append(run_id) or log_batch(run_id, **kw)
+    deliver(queued, tracker)
+    assert sorted(calls) == sorted([tracker.run_id("a"), tracker.run_id("b")])
+    deliver(queued, MlflowTracker(uri, "exp", "search-1"))  # delivered again whole (the store failed midway)
+    client = MlflowClient(uri)
+    run_a, run_b = client.get_run(tracker.run_id("a")), client.get_run(tracker.run_id("b"))
+    assert [m.step for m in client.get_metric_history(run_a.info.run_id, M.VAL_ACC)] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run_a.info.run_id, M.PARAMS)] == [0]
+    assert (
+        run_a.info.status == "FINISHED" and run_a.data.tags[M.STATUS] == COMPLETED and run_a.data.tags["node"] == "n1"
+    )
+    assert [m.step for m in client.get_metric_history(run_b.info.run_id, M.VAL_ACC)] == [1]
+    assert run_b.info.status == "RUNNING" and run_b.data.tags["note"] == "x"
 
 
 def test_an_unpickled_tracker_is_the_open_one(tmp_path):
