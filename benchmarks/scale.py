@@ -1,7 +1,8 @@
 """Benchmark 8: many trials. t2t-search against the hand-glued stack (stock Ray Tune + Ray's OptunaSearch + ASHA +
 MLflowLoggerCallback, written the way Ray's docs show it, with the ConcurrencyLimiter their Optuna example puts
 around the searcher: without it Tune keeps one trial pending at a time and short trials run one after another)
-driving the same trainable, in one run.
+driving the same trainable, in one run; and, on request, Tune alone (``--stacks ours,tune``): the same trainable
+and scheduler with no searcher and no tracking, the floor under any stack built on Tune.
 
     python benchmarks/scale.py                       # N = 10, 100, 500 of the tiny config; 1,000 bookkeeping trials
     python benchmarks/scale.py --trials 10,100 --bookkeeping 0 --stacks ours,stock
@@ -155,12 +156,45 @@ def timed_fits() -> list[float]:
     return spans
 
 
+def run_tune(kind: str, trials: int, folder: Path) -> None:
+    """Tune alone, the floor under any stack built on it: the same trainable, scheduler, trials at once and actor
+    reuse as ours, random values, no searcher, no tracking and no callbacks of its own."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from trainables.tune import train_t2t
+
+    base = base_config(kind)
+    space = {**base, "optim": {**base["optim"], "lr": tune.loguniform(1e-3, 4e-3)},
+             "model": {**base["model"], "drop_path_rate": tune.uniform(0.0, 0.2)}}  # fmt: skip
+    ray.init(include_dashboard=False, log_to_driver=False)
+    tuner = tune.Tuner(
+        tune.with_resources(bookkeeping if kind == "bookkeeping" else train_t2t, {"cpu": CPUS[kind]}),
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric="val_acc",
+            mode="max",
+            scheduler=ASHAScheduler(time_attr="epoch", max_t=base["train"]["epochs"], grace_period=1),
+            num_samples=trials,
+            max_concurrent_trials=slots(kind),
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(name="scale", storage_path=str(folder / "ray_results"), verbose=0),
+    )
+    tuner.fit()
+    ray.shutdown()
+
+
+STACKS = {"ours": run_ours, "stock": run_stock, "tune": run_tune}
+
+
 def one(stack: str, kind: str, trials: int, folder: Path) -> dict:
     """One row, in this process: the driver's wall, Tune's run, the driver's CPU and peak memory."""
     os.chdir(folder)
     start = time.perf_counter()
     fits = timed_fits()
-    (run_ours if stack == "ours" else run_stock)(kind, trials, folder)
+    STACKS[stack](kind, trials, folder)
     wall = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"wall_s": wall, "tune_fit_s": sum(fits), "driver_cpu_s": usage.ru_utime + usage.ru_stime,
@@ -216,7 +250,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", default="10,100,500", help="trial counts of the tiny config")
     parser.add_argument("--bookkeeping", type=int, default=1000, help="bookkeeping trials (0: none)")
-    parser.add_argument("--stacks", default="ours,stock")
+    parser.add_argument("--stacks", default="ours,stock", help=f"of {', '.join(STACKS)} (tune: Tune alone, the floor)")
     parser.add_argument(
         "--stock-max",
         type=int,

@@ -8,6 +8,7 @@ failing, 2 bad input, 3 an error stopped the search (resumable), 130 Ctrl-C, 143
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -103,8 +104,9 @@ def open_parent(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> str:
     )  # fmt: skip
 
 
-def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage: str):
-    """A new Tuner for the search, or the one restored from its experiment folder (``resume``)."""
+def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage: str, at_once: int | None):
+    """A new Tuner for the search, or the one restored from its experiment folder (``resume``); ``at_once``:
+    ``search.resources.trials_at_once``."""
     from ray import tune
 
     from search.callback import MlflowCallback
@@ -132,7 +134,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
             search_alg=StudySearcher.from_config(cfg, storage),
             scheduler=build_scheduler(cfg),
             num_samples=s.num_trials,
-            max_concurrent_trials=s.max_concurrent,
+            max_concurrent_trials=at_once,
             time_budget_s=s.time_budget_s,
             reuse_actors=True,  # a new trial skips a worker start (~3 s of torch imports on a laptop)
             trial_name_creator=trial_name,  # a function, not a lambda: Tune's snapshot pickles it once per trial
@@ -263,23 +265,26 @@ def cluster_problem(cfg: SearchConfig, address: str | None) -> str | None:
     return None
 
 
-def pending_trials(cfg: SearchConfig) -> None:
+def pending_trials(cfg: SearchConfig, at_once: int | None) -> None:
     """Tune keeps one trial pending at a time for a searcher without ``max_concurrent``, so trials start one
     after another however many the cluster fits, and short trials run one at a time: as many pending as fit."""
     from search.resources import trial_slots
 
-    slots = cfg.search.max_concurrent or trial_slots(cfg.search.cpus_per_trial, cfg.search.gpus_per_trial)
+    slots = at_once or trial_slots(cfg.search.cpus_per_trial, cfg.search.gpus_per_trial)
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(slots))
 
 
 def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float) -> int:
     from search import final, results
+    from search.resources import trials_at_once
 
     problem = cluster_problem(cfg, address)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    pending_trials(cfg)
+    s = cfg.search
+    at_once = trials_at_once(s.max_concurrent, s.cpus_per_trial, s.gpus_per_trial, joined=address is not None)
+    pending_trials(cfg, at_once)
     identity = identify(cfg, resume)
     storage = study_location(identity.local_dir)
     tracker = open_tracker(cfg, identity)
@@ -287,9 +292,9 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
     log.info("search %r (id %s): %d trials, results in %s, MLflow parent run %s",
              cfg.name, identity.search_id, cfg.search.num_trials, redact(cfg.experiment_path), parent_id)  # fmt: skip
     if resume and final.started(cfg):  # the search phase had ended: its results as they were, not run again
-        grid = build_tuner(cfg, resume, tracker, storage).get_results()
+        grid = build_tuner(cfg, resume, tracker, storage, at_once).get_results()
     else:
-        grid = fit(cfg, tracker, stop, lambda: build_tuner(cfg, resume, tracker, storage), SEARCH_SNAPSHOT_S)
+        grid = fit(cfg, tracker, stop, lambda: build_tuner(cfg, resume, tracker, storage, at_once), SEARCH_SNAPSHOT_S)
     if isinstance(grid, int):
         return grid
     reason = None
@@ -299,7 +304,7 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
         reason = end_time_budget(cfg, tracker, storage)
     final_phase = None
     if cfg.search.final.enabled:
-        final_phase = run_final(cfg, grid, tracker, storage, stop)
+        final_phase = run_final(cfg, grid, tracker, storage, stop, at_once)
         if isinstance(final_phase, int):
             return final_phase
     summary = results.summarize(grid, tracker, cfg, storage, started, final_phase)
@@ -329,7 +334,7 @@ def unfinished(cfg: SearchConfig, tracker: MlflowTracker) -> int:
     return end_failed(cfg, tracker, RuntimeError(f"Tune ended with trials {tracker.open_trials()} unfinished"))
 
 
-def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, stop: GracefulStop):
+def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, stop: GracefulStop, at_once: int | None):
     """The final phase (``search.final``): a ``search.final.FinalPhase``, None when no trial completed, or an exit
     code if it ended early."""
     from contract.final import summarize
@@ -346,7 +351,8 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
     log.info("final phase: %d configuration(s) x %d seeds retrained from scratch and measured on %s (%d runs)",
              len(retrains), f.seeds, final.split(cfg), len(runs))  # fmt: skip
     train = trial_function(tracker)
-    done = fit(cfg, tracker, stop, lambda: final.build_final_tuner(cfg, tracker, train, runs), FINAL_SNAPSHOT_S)
+    build = functools.partial(final.build_final_tuner, cfg, tracker, train, runs, at_once)
+    done = fit(cfg, tracker, stop, build, FINAL_SNAPSHOT_S)
     if isinstance(done, int):
         return done
     if tracker.open_trials():

@@ -124,7 +124,9 @@ def final_trial_name(trial) -> str:
     return f"final_{trial.trial_id}"
 
 
-def build_final_tuner(cfg: SearchConfig, tracker: MlflowTracker, train: Callable, runs: list[dict[str, Any]]):
+def build_final_tuner(
+    cfg: SearchConfig, tracker: MlflowTracker, train: Callable, runs: list[dict[str, Any]], at_once: int | None
+):
     """The final phase's Tuner: restored where an earlier driver started it (the grid is the same: the search's
     results decide it), else new."""
     from search.disk_guard import DiskGuard
@@ -144,7 +146,7 @@ def build_final_tuner(cfg: SearchConfig, tracker: MlflowTracker, train: Callable
         tune_config=tune.TuneConfig(
             metric=M.OBJECTIVE,
             mode=M.OBJECTIVE_MODE,
-            max_concurrent_trials=s.max_concurrent,
+            max_concurrent_trials=at_once,  # search.resources.trials_at_once
             reuse_actors=True,
             trial_name_creator=final_trial_name,
             trial_dirname_creator=final_trial_name,
