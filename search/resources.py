@@ -1,4 +1,4 @@
-"""After Ray is up and before any trial or run exists: can one trial ever be placed?
+"""After Ray is up and before any trial or run exists: can one trial ever be placed, and how many run at once?
 
 A trial that asks for more CPUs than any node has, or for a GPU on a cluster without one, waits "pending" forever
 in Tune. On a joined cluster an autoscaler may still add a bigger node: there, say what is waited for, and for how long.
