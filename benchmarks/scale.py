@@ -101,41 +101,41 @@ def run_ours(kind: str, trials: int, folder: Path) -> None:
         raise SystemExit(f"t2t-search exited {rc}")
 
 
-def run_stock(kind: str, trials: int, folder: Path) -> None:
-    """The hand-glued stack, as Ray's docs write it: Tuner + OptunaSearch + ASHAScheduler + MLflowLoggerCallback."""
+def tune_fit(kind: str, trials: int, folder: Path, tune_config: dict, run_config: dict) -> None:
+    """A Tuner written with Tune's own API over the same trainable, space and ASHA as ours, on a local Ray;
+    ``tune_config`` and ``run_config`` add what a stack sets."""
     import ray
     from ray import tune
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
     from trainables.tune import train_t2t
 
     base = base_config(kind)
     space = {**base, "optim": {**base["optim"], "lr": tune.loguniform(1e-3, 4e-3)},
              "model": {**base["model"], "drop_path_rate": tune.uniform(0.0, 0.2)}}  # fmt: skip
+    function = bookkeeping if kind == "bookkeeping" else train_t2t
+    asha = ASHAScheduler(time_attr="epoch", max_t=base["train"]["epochs"], grace_period=1)
     ray.init(include_dashboard=False, log_to_driver=False)
-    tuner = tune.Tuner(
-        tune.with_resources(bookkeeping if kind == "bookkeeping" else train_t2t, {"cpu": CPUS[kind]}),
+    tune.Tuner(
+        tune.with_resources(function, {"cpu": CPUS[kind]}),
         param_space=space,
-        tune_config=tune.TuneConfig(
-            metric="val_acc",
-            mode="max",
-            search_alg=ConcurrencyLimiter(OptunaSearch(seed=0), max_concurrent=slots(kind)),
-            scheduler=ASHAScheduler(time_attr="epoch", max_t=base["train"]["epochs"], grace_period=1),
-            num_samples=trials,
-        ),
-        run_config=tune.RunConfig(
-            name="scale",
-            storage_path=str(folder / "ray_results"),
-            callbacks=[MLflowLoggerCallback(tracking_uri=f"sqlite:///{folder}/mlflow.db", experiment_name="scale")],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            verbose=0,
-        ),
-    )
-    tuner.fit()
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=asha, num_samples=trials, **tune_config),
+        run_config=tune.RunConfig(name="scale", storage_path=str(folder / "ray_results"), verbose=0, **run_config),
+    ).fit()
     ray.shutdown()
+
+
+def run_stock(kind: str, trials: int, folder: Path) -> None:
+    """The hand-glued stack, as Ray's docs write it: Tuner + OptunaSearch + ASHAScheduler + MLflowLoggerCallback."""
+    from ray import tune
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = ConcurrencyLimiter(OptunaSearch(seed=0), max_concurrent=slots(kind))
+    mlflow = MLflowLoggerCallback(tracking_uri=f"sqlite:///{folder}/mlflow.db", experiment_name="scale")
+    tune_fit(kind, trials, folder, {"search_alg": searcher},
+             {"callbacks": [mlflow], "checkpoint_config": tune.CheckpointConfig(num_to_keep=2)})  # fmt: skip
 
 
 def timed_fits() -> list[float]:
@@ -159,31 +159,7 @@ def timed_fits() -> list[float]:
 def run_tune(kind: str, trials: int, folder: Path) -> None:
     """Tune alone, the floor under any stack built on it: the same trainable, scheduler, trials at once and actor
     reuse as ours, random values, no searcher, no tracking and no callbacks of its own."""
-    import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
-    from trainables.tune import train_t2t
-
-    base = base_config(kind)
-    space = {**base, "optim": {**base["optim"], "lr": tune.loguniform(1e-3, 4e-3)},
-             "model": {**base["model"], "drop_path_rate": tune.uniform(0.0, 0.2)}}  # fmt: skip
-    ray.init(include_dashboard=False, log_to_driver=False)
-    tuner = tune.Tuner(
-        tune.with_resources(bookkeeping if kind == "bookkeeping" else train_t2t, {"cpu": CPUS[kind]}),
-        param_space=space,
-        tune_config=tune.TuneConfig(
-            metric="val_acc",
-            mode="max",
-            scheduler=ASHAScheduler(time_attr="epoch", max_t=base["train"]["epochs"], grace_period=1),
-            num_samples=trials,
-            max_concurrent_trials=slots(kind),
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(name="scale", storage_path=str(folder / "ray_results"), verbose=0),
-    )
-    tuner.fit()
-    ray.shutdown()
+    tune_fit(kind, trials, folder, {"max_concurrent_trials": slots(kind), "reuse_actors": True}, {})
 
 
 STACKS = {"ours": run_ours, "stock": run_stock, "tune": run_tune}
