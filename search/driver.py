@@ -266,12 +266,14 @@ def cluster_problem(cfg: SearchConfig, address: str | None) -> str | None:
 
 
 def pending_trials(cfg: SearchConfig, at_once: int | None) -> None:
-    """Tune keeps one trial pending at a time for a searcher without ``max_concurrent``, so trials start one
-    after another however many the cluster fits, and short trials run one at a time: as many pending as fit."""
+    """Tune keeps one trial pending at a time for an uncapped searcher, so trials start one after another however
+    many the cluster fits, and short trials run one at a time: as many pending as fit. A capped one (``at_once``)
+    already gets as many pending as its cap from Tune."""
     from search.resources import trial_slots
 
-    slots = at_once or trial_slots(cfg.search.cpus_per_trial, cfg.search.gpus_per_trial)
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(slots))
+    if at_once is None:
+        slots = trial_slots(cfg.search.cpus_per_trial, cfg.search.gpus_per_trial)
+        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(slots))
 
 
 def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float) -> int:

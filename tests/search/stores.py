@@ -13,11 +13,11 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from contract import metrics as M
-from contract.files import FINAL_EXPERIMENT, STUDY_JOURNAL
+from contract.files import FINAL_EXPERIMENT
 from contract.status import COMPLETED, INTERRUPTED, NOT_STARTED, trial_status
 from contract.tracking import PARENT_RUN_TAG, ROLE_FINAL, ROLE_TAG, ROLE_TRIAL, TRIAL_ID_TAG
 from search.searcher import RAY_TRIAL_ID
-from search.study_storage import open_storage
+from search.study_storage import open_storage, study_location
 from tests.processes import kill_session, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,8 +77,8 @@ def _result_lines(path: Path) -> list[str]:
 
 def load_study(location: str | Path, name: str) -> optuna.Study:
     """The study at ``location``: a search's results folder (its journal), a journal file or an RDB URL."""
-    location = Path(location) / STUDY_JOURNAL if Path(str(location)).is_dir() else location
-    return optuna.load_study(study_name=name, storage=open_storage(str(location)))
+    location = study_location(Path(location)) if Path(str(location)).is_dir() else str(location)
+    return optuna.load_study(study_name=name, storage=open_storage(location))
 
 
 def study_story(storage: str | Path, name: str) -> dict[str, str]:
