@@ -192,11 +192,10 @@ def _split(labels: torch.Tensor, fractions: tuple[float, ...], seed: int) -> lis
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor, int]:
-    from sklearn.datasets import load_digits
+    from trainables import digits
 
-    digits = load_digits()  # bundled with scikit-learn: 1,797 8x8 images, values 0..16
-    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    return images, torch.tensor(digits.target, dtype=torch.long), 10
+    images, labels = digits.load()
+    return torch.tensor(images).unsqueeze(1) / 16.0, torch.tensor(labels), 10
 
 
 def _synthetic(cfg: DataSection) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -81,9 +81,9 @@ def _count_images(folder: Path) -> dict[str, int]:
 def _check_split(cfg: DataSection) -> None:
     """Every side of the stratified split holds data (sizes as ``trainables.data._split`` rounds them, per class)."""
     if cfg.name == "digits":
-        from sklearn.datasets import load_digits
+        from trainables import digits
 
-        labels = load_digits().target.tolist()
+        labels = digits.load()[1].tolist()
         per_class = [labels.count(c) for c in set(labels)]
     else:  # synthetic: uniform labels; the expected class size (the labels are drawn with the images)
         per_class = [cfg.synthetic_samples // cfg.synthetic_classes] * cfg.synthetic_classes

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -7,6 +11,7 @@ from trainables.config import DataSection
 from trainables.data import DataError, TensorBatches, build_data, random_crop, random_erasing, random_flip
 
 CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _data(**kwargs):
@@ -22,6 +27,16 @@ def test_digits_split_is_stratified_and_upscaled():
     assert next(iter(val))[0].shape[1:] == (1, 32, 32)
     for split in (val, test):  # every class held out in proportion (174-183 images per class)
         assert torch.bincount(split.labels, minlength=10).min() >= 35
+
+
+def test_the_digits_are_scikit_learns_without_importing_it():
+    code = (
+        "import sys; from trainables import digits; images, labels = digits.load(); "
+        "assert 'sklearn' not in sys.modules; from sklearn.datasets import load_digits; d = load_digits(); "
+        "assert (images == d.images).all() and (labels == d.target).all(), 'not the same digits'; "
+        "assert images.shape == (1797, 8, 8) and labels.dtype.name == 'int64'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)  # a fresh process: nothing imported before
 
 
 def test_training_batches_are_normalised_augmented_and_reproducible():
