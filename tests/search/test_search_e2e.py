@@ -5,6 +5,8 @@ Each search runs as a subprocess in its own session (so a test can SIGKILL the d
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import optuna
@@ -66,6 +68,8 @@ def test_smoke_search_end_to_end(smoke_search):
     report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/trials.csv", "report/best_config.yaml"} <= report
     assert "report:   " in log and (tmp_path / "ray_results" / "smoke" / "report" / "report.html").is_file()
+    with closing(sqlite3.connect(tmp_path / "mlflow.db")) as db:  # search.run writes its SQLite store ahead
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
     # the same name again without --resume is refused and changes nothing
     assert run_search(tmp_path, "--smoke-test", "--name", "smoke", log="again.log") == 2
