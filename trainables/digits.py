@@ -17,7 +17,7 @@ import numpy as np
 def _csv() -> Path:
     spec = importlib.util.find_spec("sklearn")  # finds the package without running it
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("scikit-learn is not installed: it ships the digits data set; pip install scikit-learn")
+        raise ModuleNotFoundError("scikit-learn ships the digits data set and is not installed: make run installs it")
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
 
 
