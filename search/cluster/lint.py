@@ -93,9 +93,25 @@ def lint(config: dict[str, Any]) -> Findings:
             f"file_mounts has no {TOKEN_FILE}: the nodes would have no cluster token "
             f"(add '{TOKEN_FILE}: {TOKEN_FILE}' after `ray get-auth-token --generate`)"
         )
+    found.problems += [_venv_mount_problem(k, v) for k, v in mounts.items() if _holds_a_venv(Path(v).expanduser())]
     found.problems += _aws_problems(config) + _image_problems(image)
     found.warnings += [f"{p} is a placeholder: edit the lines marked EDIT" for p in PLACEHOLDERS if p in text]
     return found
+
+
+def _holds_a_venv(folder: Path) -> bool:
+    """A virtual environment is the folder or one of its subfolders (paths relative to where ``ray up`` runs)."""
+    if not folder.is_dir():
+        return False
+    return any((d / "pyvenv.cfg").is_file() for d in (folder, *(p for p in folder.iterdir() if p.is_dir())))
+
+
+def _venv_mount_problem(remote: str, local: str) -> str:
+    return (
+        f"file_mounts '{remote}: {local}' mounts a folder that holds a virtual environment: `ray up` reads every "
+        "file under a mounted folder to hash it (rsync_exclude does not apply), gigabytes on every run; mount the "
+        "project's items one by one, as the shipped cluster.yaml does"
+    )
 
 
 def _start_problems(starts: list[tuple[str, str]], docker: dict[str, Any], image: str) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 import requests
 import yaml
 
-from search.cluster.lint import PLACEHOLDERS, check, lint, prepare
+from search.cluster.lint import PLACEHOLDERS, TOKEN_FILE, check, lint, prepare
 from tests.processes import free_port, kill_sid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +112,28 @@ def test_the_lint_refuses_an_unsafe_aws_cluster(case):
     path, value, expected = AWS_MUTATIONS[case]
     problems = _problems(_set(_raw("cluster.yaml"), path, value))
     assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_the_mounts_carry_what_pip_installs_one_item_each(name):
+    import tomllib
+
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in found["tool"]["setuptools"]["packages"]["find"]["include"]]
+    mounts = _raw(name)["file_mounts"]
+    needed = {"pyproject.toml", found["project"]["readme"], *packages}
+    assert {f"~/t2t-search/{item}": item for item in needed}.items() <= mounts.items()
+    assert all((ROOT / local).exists() for remote, local in mounts.items() if remote.startswith("~/t2t-search/"))
+
+
+def test_the_lint_refuses_a_mounted_folder_that_holds_a_venv(tmp_path):
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    raw = _set(_raw("cluster.local.yaml"), "file_mounts", {"~/t2t-search": str(tmp_path), TOKEN_FILE: TOKEN_FILE})
+    problems = _problems(raw)
+    assert len(problems) == 1 and "holds a virtual environment" in problems[0], problems
+    (tmp_path / ".venv" / "pyvenv.cfg").unlink()
+    assert _problems(raw) == []
 
 
 def test_the_lint_refuses_a_local_worker_without_token_auth():
