@@ -107,6 +107,8 @@ def test_asha_stops_are_pruned_and_the_budget_refuses_before_training(tmp_path):
         "space.optim.lr={type: choice, values: [0.004, 1.0e-7]}",
         "--set",
         "space.model.embed_dim={type: choice, values: [32, 96]}",
+        "--set",
+        "search.final.enabled=false",  # the search phase's stops are tested; the final phase is in test_final.py
     ]
     assert finish(_search(tmp_path, *args)) == 0, (tmp_path / "search.log").read_text()
     study = _study(tmp_path, "asha")
@@ -150,6 +152,8 @@ def test_driver_killed_mid_search_then_resumed(tmp_path):
         "base.train.epochs=6",
         "--set",
         "base.data.batch_size=32",
+        "--set",
+        "search.final.enabled=false",  # a killed search phase; a killed final phase is in test_final.py
     ]
     driver = _search(tmp_path, *args)
     folder = tmp_path / "ray_results" / "crash"
