@@ -195,7 +195,7 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, int]:
     from trainables import digits
 
     images, labels = digits.load()
-    return torch.tensor(images).unsqueeze(1) / 16.0, torch.tensor(labels), 10
+    return torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0, torch.tensor(labels, dtype=torch.long), 10
 
 
 def _synthetic(cfg: DataSection) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -23,8 +23,11 @@ def _csv() -> Path:
 
 @functools.cache
 def load() -> tuple[np.ndarray, np.ndarray]:
-    """``(images, labels)``: float32 images of shape (1797, 8, 8) and int64 labels, as ``load_digits`` gives them."""
+    """``(images, labels)``: images of shape (1797, 8, 8) and labels, the values ``load_digits`` gives, as float32
+    and int64. Both are read-only: every caller in the process shares them."""
     with gzip.open(_csv(), "rt") as f:
         rows = np.loadtxt(f, delimiter=",", dtype=np.float32)
-    rows.setflags(write=False)  # shared by every caller in the process
-    return rows[:, :-1].reshape(-1, 8, 8), rows[:, -1].astype(np.int64)
+    images, labels = rows[:, :-1].reshape(-1, 8, 8), rows[:, -1].astype(np.int64)
+    for array in (images, labels):
+        array.setflags(write=False)
+    return images, labels

@@ -23,7 +23,7 @@ _WORLD = ("0.0.0.0/0", "::/0")
 
 @dataclass
 class Findings:
-    problems: list[str] = field(default_factory=list)  # the cluster would be insecure or not start
+    problems: list[str] = field(default_factory=list)  # insecure, would not start, or every `ray up` would crawl
     warnings: list[str] = field(default_factory=list)  # fields still to edit
 
 
@@ -101,9 +101,12 @@ def lint(config: dict[str, Any]) -> Findings:
 
 def _holds_a_venv(folder: Path) -> bool:
     """A virtual environment is the folder or one of its subfolders (paths relative to where ``ray up`` runs)."""
-    if not folder.is_dir():
+    try:
+        if not folder.is_dir():
+            return False
+        return any((d / "pyvenv.cfg").is_file() for d in (folder, *(p for p in folder.iterdir() if p.is_dir())))
+    except OSError:  # unreadable: not ours to judge, and `ray up` will say so itself
         return False
-    return any((d / "pyvenv.cfg").is_file() for d in (folder, *(p for p in folder.iterdir() if p.is_dir())))
 
 
 def _venv_mount_problem(remote: str, local: str) -> str:

@@ -117,9 +117,11 @@ def test_the_lint_refuses_an_unsafe_aws_cluster(case):
 @pytest.mark.parametrize("name", FILES)
 def test_the_mounts_carry_what_pip_installs_one_item_each(name):
     import tomllib
+    from setuptools import find_packages
 
     found = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = [p.rstrip("*") for p in found["tool"]["setuptools"]["packages"]["find"]["include"]]
+    include = found["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p.split(".")[0] for p in find_packages(ROOT, include=include)}  # what pip installs, top level
     mounts = _raw(name)["file_mounts"]
     needed = {"pyproject.toml", found["project"]["readme"], *packages}
     assert {f"~/t2t-search/{item}": item for item in needed}.items() <= mounts.items()

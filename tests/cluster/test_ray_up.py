@@ -87,3 +87,4 @@ def test_ray_up_the_local_cluster_yaml_then_search_through_ray_exec(cluster):
         cluster.ray_cli("exec", str(path), f"{token}python {probe}", log=log, timeout_s=180)
         lines = [line for line in (cluster.folder / log).read_text().splitlines() if line.startswith("PROBE")]
         assert lines and lines[-1].startswith(expected), (cluster.folder / log).read_text()[-3000:]
+        assert ("InvalidAuthToken" in (cluster.folder / log).read_text()) == bool(token)  # refused for its token

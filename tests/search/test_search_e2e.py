@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, PRUNED
-from contract.tracking import BASELINE_TAG
+from contract.tracking import BASELINE_TAG, FINAL_SOURCE_TAG, ROLE_FINAL
 from search.searcher import BASELINE, RAY_TRIAL_ID
 from tests.conftest import run_search
 from tests.processes import kill_session, wait_for
@@ -152,8 +152,6 @@ def test_driver_killed_mid_search_then_resumed(tmp_path):
         "base.train.epochs=6",
         "--set",
         "base.data.batch_size=32",
-        "--set",
-        "search.final.enabled=false",  # a killed search phase; a killed final phase is in test_final.py
     ]
     driver = _search(tmp_path, *args)
     folder = tmp_path / "ray_results" / "crash"
@@ -183,6 +181,9 @@ def test_driver_killed_mid_search_then_resumed(tmp_path):
         assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == COMPLETED
         assert epochs(client, child) == [1, 2, 3, 4, 5, 6]  # nothing lost, nothing logged twice
     assert_agree(tmp_path, "crash")  # Tune's own history has no repeats either, and the three stores agree
+    _, _, finals = runs(f"sqlite:///{tmp_path}/mlflow.db", "crash", ROLE_FINAL)  # the resumed search's choice
+    assert finals and all(f.info.status == "FINISHED" for f in finals)
+    assert {f.data.tags[FINAL_SOURCE_TAG] for f in finals} <= {c.data.tags["trial_id"] for c in children}
 
 
 def test_diverging_trials_are_recorded_not_crashes(tmp_path):
