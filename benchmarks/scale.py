@@ -19,7 +19,8 @@ Each row runs in a fresh process (the driver: ours is ``search.run.main``, the s
 measures itself: wall from the first line to the last, its own CPU time (every thread of the driver; not Ray's
 GCS, raylet or workers) and its peak resident memory. The results-folder bytes are counted after it ends: Tune's
 experiment folder, and apart from it the MLflow store. Ours writes its report at the end (part of its wall); its
-final phase is off (``search.final.enabled=false``: the stock stack has none). Writes benchmarks/results/scale.json.
+final phase is off (``search.final.enabled=false``: the stock stack has none). The rows go to
+benchmarks/results/scale.json, replacing the ones of the same stack, kind and trial count.
 """
 
 from __future__ import annotations
@@ -192,8 +193,9 @@ def measure(stack: str, kind: str, trials: int, scratch: Path) -> dict:
     row = json.loads(log.read_text().strip().splitlines()[-1])
     results = folder_bytes(folder / "ray_results")
     mlflow = folder_bytes(folder / "mlruns") + sum(f.stat().st_size for f in folder.glob("mlflow.db*"))
-    row.update(stack=stack, kind=kind, trials=trials, trials_per_min=60 * trials / row["wall_s"],
-               driver_cpu_per_trial_s=row["driver_cpu_s"] / trials, results_bytes_per_trial=results / trials,
+    row.update(stack=stack, kind=kind, trials=trials, measured=time.strftime("%Y-%m-%d"),
+               trials_per_min=60 * trials / row["wall_s"], driver_cpu_per_trial_s=row["driver_cpu_s"] / trials,
+               results_bytes_per_trial=results / trials,
                mlflow_bytes_per_trial=mlflow / trials, folder=str(folder))  # fmt: skip
     if kind == "bookkeeping":  # ASHA stops some early: the ideal is the results the trials made, end to end
         made = sum(len(f.read_text().splitlines()) for f in (folder / "ray_results").glob("*/*/result.json"))
@@ -255,9 +257,16 @@ def main() -> int:
             rows.append(measure(stack, kind, n, scratch))
             print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
-    out = Path(__file__).parent / "results" / "scale.json"
-    out.write_text(json.dumps(rows, indent=1))
+    save(rows, Path(__file__).parent / "results" / "scale.json")
     return 0
+
+
+def save(rows: list[dict], out: Path) -> None:
+    """Replace the rows this run measured and keep the others, each with the day it was measured."""
+    key = lambda r: (r["stack"], r["kind"], r["trials"])  # noqa: E731
+    measured = {key(r) for r in rows}
+    kept = [r for r in json.loads(out.read_text()) if key(r) not in measured] if out.exists() else []
+    out.write_text(json.dumps(kept + rows, indent=1))
 
 
 if __name__ == "__main__":
