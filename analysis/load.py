@@ -31,12 +31,12 @@ from contract.tracking import (
     CONFIG_ARTIFACT,
     FINAL_SEED_TAG,
     FINAL_SOURCE_TAG,
-    PARENT_RUN_TAG,
     ROLE_FINAL,
     ROLE_PARENT,
     ROLE_TAG,
     ROLE_TRIAL,
     TRIAL_ID_TAG,
+    child_runs,
 )
 
 HISTORY_METRICS = (M.VAL_ACC, M.VAL_LOSS, M.TRAIN_LOSS, M.EPOCH_TIME_S)
@@ -121,11 +121,8 @@ def from_mlflow(experiment: str, tracking_uri: str) -> Experiment:
     client = MlflowClient(tracking_uri)
     parent, name = _parent_run(client, experiment, tracking_uri)
     run_id = parent.info.run_id
-    children = client.search_runs(
-        [parent.info.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{run_id}'", max_results=10000
-    )
     rows, history, final = [], [], []
-    for run in children:
+    for run in child_runs(client, parent.info.experiment_id, run_id):
         role = run.data.tags.get(ROLE_TAG, ROLE_TRIAL)  # a run without a role is a trial of an older search
         if role == ROLE_FINAL:
             final.append(_final_row(client, run))

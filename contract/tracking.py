@@ -6,6 +6,8 @@ run per trial (``mlflow.parentRunId`` and ``trial_id``). The search writes these
 
 from __future__ import annotations
 
+from typing import Any
+
 from contract.metrics import BEST_VAL_ACC
 
 # MLflow's own default since 3.7: an sqlite file in the working directory, which `mlflow ui` opens with no arguments.
@@ -53,6 +55,22 @@ SYSTEM_METRICS_PREFIX = "system/"  # MLflow's system-metrics monitor names its m
 
 # The Model Registry: the search's winner is a version of the model named after the experiment, with this alias.
 CHAMPION_ALIAS = "champion"
+
+
+RUNS_PAGE, MAX_PAGES = 1000, 1000  # runs per search_runs call, and calls at most (a million runs)
+
+
+def child_runs(client: Any, experiment_id: str, parent_id: str) -> list:
+    """Every run nested under ``parent_id``, page by page: one ``search_runs`` call returns at most one page."""
+    runs, token = [], None
+    for _ in range(MAX_PAGES):
+        page = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_id}'",
+                                  max_results=RUNS_PAGE, page_token=token)  # fmt: skip
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    return runs
 
 
 def no_telemetry() -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from contract import metrics as M
-from contract.flat import flatten
 from contract.redact import redact
 from contract.status import RUNNING
 from contract.tracking import (
@@ -40,6 +39,7 @@ from contract.tracking import (
     ROLE_TRIAL,
     SEARCH_ID_TAG,
     TRIAL_ID_TAG,
+    child_runs,
 )
 from search.writes import (
     PARENT,
@@ -52,14 +52,13 @@ from search.writes import (
     deliver,
     from_json,
     is_number,
+    mlflow_params,
 )
 
 log = logging.getLogger(__name__)
 
-_PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 _BATCH = 32  # writes delivered together at most (search.writes.deliver): far below MLflow's 1,000 numbers a call
 _BACKOFF_S = (1.0, 30.0)  # the first and the longest wait between retries while the store is away
-_PAGE, _MAX_PAGES = 1000, 1000  # runs per search_runs page, and pages at most (a million runs)
 
 
 class TrackingError(RuntimeError):
@@ -77,7 +76,8 @@ class MlflowTracker:
         self._client = None
         self._experiment_id: str | None = None
         self._runs: dict[str, str] = {}  # trial id (or PARENT) -> run id
-        self._earlier: dict[str, tuple[str, str]] | None = None  # see earlier_runs
+        self._earlier: dict[str, tuple[str, str, bool]] | None = None  # see earlier_runs
+        self._unlogged: set[str] = set()  # runs whose parameters are still to be logged (see child_run)
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
         self._queue: deque[Write] = deque()
         self._wake = threading.Condition()
@@ -244,17 +244,17 @@ class MlflowTracker:
             self._runs[PARENT] = run_id
         return self._runs[PARENT]
 
-    def child_run(
-        self, trial_id: str, params: Mapping[str, Any] | None = None, reopen: bool = False, tags: Mapping | None = None
-    ) -> str:
+    def child_run(self, trial_id: str, reopen: bool = False, tags: Mapping | None = None) -> str:
         """The trial's run: cached, found again among the parent's runs (reopened if ``reopen``: the trial starts
         again), or created. Only a start reopens: a later write, such as the baseline tag at a resumed search's end,
-        labels a trial that may have ended before this driver started."""
+        labels a trial that may have ended before this driver started. The parameters of a created run, or of a
+        found one that has none, go out with the run's first ``log_batch`` (``search.writes.StartTrial``): cached
+        at once, a run whose next call failed is not created twice when the writes are retried."""
         if trial_id in self._runs:
             return self._runs[trial_id]
         found = self.earlier_runs().pop(trial_id, None)
         if found:
-            run_id, status = found
+            run_id, status, has_params = found
             if reopen and status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
         else:
@@ -262,27 +262,29 @@ class MlflowTracker:
                     M.STATUS: RUNNING}  # fmt: skip
             name = f"{tags[ROLE_TAG]}-{trial_id}"
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
-            self._log_params(run_id, params or {})
+            has_params = False
             self._last_step[run_id] = 0  # a new run has no epoch: no need to ask MLflow
+        if not has_params:
+            self._unlogged.add(run_id)
         self._runs[trial_id] = run_id
         return run_id
 
-    def earlier_runs(self) -> dict[str, tuple[str, str]]:
-        """Trial id -> (run id, MLflow status) of the parent's child runs that existed when this tracker first
-        looked: read once, page by page, so finding a run costs no query per trial. Only the driver creates a
-        search's child runs, so a run made later is one this tracker made and has cached."""
+    def needs_params(self, run_id: str) -> bool:
+        return run_id in self._unlogged
+
+    def params_logged(self, run_id: str) -> None:
+        self._unlogged.discard(run_id)
+
+    def earlier_runs(self) -> dict[str, tuple[str, str, bool]]:
+        """Trial id -> (run id, MLflow status, whether it has parameters) of the parent's child runs that existed
+        when this tracker first looked: read once, page by page, so finding a run costs no query per trial. Only the
+        driver creates a search's child runs, so a run made later is one this tracker made and has cached."""
         if self._earlier is None:
-            earlier, token = {}, None
-            query = f"tags.`{PARENT_RUN_TAG}` = '{self.parent_id}'"
-            for _ in range(_MAX_PAGES):
-                page = self.client.search_runs([self.experiment_id], filter_string=query, max_results=_PAGE,
-                                               page_token=token)  # fmt: skip
-                for run in page:
-                    if TRIAL_ID_TAG in run.data.tags:
-                        earlier.setdefault(run.data.tags[TRIAL_ID_TAG], (run.info.run_id, run.info.status))
-                token = page.token
-                if not token:
-                    break
+            earlier = {}
+            for run in child_runs(self.client, self.experiment_id, self.parent_id):
+                if TRIAL_ID_TAG in run.data.tags:
+                    found = (run.info.run_id, run.info.status, bool(run.data.params))
+                    earlier.setdefault(run.data.tags[TRIAL_ID_TAG], found)
             self._earlier = earlier
         return self._earlier
 
@@ -291,11 +293,8 @@ class MlflowTracker:
         return self.parent_id if trial_id == PARENT else self.child_run(trial_id)
 
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
-        for i in range(0, len(items), _PARAMS_PER_BATCH):
-            self.client.log_batch(run_id, params=items[i : i + _PARAMS_PER_BATCH])
+        for chunk in mlflow_params(params):
+            self.client.log_batch(run_id, params=chunk)
 
     def last_epoch(self, run_id: str) -> int:
         """The last epoch logged to the run (0: none), read from MLflow once per run."""

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from contract import metrics as M
+from contract.flat import flatten
 from contract.status import RUN_STATUS
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ EPOCH_METRICS = (
     M.TEST_ACC5,
 )
 SIZE_METRICS = (M.PARAMS, M.MACS)  # logged once, at step 0, with a run's first epoch
+PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 
 
 def _now_ms() -> int:
@@ -50,7 +52,7 @@ class Write:
     kind: ClassVar[str]
 
     def apply(self, tracker: MlflowTracker) -> None:
-        raise NotImplementedError
+        deliver([self], tracker)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, **asdict(self)}
@@ -58,14 +60,19 @@ class Write:
 
 @dataclass
 class StartTrial(Write):
-    """Find the trial's run again (reopened: it runs again) or create it with its parameters and tags."""
+    """Find the trial's run again (reopened: it runs again) or create it with its tags; a created run's parameters
+    go out with its first ``log_batch``, with the epochs that queued up behind the start."""
 
     params: dict[str, Any]
     tags: dict[str, str] = field(default_factory=dict)
     kind: ClassVar[str] = "start"
 
-    def apply(self, tracker: MlflowTracker) -> None:
-        tracker.child_run(self.trial_id, self.params, reopen=True, tags=self.tags)
+    def begin(self, tracker: MlflowTracker) -> None:
+        tracker.child_run(self.trial_id, reopen=True, tags=self.tags)
+
+    def add_to(self, batch: RunBatch) -> None:
+        if batch.needs_params:
+            batch.params = self.params
 
 
 @dataclass
@@ -77,9 +84,6 @@ class LogEpoch(Write):
     timestamp: int = field(default_factory=_now_ms)
     tags: dict[str, str] = field(default_factory=dict)
     kind: ClassVar[str] = "epoch"
-
-    def apply(self, tracker: MlflowTracker) -> None:
-        deliver([self], tracker)
 
     def add_to(self, batch: RunBatch) -> None:
         from mlflow.entities import Metric
@@ -101,9 +105,6 @@ class EndRun(Write):
     reason: str | None = None
     kind: ClassVar[str] = "end"
 
-    def apply(self, tracker: MlflowTracker) -> None:
-        deliver([self], tracker)
-
     def add_to(self, batch: RunBatch) -> None:
         batch.tags.update({M.STATUS: self.status, **({M.REASON: str(self.reason)[:5000]} if self.reason else {})})
         batch.ended = RUN_STATUS.get(self.status, "FINISHED")
@@ -117,7 +118,7 @@ class LogMetrics(Write):
     timestamp: int = field(default_factory=_now_ms)
     kind: ClassVar[str] = "metrics"
 
-    def apply(self, tracker: MlflowTracker) -> None:
+    def begin(self, tracker: MlflowTracker) -> None:
         from mlflow.entities import Metric
 
         metrics = [Metric(k, float(v), self.timestamp, 0) for k, v in self.values.items()]
@@ -129,9 +130,6 @@ class SetTags(Write):
     tags: dict[str, str]
     kind: ClassVar[str] = "tags"
 
-    def apply(self, tracker: MlflowTracker) -> None:
-        deliver([self], tracker)
-
     def add_to(self, batch: RunBatch) -> None:
         batch.tags.update(self.tags)
 
@@ -139,43 +137,65 @@ class SetTags(Write):
 @dataclass
 class RunBatch:
     """What a run of writes adds to one MLflow run: sent as one ``log_batch`` (and the run's end, if any).
-    ``step`` is the run's last epoch logged, with those in ``metrics``."""
+    ``step`` is the run's last epoch logged, with those in ``metrics``; ``params`` those of a run that has none."""
 
     run_id: str
     step: int
+    needs_params: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
     metrics: list = field(default_factory=list)
     tags: dict[str, Any] = field(default_factory=dict)
     ended: str | None = None  # MLflow's run status for its end
 
+    @classmethod
+    def of(cls, tracker: MlflowTracker, trial_id: str) -> RunBatch:
+        run_id = tracker.run(trial_id)
+        return cls(run_id, tracker.last_epoch(run_id), tracker.needs_params(run_id))
+
     def send(self, tracker: MlflowTracker) -> None:
-        if self.metrics or self.tags:
-            tracker.client.log_batch(self.run_id, metrics=self.metrics, tags=run_tags(self.tags))
+        first, *rest = mlflow_params(self.params) or [[]]
+        if self.metrics or self.tags or first:
+            tracker.client.log_batch(self.run_id, metrics=self.metrics, params=first, tags=run_tags(self.tags))
+        for chunk in rest:
+            tracker.client.log_batch(self.run_id, params=chunk)
+        if first:
+            tracker.params_logged(self.run_id)
         if self.ended:
             tracker.client.set_terminated(self.run_id, self.ended)
         tracker.logged_epoch(self.run_id, self.step)
 
 
-BATCHED = (LogEpoch, EndRun, SetTags)  # the writes whose MLflow calls merge per run
+BATCHED = (StartTrial, LogEpoch, EndRun, SetTags)  # the writes whose MLflow calls merge per run
+IN_ORDER = (StartTrial, LogMetrics)  # the writes with a call of their own, made after what their run gathered
 
 
 def deliver(writes: list[Write], tracker: MlflowTracker) -> None:
-    """Apply ``writes`` in order, with one ``log_batch`` per run for the epochs, tags and ends among them: a
-    trial's writes that queued up while the store was busy cost one call, not one each. A write of another kind
-    (a run's start, step-0 numbers) first sends what its run has gathered, so each run sees its writes in order.
-    Applying the same writes again changes nothing: an epoch a run has is skipped, tags and ends are set again."""
+    """Apply ``writes`` in order, with one ``log_batch`` per run for the parameters, epochs, tags and ends among
+    them: a trial's writes that queued up while the store was busy cost one call, not one each. A write with a call
+    of its own (a run's start, step-0 numbers) first sends what its run has gathered, so each run sees its writes
+    in order. Applying the same writes again changes nothing: an epoch a run has is skipped, parameters, tags and
+    ends are set again."""
     batches: dict[str, RunBatch] = {}  # trial id -> what its run has gathered
     for write in writes:
-        if isinstance(write, BATCHED):
-            if write.trial_id not in batches:
-                run_id = tracker.run(write.trial_id)
-                batches[write.trial_id] = RunBatch(run_id, tracker.last_epoch(run_id))
-            write.add_to(batches[write.trial_id])
-        else:
+        if isinstance(write, IN_ORDER):
             if write.trial_id in batches:
                 batches.pop(write.trial_id).send(tracker)
-            write.apply(tracker)
+            write.begin(tracker)
+        if isinstance(write, BATCHED):
+            if write.trial_id not in batches:
+                batches[write.trial_id] = RunBatch.of(tracker, write.trial_id)
+            write.add_to(batches[write.trial_id])
     for batch in batches.values():
         batch.send(tracker)
+
+
+def mlflow_params(params: dict[str, Any]) -> list[list]:
+    """A config's parameters as MLflow ``Param`` lists of at most ``PARAMS_PER_BATCH`` each: flat keys, values
+    cut to MLflow's 6,000 characters."""
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+    return [items[i : i + PARAMS_PER_BATCH] for i in range(0, len(items), PARAMS_PER_BATCH)]
 
 
 def run_tags(tags: dict[str, Any]) -> list:

@@ -15,6 +15,7 @@ from analysis.render import write_report
 from analysis.sections import best_configuration, build_sections, final_evaluation
 from contract import final as contract_final
 from contract import metrics as M
+from contract import tracking as contract_tracking
 from contract.status import COMPLETED, FAILED, PRUNED
 from contract.tracking import (
     BASELINE_TAG,
@@ -121,6 +122,12 @@ def test_final_runs_are_loaded_apart_and_never_counted_as_search_trials(store):
     shown |= {t for title, s in sections.items() if title.startswith("Pareto") for t in s.tables[0]["trial_id"]}
     assert shown <= set(SEARCH) and S.best_trial(exp)["trial_id"] == "s1"
     assert S.cost(exp)["trials"] == len(SEARCH)
+
+
+def test_a_search_of_more_runs_than_a_page_holds_is_loaded_whole(store, monkeypatch):
+    monkeypatch.setattr(contract_tracking, "RUNS_PAGE", 5)  # 16 runs: four pages, the last one short
+    exp = from_mlflow("searched", store)
+    assert sorted(exp.trials["trial_id"]) == sorted(SEARCH) and sorted(exp.final["trial_id"]) == sorted(FINAL)
 
 
 def test_the_final_section_shows_contract_finals_numbers(store):

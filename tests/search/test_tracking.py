@@ -78,6 +78,43 @@ def test_writes_that_queued_up_go_out_with_one_log_batch_per_run_and_again_chang
     assert run_b.info.status == "RUNNING" and run_b.data.tags["note"] == "x"
 
 
+def test_a_start_goes_out_with_its_epochs_and_a_call_that_failed_after_it_creates_no_second_run(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = MlflowTracker(uri, "exp", "search-1")  # not opened: no writer thread, writes applied here
+    _start(tracker)
+    params = {"model": {f"p{i}": i for i in range(150)}}  # more than one log_batch takes
+    queued = [StartTrial("a", params), LogEpoch("a", _row(1)), EndRun("a", COMPLETED)]
+    calls, log_batch = [], tracker.client.log_batch
+
+    def fails_once(run_id, **kw):
+        calls.append(kw)
+        if len(calls) == 1:
+            raise ConnectionError("the store went away")
+        return log_batch(run_id, **kw)
+
+    tracker.client.log_batch = fails_once
+    with pytest.raises(ConnectionError):
+        deliver(queued, tracker)
+    deliver(queued, tracker)  # the writer delivers the same writes again
+    assert len(calls) == 3  # the failed one; 100 parameters with the epoch and the tags; the other 50
+    assert len(calls[1]["params"]) == 100 and calls[1]["metrics"] and calls[1]["tags"]
+    assert len(calls[2]["params"]) == 50
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.trial_id = 'a'")
+    assert len(runs) == 1 and len(runs[0].data.params) == 150 and runs[0].info.status == "FINISHED"
+
+
+def test_a_run_found_again_without_parameters_gets_them_from_the_trials_start(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    first = MlflowTracker(uri, "exp", "search-1")
+    _start(first)
+    first.child_run("b")  # created by a driver that stopped before the run's first log_batch
+    again = MlflowTracker(uri, "exp", "search-1")
+    deliver([StartTrial("b", {"model": {"depth": 3}})], again)
+    assert again.run_id("b") == first.run_id("b")
+    assert MlflowClient(uri).get_run(again.run_id("b")).data.params == {"model.depth": "3"}
+
+
 def test_an_unpickled_tracker_is_the_open_one(tmp_path):
     """What Tune's restored callback holds after --resume: the driver's own tracker, not a copy."""
     tracker = _tracker(f"sqlite:///{tmp_path}/mlflow.db", tmp_path)
