@@ -1,7 +1,8 @@
 """``python -m search.deliver --name NAME``: deliver the MLflow writes a search left undelivered.
 
 A search whose tracking store was away when it ended keeps those writes in its local folder
-(``mlflow_pending.json``); a ``--resume`` delivers them too, but a finished search is not resumed.
+(``mlflow_pending.jsonl``, ``search.pending``); a ``--resume`` delivers them too, but a finished search is not
+resumed.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ so a retried trial, a restored experiment or a restarted driver continues the sa
 
 Writes (``search.writes``) are queued and delivered in order by one background thread, so Tune's event loop never
 waits for MLflow; what queued up while the store was busy goes out with one ``log_batch`` per run. While the
-store is away the thread retries with backoff (one warning per outage); what is still undelivered when the search
-ends is saved to a local JSON file and delivered by the next ``--resume``.
+store is away the thread retries with backoff (one warning per outage). What is queued and not yet delivered is
+also kept in a local file (``search.pending``), so that what a search ends with undelivered, or a killed driver
+left, is delivered by the next ``--resume``.
 
 A tracker is shared: the driver registers it (``open``), and a copy that Tune unpickles in the same process (the
 callback restored from ``tuner.pkl`` on ``--resume``) is that same object, so every ending is decided on one state.
@@ -19,13 +20,11 @@ callback restored from ``tuner.pkl`` on ``--resume``) is that same object, so ev
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 from contract import metrics as M
@@ -41,6 +40,7 @@ from contract.tracking import (
     TRIAL_ID_TAG,
     child_runs,
 )
+from search.pending import PendingWrites
 from search.writes import (
     PARENT,
     EndRun,
@@ -50,7 +50,6 @@ from search.writes import (
     StartTrial,
     Write,
     deliver,
-    from_json,
     is_number,
     mlflow_params,
 )
@@ -73,6 +72,7 @@ class MlflowTracker:
     def __init__(self, uri: str, experiment: str, search_id: str, pending_file: str | None = None) -> None:
         self.uri, self.experiment, self.search_id = uri, experiment, search_id
         self.pending_file = pending_file
+        self._pending = PendingWrites(pending_file)  # the queue, on disk
         self._client = None
         self._experiment_id: str | None = None
         self._runs: dict[str, str] = {}  # trial id (or PARENT) -> run id
@@ -95,11 +95,12 @@ class MlflowTracker:
 
     def open(self) -> MlflowTracker:
         """Start the writer, queue the writes an earlier driver left undelivered, and register as the live one."""
-        if self.pending_file and Path(self.pending_file).is_file():
-            left = [from_json(w) for w in json.loads(Path(self.pending_file).read_text())]
+        left = self._pending.load()
+        if left:
             log.info("delivering %d MLflow writes an earlier run of this search left undelivered", len(left))
+        with self._wake:
             self._queue.extend(left)
-            Path(self.pending_file).unlink()
+            self._pending.rewrite(self._queue)
         self._writer = threading.Thread(target=self._deliver, name="mlflow-writer", daemon=True)
         self._writer.start()
         MlflowTracker._open_trackers[self.search_id] = self
@@ -114,7 +115,7 @@ class MlflowTracker:
             return not (self._queue or self._busy)
 
     def close(self, timeout_s: float = 60.0) -> None:
-        """Deliver what is queued for up to ``timeout_s``; save what is left to ``pending_file``."""
+        """Deliver what is queued for up to ``timeout_s``; leave what is left in ``pending_file``."""
         self.drain(timeout_s)
         with self._wake:
             self._stopping = True
@@ -122,12 +123,13 @@ class MlflowTracker:
         if self._writer is not None:
             self._writer.join(timeout=15)
         MlflowTracker._open_trackers.pop(self.search_id, None)
-        if self._queue and self.pending_file:
-            writes = [w.to_json() for w in self._queue]
-            Path(self.pending_file).write_text(json.dumps(writes, default=str, indent=1))
+        with self._wake:  # a writer stuck in a call to the store still holds its writes in the queue
+            left = len(self._queue)
+            self._pending.close(self._queue)
+        if left and self.pending_file:
             log.error(
                 "%d MLflow writes could not be delivered to %s; they are saved in %s and delivered by --resume",
-                len(writes), redact(self.uri), self.pending_file,
+                left, redact(self.uri), self.pending_file,
             )  # fmt: skip
 
     def pending(self) -> int:
@@ -160,6 +162,7 @@ class MlflowTracker:
             with self._wake:
                 for _ in writes:
                     self._queue.popleft()
+                self._pending.delivered(self._queue)
                 self._busy = False
                 self._wake.notify_all()
             self._recovered()
@@ -181,11 +184,12 @@ class MlflowTracker:
             self._outage_since = None
 
     def _submit(self, write: Write) -> None:
+        if self._writer is None:  # not opened (a tool or a test using the tracker directly): open it now
+            self.open()
         with self._wake:
             self._queue.append(write)
+            self._pending.append(write)
             self._wake.notify_all()
-        if self._writer is None:  # not opened (a tool or a test using the tracker directly): deliver now
-            self.open()
 
     # --- the client, the experiment, finding or creating runs (called from the writer thread) ---
 

@@ -1,8 +1,8 @@
 """The writes a search makes to MLflow, as small typed operations that the tracker applies or keeps in order.
 
 Each operation names the trial it is about (``PARENT`` for the search's parent run) and applies itself to a
-``search.tracker.MlflowTracker``; a list of them is what the tracker buffers while the store is away and saves
-to ``mlflow_pending.json`` at the end if it is still away.
+``search.tracker.MlflowTracker``; a list of them is what the tracker buffers while the store is away, kept on disk
+as it queues (``search.pending``).
 """
 
 from __future__ import annotations
@@ -208,6 +208,6 @@ _KINDS = {cls.kind: cls for cls in (StartTrial, LogEpoch, EndRun, LogMetrics, Se
 
 
 def from_json(values: dict[str, Any]) -> Write:
-    """A write saved with ``to_json`` (``mlflow_pending.json``)."""
+    """A write saved with ``to_json`` (``search.pending``)."""
     values = dict(values)
     return _KINDS[values.pop("kind")](**values)

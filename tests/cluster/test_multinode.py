@@ -14,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from contract import metrics as M
+from contract.files import PENDING_WRITES
 from contract.status import COMPLETED
 from contract.tracking import NODE_IPS_TAG
 from tests.cluster.netns import HEAD_IP, WORKER_IP, Cluster
@@ -119,7 +120,7 @@ def test_mlflow_server_down_for_30_s_mid_search(cluster):
     assert during >= 2, "the trials kept training while MLflow was away"
     assert log.count("is not answering") == 1 and "buffered writes delivered" in log, log[-4000:]
     _assert_every_epoch_once(cluster, name, trials=2, epochs=epochs)
-    assert not (cluster.storage / name / "mlflow_pending.json").exists()
+    assert not (cluster.storage / name / PENDING_WRITES).exists()
 
 
 def test_a_worker_without_the_shared_storage_is_a_clear_error(cluster):

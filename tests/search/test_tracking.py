@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import signal
+import subprocess
+import sys
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -15,6 +19,7 @@ from search.preflight import check_tracking
 from search.tracker import MlflowTracker
 from search.writes import PARENT, EndRun, LogEpoch, SetTags, StartTrial, deliver
 from tests.processes import free_port, kill_session, mlflow_server
+from tests.search.stores import ROOT
 
 
 def _row(epoch: int) -> dict:
@@ -229,8 +234,9 @@ def test_a_server_that_goes_away_loses_nothing_and_never_blocks(tmp_path, monkey
 
         server = mlflow_server(port, store, artifacts, log)  # ...and the next driver of the search delivers it
         again = _tracker(uri, tmp_path)
-        assert again.drain(timeout_s=60) and not (tmp_path / "pending.json").exists()
+        assert again.drain(timeout_s=60) and (tmp_path / "pending.json").read_text() == ""  # all delivered
         again.close()
+        assert not (tmp_path / "pending.json").exists()
         assert [m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)] == [1, 2, 3, 4, 5]
     finally:
         kill_session(server)
@@ -257,7 +263,7 @@ def test_deliver_sends_what_a_search_left_undelivered(tmp_path, capsys):
     _start(tracker)
     tracker.close()
     writes = [StartTrial("t1", {}), LogEpoch("t1", _numbers(_row(1))), EndRun("t1", COMPLETED)]
-    (folder / PENDING_WRITES).write_text(json.dumps([w.to_json() for w in writes]))
+    (folder / PENDING_WRITES).write_text("".join(json.dumps(w.to_json()) + "\n" for w in writes))
 
     assert deliver(["--name", "late", "--storage-path", str(tmp_path / "results")]) == 0
     assert not (folder / PENDING_WRITES).exists() and "delivered" in capsys.readouterr().out
@@ -271,3 +277,40 @@ def test_deliver_sends_what_a_search_left_undelivered(tmp_path, capsys):
 
 def _numbers(row: dict) -> dict:
     return {k: v for k, v in row.items() if isinstance(v, (int, float))}
+
+
+KILLED_DRIVER = """
+import os, signal, sys
+from search.tracker import MlflowTracker
+
+tracker = MlflowTracker(sys.argv[1], "exp", "search-1", sys.argv[2]).open()  # nothing listens there
+tracker.trial_started("t1", {"model": {"depth": 3}})
+for epoch in (1, 2):
+    tracker.epoch("t1", {"epoch": epoch, "val_acc": epoch / 10})
+tracker.trial_ended("t1", "completed")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_driver_killed_with_writes_queued_leaves_them_for_the_next_one(tmp_path):
+    """Killed while MLflow is away: every write it had queued is in its pending file (the last line may be cut short
+    by the kill), and the next driver delivers them and removes the file."""
+    pending = tmp_path / "local" / "mlflow_pending.jsonl"
+    dead = f"http://127.0.0.1:{free_port()}"
+    killed = subprocess.run([sys.executable, "-c", KILLED_DRIVER, dead, str(pending)], cwd=ROOT, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert len(pending.read_text().splitlines()) == 4
+    with pending.open("a") as f:
+        f.write('{"kind": "epoch", "trial_id": "t1", "ro')  # a write the kill cut short
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    _start(MlflowTracker(uri, "exp", "search-1"))  # the search's parent run, as the first driver made it
+    resumed = MlflowTracker(uri, "exp", "search-1", str(pending)).open()
+    assert resumed.drain(timeout_s=60)
+    resumed.close()
+    client = MlflowClient(uri)
+    run = client.get_run(resumed.run_id("t1"))
+    assert run.info.status == "FINISHED" and run.data.tags[M.STATUS] == COMPLETED
+    assert run.data.params == {"model.depth": "3"}
+    assert [m.step for m in client.get_metric_history(run.info.run_id, M.VAL_ACC)] == [1, 2]
+    assert not pending.exists()
