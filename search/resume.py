@@ -16,7 +16,10 @@ between two snapshots leaves three kinds of trial, and a resume makes Tune, the 
   same values, so it continues its MLflow run and its Optuna trial. It starts from its first epoch.
 
 What a killed driver repeats is therefore at most the epochs run since the last snapshot (about 10 s of trials),
-and the whole of the trials started after it.
+and the whole of the trials started after it. MLflow's writes trail Tune's by the time the tracker takes to
+deliver them (a fraction of a second; an outage's length while MLflow is away): those a killed driver had queued,
+such as the end of a trial the snapshot holds as ended, are in its ``search.pending`` file, and the resume
+delivers them before Tune starts.
 """
 
 from __future__ import annotations
