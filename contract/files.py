@@ -9,6 +9,7 @@ BEST_CONFIG = "best_config.yaml"  # the recommended trial's training config: `tr
 STUDY_JOURNAL = "optuna.journal"  # the Optuna study (a journal file), in the driver's local folder
 STUDY_DB = "optuna.db"  # the study as a search of an earlier t2t-search kept it (SQLite): read by --resume
 PENDING_WRITES = "mlflow_pending.jsonl"  # MLflow writes not yet delivered (search.pending), in the local folder
+PENDING_WRITES_LIST = "mlflow_pending.json"  # what searches before that file left undelivered at their end
 LOCAL_STATE_ROOT = ".t2t-search"  # the driver's local folders of searches whose results are remote (s3://...)
 REPORT_DIR = "report"  # the report that search.run writes at the end
 FINAL_EXPERIMENT = "final"  # the final phase's Tune experiment, a folder inside the search's results folder

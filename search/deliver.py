@@ -14,6 +14,7 @@ from contract.files import PENDING_WRITES
 from contract.redact import redact
 from search.config import SearchConfig
 from search.identity import LockedError, SearchIdentity, SearchLock, saved_config
+from search.pending import PendingWrites
 from search.tracker import MlflowTracker
 
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no search at {redact(cfg.experiment_path)} (check --name and --storage-path)", file=sys.stderr)
         return 2
     pending = identity.local_dir / PENDING_WRITES
-    if not pending.is_file():
+    if not PendingWrites(str(pending)).exists():
         print(f"search {args.name!r}: nothing left to deliver")
         return 0
     try:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     tracker = MlflowTracker(uri, args.name, identity.search_id, str(pending)).open()
     tracker.close(timeout_s=args.timeout_s)
     lock.release()
-    if pending.is_file():
+    if tracker.pending():
         print(f"error: MLflow at {redact(uri)} did not take the writes; they stay in {pending}", file=sys.stderr)
         return 1
     print(f"search {args.name!r}: undelivered MLflow writes delivered to {redact(uri)}")

@@ -19,7 +19,7 @@ What a killed driver repeats is therefore at most the epochs run since the last 
 and the whole of the trials started after it. MLflow's writes trail Tune's by the time the tracker takes to
 deliver them (a fraction of a second; an outage's length while MLflow is away): those a killed driver had queued,
 such as the end of a trial the snapshot holds as ended, are in its ``search.pending`` file, and the resume
-delivers them before Tune starts.
+queues them ahead of its own writes.
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ class MlflowTracker:
         self._runs: dict[str, str] = {}  # trial id (or PARENT) -> run id
         self._earlier: dict[str, tuple[str, str, bool]] | None = None  # see earlier_runs
         self._unlogged: set[str] = set()  # runs whose parameters are still to be logged (see child_run)
+        self._ended: set[str] = set()  # runs this tracker ended: a start of their trial reopens them
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
         self._queue: deque[Write] = deque()
         self._wake = threading.Condition()
@@ -100,7 +101,7 @@ class MlflowTracker:
             log.info("delivering %d MLflow writes an earlier run of this search left undelivered", len(left))
         with self._wake:
             self._queue.extend(left)
-            self._pending.rewrite(self._queue)
+            self._pending.start(list(self._queue))
         self._writer = threading.Thread(target=self._deliver, name="mlflow-writer", daemon=True)
         self._writer.start()
         MlflowTracker._open_trackers[self.search_id] = self
@@ -125,12 +126,10 @@ class MlflowTracker:
         MlflowTracker._open_trackers.pop(self.search_id, None)
         with self._wake:  # a writer stuck in a call to the store still holds its writes in the queue
             left = len(self._queue)
-            self._pending.close(self._queue)
-        if left and self.pending_file:
-            log.error(
-                "%d MLflow writes could not be delivered to %s; they are saved in %s and delivered by --resume",
-                left, redact(self.uri), self.pending_file,
-            )  # fmt: skip
+            kept = self._pending.close(list(self._queue))
+        if left:
+            where = f"they are saved in {self.pending_file} and delivered by --resume" if kept else "they are lost"
+            log.error("%d MLflow writes could not be delivered to %s; %s", left, redact(self.uri), where)
 
     def pending(self) -> int:
         return len(self._queue) + int(self._busy)
@@ -162,7 +161,7 @@ class MlflowTracker:
             with self._wake:
                 for _ in writes:
                     self._queue.popleft()
-                self._pending.delivered(self._queue)
+                self._pending.delivered(len(writes), len(self._queue))
                 self._busy = False
                 self._wake.notify_all()
             self._recovered()
@@ -255,7 +254,11 @@ class MlflowTracker:
         found one that has none, go out with the run's first ``log_batch`` (``search.writes.StartTrial``): cached
         at once, a run whose next call failed is not created twice when the writes are retried."""
         if trial_id in self._runs:
-            return self._runs[trial_id]
+            run_id = self._runs[trial_id]
+            if reopen and run_id in self._ended:  # a retried trial, or one whose end a killed driver left queued
+                self.client.update_run(run_id, status="RUNNING")
+                self._ended.discard(run_id)
+            return run_id
         found = self.earlier_runs().pop(trial_id, None)
         if found:
             run_id, status, has_params = found
@@ -278,6 +281,9 @@ class MlflowTracker:
 
     def params_logged(self, run_id: str) -> None:
         self._unlogged.discard(run_id)
+
+    def run_ended(self, run_id: str) -> None:
+        self._ended.add(run_id)
 
     def earlier_runs(self) -> dict[str, tuple[str, str, bool]]:
         """Trial id -> (run id, MLflow status, whether it has parameters) of the parent's child runs that existed

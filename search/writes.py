@@ -162,6 +162,7 @@ class RunBatch:
             tracker.params_logged(self.run_id)
         if self.ended:
             tracker.client.set_terminated(self.run_id, self.ended)
+            tracker.run_ended(self.run_id)
         tracker.logged_epoch(self.run_id, self.step)
 
 

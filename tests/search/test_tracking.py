@@ -13,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from contract import metrics as M
+from contract.files import PENDING_WRITES
 from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING, trial_status
 from contract.tracking import BASELINE_TAG
 from search.preflight import check_tracking
@@ -35,7 +36,7 @@ def _row(epoch: int) -> dict:
 
 
 def _tracker(uri: str, tmp_path) -> MlflowTracker:
-    return MlflowTracker(uri, "exp", "search-1", str(tmp_path / "pending.json")).open()
+    return MlflowTracker(uri, "exp", "search-1", str(tmp_path / PENDING_WRITES)).open()
 
 
 def _start(tracker: MlflowTracker) -> str:
@@ -230,13 +231,13 @@ def test_a_server_that_goes_away_loses_nothing_and_never_blocks(tmp_path, monkey
         kill_session(server)  # away at the very end: what is left is saved, not lost...
         tracker.epoch("t1", _row(5))
         tracker.close(timeout_s=2)
-        assert "epoch" in (tmp_path / "pending.json").read_text()
+        assert "epoch" in (tmp_path / PENDING_WRITES).read_text()
 
         server = mlflow_server(port, store, artifacts, log)  # ...and the next driver of the search delivers it
         again = _tracker(uri, tmp_path)
-        assert again.drain(timeout_s=60) and (tmp_path / "pending.json").read_text() == ""  # all delivered
+        assert again.drain(timeout_s=60) and (tmp_path / PENDING_WRITES).read_text() == ""  # all delivered
         again.close()
-        assert not (tmp_path / "pending.json").exists()
+        assert not (tmp_path / PENDING_WRITES).exists()
         assert [m.step for m in client.get_metric_history(child.info.run_id, M.VAL_ACC)] == [1, 2, 3, 4, 5]
     finally:
         kill_session(server)
@@ -246,7 +247,7 @@ def test_deliver_sends_what_a_search_left_undelivered(tmp_path, capsys):
     """``python -m search.deliver``: a finished search whose store was away at its end (writes saved locally)."""
     import json
 
-    from contract.files import PENDING_WRITES, SEARCH_CONFIG, SEARCH_ID
+    from contract.files import SEARCH_CONFIG, SEARCH_ID
     from search.config import SearchConfig
     from search.deliver import main as deliver
     from search.writes import EndRun, LogEpoch, StartTrial
@@ -295,7 +296,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 def test_a_driver_killed_with_writes_queued_leaves_them_for_the_next_one(tmp_path):
     """Killed while MLflow is away: every write it had queued is in its pending file (the last line may be cut short
     by the kill), and the next driver delivers them and removes the file."""
-    pending = tmp_path / "local" / "mlflow_pending.jsonl"
+    pending = tmp_path / "local" / PENDING_WRITES
     dead = f"http://127.0.0.1:{free_port()}"
     killed = subprocess.run([sys.executable, "-c", KILLED_DRIVER, dead, str(pending)], cwd=ROOT, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)  # fmt: skip
