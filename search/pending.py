@@ -78,6 +78,7 @@ class PendingWrites:
         self._active = True
         try:
             if queue:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 aside = self.path.with_name(self.path.name + ".tmp")
                 aside.write_text("".join(_line(w.to_json()) for w in queue), encoding="utf-8")
                 os.replace(aside, self.path)
@@ -131,6 +132,7 @@ class PendingWrites:
 
     def _handle(self):
         if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
         return self._file
 
