@@ -44,10 +44,6 @@ ERROR_EXIT = 3
 SEARCH_SNAPSHOT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", search.resume.SNAPSHOT_S)
 FINAL_SNAPSHOT_S = search.resume.FINAL_SNAPSHOT_S
 SECRET_KEYS = ("tracking_uri", "storage_path", "search.warm_start")  # config values that may hold a credential
-# Tune's loop returns from Ray's C calls (which release the GIL) many times a trial, then waits for the GIL while
-# the MLflow writer thread runs Python; Python asks a running thread to hand it over after this long (its default
-# is 5 ms). Measured in benchmarks/README.md, section 10.
-GIL_SWITCH_S = 0.001
 
 
 def configure_environment() -> None:
@@ -236,7 +232,6 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
     from search import tune_state
 
     configure_environment()
-    sys.setswitchinterval(GIL_SWITCH_S)  # the driver's own: not inherited
     tune_state.install()
     started = time.monotonic()
     with GracefulStop() as stop:
