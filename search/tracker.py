@@ -9,9 +9,10 @@ so a retried trial, a restored experiment or a restarted driver continues the sa
 
 Writes (``search.writes``) are queued and delivered in order by one background thread, so Tune's event loop never
 waits for MLflow; what queued up while the store was busy goes out with one ``log_batch`` per run. While the
-store is away the thread retries with backoff (one warning per outage). What is queued and not yet delivered is
-also kept in a local file (``search.pending``), so that what a search ends with undelivered, or a killed driver
-left, is delivered by the next ``--resume``.
+store is away the thread retries with backoff (one warning per outage). An opened tracker's client runs in a
+process of its own (``search.store_process``), so the store's work never holds the driver's GIL. What is queued
+and not yet delivered is also kept in a local file (``search.pending``), so that what a search ends with
+undelivered, or a killed driver left, is delivered by the next ``--resume``.
 
 A tracker is shared: the driver registers it (``open``), and a copy that Tune unpickles in the same process (the
 callback restored from ``tuner.pkl`` on ``--resume``) is that same object, so every ending is decided on one state.
@@ -41,6 +42,7 @@ from contract.tracking import (
     child_runs,
 )
 from search.pending import PendingWrites
+from search.store_process import StoreProcess
 from search.writes import (
     PARENT,
     EndRun,
@@ -95,7 +97,9 @@ class MlflowTracker:
     # --- life cycle ---
 
     def open(self) -> MlflowTracker:
-        """Start the writer, queue the writes an earlier driver left undelivered, and register as the live one."""
+        """Start the store's process and the writer, queue the writes an earlier driver left undelivered, and
+        register as the live one."""
+        self._client = StoreProcess(self.uri)
         left = self._pending.load()
         if left:
             log.info("delivering %d MLflow writes an earlier run of this search left undelivered", len(left))
@@ -124,6 +128,9 @@ class MlflowTracker:
         if self._writer is not None:
             self._writer.join(timeout=15)
         MlflowTracker._open_trackers.pop(self.search_id, None)
+        if isinstance(self._client, StoreProcess):  # what is called after this runs in this process
+            self._client.close()
+            self._client = None
         with self._wake:  # a writer stuck in a call to the store still holds its writes in the queue
             left = len(self._queue)
             kept = self._pending.close(list(self._queue))
