@@ -182,6 +182,14 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
 
+def worker_pids(results: Path) -> set[int]:
+    """The trial workers' processes, from every result Tune wrote (an actor reused by many trials counts once)."""
+    pids = set()
+    for path in results.glob("*/*/result.json"):
+        pids.update(json.loads(line)["pid"] for line in path.read_text().splitlines() if '"pid"' in line)
+    return pids
+
+
 def measure(stack: str, kind: str, trials: int, scratch: Path) -> dict:
     folder = Path(tempfile.mkdtemp(prefix=f"{stack}-{kind}-{trials}-", dir=scratch))
     log = folder / "driver.log"
@@ -199,6 +207,7 @@ def measure(stack: str, kind: str, trials: int, scratch: Path) -> dict:
                mlflow_bytes_per_trial=mlflow / trials, folder=str(folder))  # fmt: skip
     if kind == "bookkeeping":  # ASHA stops some early: the ideal is the results the trials made, end to end
         made = sum(len(f.read_text().splitlines()) for f in (folder / "ray_results").glob("*/*/result.json"))
+        row["slots_used"] = len(worker_pids(folder / "ray_results"))  # fewer than slots(kind): Tune left one idle
         row["ideal_s"] = made * BOOKKEEPING_S / BOOKKEEPING_REPORTS / slots(kind)
         row["of_ideal"] = row["wall_s"] / row["ideal_s"]
         row["fit_of_ideal"] = row["tune_fit_s"] / row["ideal_s"]
