@@ -62,6 +62,9 @@ class StoreProcess:
             except (EOFError, OSError) as e:
                 code = self._reap()
                 raise ConnectionError(f"MLflow's store process ended (exit code {code}) during {name}") from e
+            except BaseException:  # interrupted (Ctrl-C): its answer would be read as the next call's
+                self._reap()
+                raise
         if ok:
             return value
         raise value
@@ -74,6 +77,9 @@ class StoreProcess:
                 [sys.executable, "-m", "search.store_process", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path},
             )  # fmt: skip
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self._connection = Connection(ours.detach())
