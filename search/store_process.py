@@ -2,10 +2,10 @@
 
 An ``MlflowClient`` call spends its time in Python: SQLAlchemy's ORM for a ``sqlite://`` or database store,
 ``requests`` and JSON for a server. In the driver that time is taken from Tune's event loop, which waits for the
-GIL while the tracker's writer thread holds it. Measured at 300 bookkeeping trials on 2 cores, one run each: Tune's
-run took 1.90x the ideal with MLflow's calls in the driver and 1.16x with the calls left out, and the driver used
-40 s of CPU against 17 s. ``StoreProcess`` runs the client in a child process: a call pickles its arguments to it
-and waits on a socket (without the GIL) for the answer.
+GIL while the tracker's writer thread holds it. ``StoreProcess`` runs the client in a child process: a call pickles
+its arguments to it and waits on a socket (without the GIL) for the answer. Measured at 1,000 bookkeeping trials
+on 2 cores (benchmarks/README.md, section 10), Tune's run went from 1.18-1.21x of the ideal to 1.14-1.15x, and
+the driver's CPU from 87-100 s to 52-54 s.
 
 - ``StoreProcess(uri).log_batch(run_id, ...)`` is ``MlflowClient(uri).log_batch(run_id, ...)``, run there; its
   value, or its exception, comes back (an exception that cannot be pickled comes back as an ``MlflowException``
