@@ -14,6 +14,11 @@ logged with a traceback; the next upload succeeds). ``install`` moves those besi
 On a resume, ``install`` also tells the study's searcher which trials Tune restored, and lets it have Tune
 re-create an orphan (a trial started after the last snapshot, see ``search.resume``) under its own id before Tune
 asks it for a new configuration.
+
+Tune moves the trials it restores to the folder the experiment is restored from (a moved results folder), but not
+the experiment spec its search algorithm creates new trials from: that comes back from the search algorithm's own
+pickle, naming the folder it was saved in. ``install`` points it at the folder the experiment is restored from, so
+a trial created after a move writes its checkpoints there (in the old folder, or where it is gone, it would fail).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ def install() -> None:
     TuneController.save_to_dir = save_to_dir
     _tell_restored_trials()
     _adopt_orphans()
+    _create_where_restored()
 
 
 def _adopt_orphans() -> None:
@@ -92,6 +98,29 @@ def _tell_restored_trials() -> None:
         return trials
 
     TuneController._restore_trials = _restore_trials
+
+
+def _create_where_restored() -> None:
+    """``TuneController.resume`` moving the search algorithm's experiment spec to the controller's storage, as
+    Tune's ``_restore_trials`` moves each restored trial."""
+    import copy
+
+    from ray.tune.execution.tune_controller import TuneController
+
+    resume = TuneController.resume
+
+    def resume_here(self: TuneController, resume_config) -> None:
+        resume(self, resume_config)
+        experiment = getattr(self._search_alg, "_experiment", None)  # a SearchGenerator's (BasicVariantGenerator: none)
+        if experiment is None or experiment.spec.get("storage") is None:
+            return
+        storage = copy.copy(experiment.spec["storage"])
+        storage.storage_filesystem = self._storage.storage_filesystem
+        storage.storage_fs_path = self._storage.storage_fs_path
+        storage.experiment_dir_name = self._storage.experiment_dir_name
+        experiment.spec["storage"] = experiment.storage = storage
+
+    TuneController.resume = resume_here
 
 
 def _next_orphan(searcher) -> str | None:
