@@ -182,12 +182,11 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
 
-def worker_pids(results: Path) -> set[int]:
-    """The trial workers' processes, from every result Tune wrote (an actor reused by many trials counts once)."""
-    pids = set()
-    for path in results.glob("*/*/result.json"):
-        pids.update(json.loads(line)["pid"] for line in path.read_text().splitlines() if '"pid"' in line)
-    return pids
+def reported(results: Path) -> tuple[int, set[int]]:
+    """The results Tune wrote, over every trial, and the trial workers' processes that made them (an actor reused
+    by many trials counts once)."""
+    lines = [line for path in results.glob("*/*/result.json") for line in path.read_text().splitlines()]
+    return len(lines), {json.loads(line)["pid"] for line in lines if '"pid"' in line}
 
 
 def measure(stack: str, kind: str, trials: int, scratch: Path) -> dict:
@@ -206,8 +205,8 @@ def measure(stack: str, kind: str, trials: int, scratch: Path) -> dict:
                results_bytes_per_trial=results / trials,
                mlflow_bytes_per_trial=mlflow / trials, folder=str(folder))  # fmt: skip
     if kind == "bookkeeping":  # ASHA stops some early: the ideal is the results the trials made, end to end
-        made = sum(len(f.read_text().splitlines()) for f in (folder / "ray_results").glob("*/*/result.json"))
-        row["slots_used"] = len(worker_pids(folder / "ray_results"))  # fewer than slots(kind): Tune left one idle
+        made, pids = reported(folder / "ray_results")
+        row["slots_used"] = len(pids)  # fewer than slots(kind): Tune left one idle
         row["ideal_s"] = made * BOOKKEEPING_S / BOOKKEEPING_REPORTS / slots(kind)
         row["of_ideal"] = row["wall_s"] / row["ideal_s"]
         row["fit_of_ideal"] = row["tune_fit_s"] / row["ideal_s"]
