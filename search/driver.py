@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import search.resume
+from analysis.store import opens_without_writing
 from contract import metrics as M
 from contract.files import PENDING_WRITES
 from contract.flat import flatten
@@ -33,6 +34,7 @@ from contract.tracking import (
 from search.config import SearchConfig
 from search.identity import SearchIdentity
 from search.signals import GracefulStop
+from search.store_process import StoreProcess
 from search.study_storage import study_location
 from search.tracker import MlflowTracker
 from search.writes import PARENT
@@ -83,9 +85,9 @@ def start_ray(address: str | None) -> None:
         local_ray()
 
 
-def open_tracker(cfg: SearchConfig, identity: SearchIdentity) -> MlflowTracker:
+def open_tracker(cfg: SearchConfig, identity: SearchIdentity, store: StoreProcess) -> MlflowTracker:
     pending = str(identity.local_dir / PENDING_WRITES)
-    return MlflowTracker(cfg.resolved_tracking_uri, cfg.name, identity.search_id, pending).open()
+    return MlflowTracker(cfg.resolved_tracking_uri, cfg.name, identity.search_id, pending).open(store)
 
 
 def open_parent(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> str:
@@ -234,15 +236,19 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
     configure_environment()
     tune_state.install()
     started = time.monotonic()
+    uri = cfg.resolved_tracking_uri
+    store = StoreProcess(uri)  # the tracker's: MLflow's imports and the store's opening overlap Ray's start
     with GracefulStop() as stop:
         try:
+            store.start(open_store=opens_without_writing(uri))
             start_ray(address)
             stop.reinstall()
-            return _search(cfg, resume, address, stop, started)
+            return _search(cfg, resume, address, stop, started, store)
         except KeyboardInterrupt:  # a signal before Tune ran, or a second one while it saved
             print(f"interrupted ({stop.received}); continue with: {resume_command(cfg)}", file=sys.stderr)
             return stop.exit_code
         finally:
+            store.close()
             ray.shutdown()
 
 
@@ -276,7 +282,9 @@ def pending_trials(cfg: SearchConfig, at_once: int | None) -> None:
         os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(slots))
 
 
-def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float) -> int:
+def _search(
+    cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float, store: StoreProcess
+) -> int:
     from search import final, results
     from search.resources import trials_at_once
 
@@ -289,7 +297,7 @@ def _search(cfg: SearchConfig, resume: bool, address: str | None, stop: Graceful
     pending_trials(cfg, at_once)
     identity = identify(cfg, resume)
     storage = study_location(identity.local_dir)
-    tracker = open_tracker(cfg, identity)
+    tracker = open_tracker(cfg, identity, store)
     parent_id = open_parent(cfg, tracker, storage)
     log.info("search %r (id %s): %d trials, results in %s, MLflow parent run %s",
              cfg.name, identity.search_id, cfg.search.num_trials, redact(cfg.experiment_path), parent_id)  # fmt: skip

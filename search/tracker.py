@@ -96,10 +96,10 @@ class MlflowTracker:
 
     # --- life cycle ---
 
-    def open(self) -> MlflowTracker:
-        """Start the store's process and the writer, queue the writes an earlier driver left undelivered, and
-        register as the live one."""
-        self._client = StoreProcess(self.uri)
+    def open(self, store: StoreProcess | None = None) -> MlflowTracker:
+        """Start the store's process (or take ``store``, one for this URI started earlier) and the writer, queue
+        the writes an earlier driver left undelivered, and register as the live one."""
+        self._client = store or StoreProcess(self.uri)
         left = self._pending.load()
         if left:
             log.info("delivering %d MLflow writes an earlier run of this search left undelivered", len(left))
