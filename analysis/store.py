@@ -84,34 +84,17 @@ def check_database(uri: str, timeout_s: float) -> None:
         engine.dispose()
 
 
-def sqlite_file(uri: str) -> Path | None:
-    """The database file of an ``sqlite:///PATH`` URI; None for an in-memory one or another scheme."""
-    scheme, _, rest = uri.partition(":")
-    path = rest[3:] if scheme.split("+")[0] == "sqlite" and rest.startswith("///") else None
-    if not path or path == ":memory:" or path.startswith("?"):
-        return None
-    return Path(path.split("?")[0]).expanduser()
-
-
-def opens_without_writing(uri: str) -> bool:
-    """Whether opening the store writes nothing: an SQLite database that exists, or a tracking server. (A new
-    SQLite file would be made, with MLflow's tables; a database may not have them yet.)"""
-    file = sqlite_file(uri)
-    if file is not None:
-        return file.is_file() and file.stat().st_size > 0
-    return urlsplit(uri).scheme in ("http", "https")
-
-
 def check_sqlite(uri: str, must_exist: bool) -> None:
     """A file path after ``sqlite:///``: not in memory, not a folder, a database (or creatable) and writable."""
-    file = sqlite_file(uri)
-    if file is None:
-        rest = uri.split(":", 1)[1]
-        memory = rest in ("//", "///", "///:memory:") or rest.startswith("///?")
+    rest = uri.split(":", 1)[1]
+    path = rest[3:] if rest.startswith("///") else None
+    memory = rest in ("//", "///") or path == ":memory:" or rest.startswith("///?")
+    if memory or path is None:
         raise StoreError(
             f"tracking URI {uri} is {'an in-memory' if memory else 'not a file'} sqlite store "
             f"(everything is lost at exit): write sqlite:///PATH/mlflow.db (three slashes, then a path)"
         )
+    file = Path(path.split("?")[0]).expanduser()
     if file.is_dir():
         raise StoreError(f"tracking URI {uri}: {file} is a folder, not a database file: add /mlflow.db")
     if file.exists():

@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 import search.resume
-from analysis.store import opens_without_writing
 from contract import metrics as M
 from contract.files import PENDING_WRITES
 from contract.flat import flatten
@@ -236,11 +235,10 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
     configure_environment()
     tune_state.install()
     started = time.monotonic()
-    uri = cfg.resolved_tracking_uri
-    store = StoreProcess(uri)  # the tracker's: MLflow's imports and the store's opening overlap Ray's start
+    store = StoreProcess(cfg.resolved_tracking_uri)  # the tracker's, started now: its imports overlap Ray's start
     with GracefulStop() as stop:
         try:
-            store.start(open_store=opens_without_writing(uri))
+            store.start()
             start_ray(address)
             stop.reinstall()
             return _search(cfg, resume, address, stop, started, store)

@@ -10,19 +10,20 @@ the driver's CPU from 87-100 s to 52-54 s.
 - ``StoreProcess(uri).log_batch(run_id, ...)`` is ``MlflowClient(uri).log_batch(run_id, ...)``, run there; its
   value, or its exception, comes back (an exception that cannot be pickled comes back as an ``MlflowException``
   with the same message and error code, or a ``RuntimeError`` naming its type).
-- The child starts on the first call, or earlier with ``start()``, so that MLflow's imports (3.5 s here) and the
-  opening of the store (1.5 s for an SQLite file) overlap what the driver does meanwhile (it starts Ray). If it
+- The child starts on the first call, or earlier with ``start()``, so that its imports of MLflow (3.5 s here)
+  overlap what the driver does meanwhile (it starts Ray). It opens the store at its first call: ``MlflowClient``
+  makes a new SQLite file with its tables, and nothing is written before the driver has checked the search. If it
   dies, a call raises ``ConnectionError`` (the tracker's writer treats it as the store being away and retries)
   and the next call starts a new one.
 - The child ignores SIGINT and SIGTERM (a terminal's Ctrl-C, or a kill of the process group, reaches every
   process in it: the driver decides how the search ends, delivers what it can, then closes the child). It ends
   by itself when the driver's end of the socket closes, so a driver killed with SIGKILL leaves no child behind.
-  It has answered every call by then, so it leaves at once, without Python's 1.8 s of teardown.
+  It has answered every call by then, so it closes the store's connections (SQLite merges its write-ahead log
+  into the database file) and leaves without Python's 1.8 s of teardown.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import signal
@@ -57,12 +58,11 @@ class StoreProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def start(self, open_store: bool = False) -> None:
-        """Start the child now (the first call otherwise does); ``open_store``: it opens the store at once, before
-        any call (only where that writes nothing: ``analysis.store.opens_without_writing``)."""
+    def start(self) -> None:
+        """Start the child now (the first call otherwise does)."""
         with self._lock:
             if self._connection is None:
-                self._start(open_store)
+                self._start()
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
@@ -80,7 +80,7 @@ class StoreProcess:
             return value
         raise value
 
-    def _start(self, open_store: bool = False) -> Connection:
+    def _start(self) -> Connection:
         ours, theirs = socket.socketpair()
         path = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
         try:
@@ -94,7 +94,7 @@ class StoreProcess:
         finally:
             theirs.close()
         self._connection = Connection(ours.detach())
-        self._connection.send((self.uri, open_store))
+        self._connection.send(self.uri)
         import mlflow.entities  # noqa: F401  the answers unpickle into these: imported here while the child starts
 
         return self._connection
@@ -149,27 +149,34 @@ def serve(fd: int) -> None:
     from search.sqlite_wal import install
 
     install()  # as in the driver: a local SQLite store is written ahead
-    uri, open_store = connection.recv()
-    client = None  # MlflowClient(uri) opens the store: an SQLite file is made, with its tables
-    if open_store:
-        with contextlib.suppress(Exception):  # an error is the first call's answer
-            client = MlflowClient(uri)
-    while True:
-        try:
+    client = None  # made at the first call: it opens the store (a new SQLite file gets its tables)
+    try:
+        uri = connection.recv()
+        while True:
             name, args, kwargs = connection.recv()
-        except (EOFError, OSError):
-            os._exit(0)  # every call is answered and committed: nothing for Python's teardown to finish
-        try:
-            client = client or MlflowClient(uri)
-            answer = (True, getattr(client, name)(*args, **kwargs))
-        except Exception as e:
-            answer = (False, _portable(e))
-        try:
-            connection.send(answer)
-        except (pickle.PicklingError, TypeError, AttributeError) as e:  # a value that cannot be pickled
-            connection.send((False, RuntimeError(f"{name} returned what cannot be sent back: {e}")))
-        except OSError:
-            os._exit(0)
+            try:
+                client = client or MlflowClient(uri)
+                answer = (True, getattr(client, name)(*args, **kwargs))
+            except Exception as e:
+                answer = (False, _portable(e))
+            try:
+                connection.send(answer)
+            except (pickle.PicklingError, TypeError, AttributeError) as e:  # a value that cannot be pickled
+                connection.send((False, RuntimeError(f"{name} returned what cannot be sent back: {e}")))
+    except (EOFError, OSError):  # the driver closed its end, or ended
+        _leave(client)
+
+
+def _leave(client: Any) -> None:
+    """Close the store's connections and exit at once: every call is answered, nothing is left to finish."""
+    engine = getattr(getattr(getattr(client, "_tracking_client", None), "store", None), "engine", None)
+    try:
+        if engine is not None:  # a database store (SQLAlchemy's): its last close checkpoints SQLite's log
+            engine.dispose()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ re-create an orphan (a trial started after the last snapshot, see ``search.resum
 asks it for a new configuration.
 
 Tune moves the trials it restores to the folder the experiment is restored from (a moved results folder), but not
-the experiment spec its search algorithm creates new trials from: that comes back from the search algorithm's own
-pickle, naming the folder it was saved in. ``install`` points it at the folder the experiment is restored from, so
-a trial created after a move writes its checkpoints there (in the old folder, or where it is gone, it would fail).
+the trials it creates after that: their specs come back from the search algorithm's own pickle (a SearchGenerator's
+experiment spec, a BasicVariantGenerator's trial specs), naming the folder they were saved in. ``install`` gives
+each trial Tune adds the controller's folder, so a trial created after a move writes its checkpoints there (in the
+old folder, or where it is gone, it would fail).
 """
 
 from __future__ import annotations
@@ -101,26 +102,22 @@ def _tell_restored_trials() -> None:
 
 
 def _create_where_restored() -> None:
-    """``TuneController.resume`` moving the search algorithm's experiment spec to the controller's storage, as
-    Tune's ``_restore_trials`` moves each restored trial."""
-    import copy
-
+    """``TuneController.add_trial`` giving a trial whose storage names another folder than the controller's the
+    controller's: one created from a search algorithm's restored spec after a move (as Tune's ``_restore_trials``
+    moves the trials it restores; a new trial has no checkpoint to move, and its storage is its own copy)."""
     from ray.tune.execution.tune_controller import TuneController
 
-    resume = TuneController.resume
+    add_trial = TuneController.add_trial
 
-    def resume_here(self: TuneController, resume_config) -> None:
-        resume(self, resume_config)
-        experiment = getattr(self._search_alg, "_experiment", None)  # a SearchGenerator's (BasicVariantGenerator: none)
-        if experiment is None or experiment.spec.get("storage") is None:
-            return
-        storage = copy.copy(experiment.spec["storage"])
-        storage.storage_filesystem = self._storage.storage_filesystem
-        storage.storage_fs_path = self._storage.storage_fs_path
-        storage.experiment_dir_name = self._storage.experiment_dir_name
-        experiment.spec["storage"] = experiment.storage = storage
+    def add_trial_here(self: TuneController, trial) -> None:
+        here, theirs = self._storage, trial.storage
+        if theirs is not None and theirs.experiment_fs_path != here.experiment_fs_path:
+            theirs.storage_filesystem = here.storage_filesystem
+            theirs.storage_fs_path = here.storage_fs_path
+            theirs.experiment_dir_name = here.experiment_dir_name
+        add_trial(self, trial)
 
-    TuneController.resume = resume_here
+    TuneController.add_trial = add_trial_here
 
 
 def _next_orphan(searcher) -> str | None:

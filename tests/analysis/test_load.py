@@ -25,9 +25,12 @@ def test_histories_read_in_bulk_are_the_ones_read_run_by_run(tmp_path, monkeypat
         client.log_batch(run_id, metrics)
     client.log_batch(run_ids[1], [Metric(M.VAL_ACC, 0.5, 9000, 1)])  # step 1 again, later: last in its history
     monkeypatch.setattr(load, "BULK_RUNS", 2)  # three queries a key: the pages meet between runs
+    one_by_one = client.get_metric_history
+    monkeypatch.setattr(client, "get_metric_history", None)  # a database store is read in bulk, never run by run
 
     histories = load.metric_histories(client, run_ids, KEYS)
 
+    monkeypatch.setattr(client, "get_metric_history", one_by_one)
     assert set(histories) == {(run_id, key) for run_id in run_ids for key in KEYS}
     for (run_id, key), metrics in histories.items():
         assert _as_tuples(metrics) == _as_tuples(client.get_metric_history(run_id, key)), (run_id, key)

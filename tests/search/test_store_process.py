@@ -12,7 +12,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import ErrorCode
 from mlflow.tracking import MlflowClient
 
-from analysis.store import opens_without_writing
 from search.store_process import StoreProcess, _portable
 from tests.processes import kill_all, wait_for
 from tests.search.stores import ROOT
@@ -54,25 +53,21 @@ def test_calls_run_in_the_child_and_their_answers_come_back(store, tmp_path):
     assert [r.info.run_id for r in store.search_runs([experiment])] == [run.info.run_id]
 
 
-def test_a_child_started_early_opens_only_a_store_that_exists(tmp_path):
-    """What ``search.driver`` starts before Ray: a new SQLite file is made only by the first call."""
+def test_a_child_started_early_makes_nothing_before_its_first_call(tmp_path):
+    """What ``search.driver`` starts before Ray, before it has checked the search; and what it leaves."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    assert not opens_without_writing(uri)
-    unopened = StoreProcess(uri)
-    unopened.start(open_store=False)
-    unopened.close()  # the child read its URI, then the end: it made nothing
+    unused = StoreProcess(uri)
+    unused.start()
+    unused.close()  # the child read its URI, then the end
     assert list(tmp_path.iterdir()) == []
-    (tmp_path / "mlflow.db").touch()
-    assert not opens_without_writing(uri)  # an empty file would get MLflow's tables
-    MlflowClient(uri).create_experiment("exp")
-    assert opens_without_writing(uri) and opens_without_writing("http://127.0.0.1:5000")
-    assert not opens_without_writing("postgresql://user@127.0.0.1/mlflow")  # a database may have no tables yet
     early = StoreProcess(uri)
     try:
-        early.start(open_store=True)
-        assert early.get_experiment_by_name("exp").name == "exp"
+        early.start()
+        early.create_experiment("exp")
     finally:
         early.close()
+    assert not (tmp_path / "mlflow.db-wal").exists()  # closed as it left: SQLite merged its log into the file
+    assert MlflowClient(uri).get_experiment_by_name("exp").name == "exp"
 
 
 def test_an_error_comes_back_with_its_type_and_error_code(store):
