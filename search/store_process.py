@@ -69,6 +69,8 @@ class StoreProcess:
             connection = self._connection or self._start()
             try:
                 connection.send((name, args, kwargs))
+                import mlflow.entities  # noqa: F401  the answers unpickle into these: imported while the child works
+
                 ok, value = connection.recv()
             except (EOFError, OSError) as e:
                 code = self._reap()
@@ -95,8 +97,6 @@ class StoreProcess:
             theirs.close()
         self._connection = Connection(ours.detach())
         self._connection.send(self.uri)
-        import mlflow.entities  # noqa: F401  the answers unpickle into these: imported here while the child starts
-
         return self._connection
 
     def _reap(self, wait_s: float = _STOP_S) -> int | None:

@@ -59,7 +59,7 @@ def install() -> None:
     TuneController.save_to_dir = save_to_dir
     _tell_restored_trials()
     _adopt_orphans()
-    _create_where_restored()
+    _add_trials_where_restored()
 
 
 def _adopt_orphans() -> None:
@@ -101,10 +101,10 @@ def _tell_restored_trials() -> None:
     TuneController._restore_trials = _restore_trials
 
 
-def _create_where_restored() -> None:
-    """``TuneController.add_trial`` giving a trial whose storage names another folder than the controller's the
-    controller's: one created from a search algorithm's restored spec after a move (as Tune's ``_restore_trials``
-    moves the trials it restores; a new trial has no checkpoint to move, and its storage is its own copy)."""
+def _add_trials_where_restored() -> None:
+    """``TuneController.add_trial`` moving a trial to the controller's folder when its storage names another (one
+    created from a search algorithm's restored spec after a move), as Tune's ``_restore_trials`` moves the trials
+    it restores. A new trial has no checkpoint to move, and its storage is its own copy."""
     from ray.tune.execution.tune_controller import TuneController
 
     add_trial = TuneController.add_trial
