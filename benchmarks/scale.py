@@ -1,8 +1,8 @@
 """Benchmark 8: many trials. t2t-search against the hand-glued stack (stock Ray Tune + Ray's OptunaSearch + ASHA +
 MLflowLoggerCallback, written the way Ray's docs show it, with the ConcurrencyLimiter their Optuna example puts
 around the searcher: without it Tune keeps one trial pending at a time and short trials run one after another)
-driving the same trainable, in one run; and, on request, Tune alone (``--stacks ours,tune``): the same trainable
-and scheduler with no searcher and no tracking, the floor under any stack built on Tune.
+driving the same trainable, in one run; and at bookkeeping, Tune alone (``tune``): the same trainable and scheduler
+with no searcher and no tracking, the floor under any stack built on Tune.
 
     python benchmarks/scale.py                       # N = 10, 100, 500 of the tiny config; 1,000 bookkeeping trials
     python benchmarks/scale.py --trials 10,100 --bookkeeping 0 --stacks ours,stock
@@ -200,7 +200,7 @@ def measure(stack: str, kind: str, trials: int, scratch: Path) -> dict:
     row = json.loads(log.read_text().strip().splitlines()[-1])
     results = folder_bytes(folder / "ray_results")
     mlflow = folder_bytes(folder / "mlruns") + sum(f.stat().st_size for f in folder.glob("mlflow.db*"))
-    row.update(stack=stack, kind=kind, trials=trials, measured=time.strftime("%Y-%m-%d"),
+    row.update(stack=stack, kind=kind, trials=trials, measured=time.strftime("%Y-%m-%d"), commit=commit(),
                trials_per_min=60 * trials / row["wall_s"], driver_cpu_per_trial_s=row["driver_cpu_s"] / trials,
                results_bytes_per_trial=results / trials,
                mlflow_bytes_per_trial=mlflow / trials, folder=str(folder))  # fmt: skip
@@ -211,6 +211,14 @@ def measure(stack: str, kind: str, trials: int, scratch: Path) -> dict:
         row["of_ideal"] = row["wall_s"] / row["ideal_s"]
         row["fit_of_ideal"] = row["tune_fit_s"] / row["ideal_s"]
     return row
+
+
+def commit() -> str:
+    """The code measured: the checkout's commit, marked when the tree has changes."""
+    here = Path(__file__).parent
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True)
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 def table(rows: list[dict]) -> str:
@@ -236,12 +244,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", default="10,100,500", help="trial counts of the tiny config")
     parser.add_argument("--bookkeeping", type=int, default=1000, help="bookkeeping trials (0: none)")
-    parser.add_argument("--stacks", default="ours,stock", help=f"of {', '.join(STACKS)} (tune: Tune alone, the floor)")
+    parser.add_argument("--stacks", default="ours,stock", help=f"of {', '.join(STACKS)}, for the tiny rows")
+    parser.add_argument(
+        "--bookkeeping-stacks", default="ours,tune,stock", help="for the bookkeeping row (tune: Tune alone, the floor)"
+    )
     parser.add_argument(
         "--stock-max",
         type=int,
         default=None,
-        help="run the stock stack at most this many trials per row (it is the slow one)",
+        help="run the stock stack's bookkeeping row at most this many trials (a new worker per trial: the slow one)",
     )
     parser.add_argument("--scratch", default=None, help="where the runs' folders go (default: a temp dir)")
     parser.add_argument("--one", nargs=4, metavar=("STACK", "KIND", "TRIALS", "FOLDER"), help=argparse.SUPPRESS)
@@ -252,20 +263,18 @@ def main() -> int:
         return 0
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="scale-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    stacks = args.stacks.split(",")
-    plan = [("tiny", int(n)) for n in args.trials.split(",") if n]
+    plan = [("tiny", int(n), args.stacks) for n in args.trials.split(",") if n]
     if args.bookkeeping:
-        plan.append(("bookkeeping", args.bookkeeping))
+        plan.append(("bookkeeping", args.bookkeeping, args.bookkeeping_stacks))
     rows = []
-    for i, (kind, trials) in enumerate(plan):
+    for i, (kind, trials, names) in enumerate(plan):
+        stacks = names.split(",")
         for stack in stacks if i % 2 == 0 else stacks[::-1]:  # alternate who goes first: the machine drifts
-            n = min(trials, args.stock_max) if stack == "stock" and args.stock_max else trials
-            if any((r["stack"], r["kind"], r["trials"]) == (stack, kind, n) for r in rows):
-                continue  # capped by --stock-max to a row it has
-            rows.append(measure(stack, kind, n, scratch))
+            capped = stack == "stock" and kind == "bookkeeping" and args.stock_max
+            rows.append(measure(stack, kind, min(trials, args.stock_max) if capped else trials, scratch))
             print(json.dumps(rows[-1]), flush=True)
+            save(rows, Path(__file__).parent / "results" / "scale.json")  # each row as it ends: a run takes hours
     print(table(rows))
-    save(rows, Path(__file__).parent / "results" / "scale.json")
     return 0
 
 
