@@ -193,6 +193,7 @@ def measure(stack: str, kind: str, trials: int, scratch: Path) -> dict:
     folder = Path(tempfile.mkdtemp(prefix=f"{stack}-{kind}-{trials}-", dir=scratch))
     log = folder / "driver.log"
     command = [sys.executable, __file__, "--one", stack, kind, str(trials), str(folder)]
+    code = commit()  # before the row: the code its process loads
     with log.open("w") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=4 * 3600)
     if done.returncode != 0:
@@ -200,7 +201,7 @@ def measure(stack: str, kind: str, trials: int, scratch: Path) -> dict:
     row = json.loads(log.read_text().strip().splitlines()[-1])
     results = folder_bytes(folder / "ray_results")
     mlflow = folder_bytes(folder / "mlruns") + sum(f.stat().st_size for f in folder.glob("mlflow.db*"))
-    row.update(stack=stack, kind=kind, trials=trials, measured=time.strftime("%Y-%m-%d"), commit=commit(),
+    row.update(stack=stack, kind=kind, trials=trials, measured=time.strftime("%Y-%m-%d"), commit=code,
                trials_per_min=60 * trials / row["wall_s"], driver_cpu_per_trial_s=row["driver_cpu_s"] / trials,
                results_bytes_per_trial=results / trials,
                mlflow_bytes_per_trial=mlflow / trials, folder=str(folder))  # fmt: skip
@@ -263,6 +264,9 @@ def main() -> int:
         stack, kind, trials, folder = args.one
         print(json.dumps(one(stack, kind, int(trials), Path(folder))))
         return 0
+    unknown = {s for names in (args.stacks, args.bookkeeping_stacks) for s in names.split(",")} - set(STACKS)
+    if unknown:
+        parser.error(f"unknown stack {', '.join(sorted(unknown))}: choose from {', '.join(STACKS)}")
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="scale-"))
     scratch.mkdir(parents=True, exist_ok=True)
     plan = [("tiny", int(n), args.stacks) for n in args.trials.split(",") if n]
@@ -285,7 +289,9 @@ def save(rows: list[dict], out: Path) -> None:
     key = lambda r: (r["stack"], r["kind"], r["trials"])  # noqa: E731
     measured = {key(r) for r in rows}
     kept = [r for r in json.loads(out.read_text()) if key(r) not in measured] if out.exists() else []
-    out.write_text(json.dumps(kept + rows, indent=1))
+    partial = out.with_suffix(".partial")
+    partial.write_text(json.dumps(kept + rows, indent=1))
+    partial.replace(out)  # a run stopped while saving leaves the last complete file
 
 
 if __name__ == "__main__":
