@@ -230,10 +230,11 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
     """The search, from Ray's start to its summary; the exit code (see the module's docstring)."""
     import ray
 
-    from search import tune_state
+    from search import actor_reuse, tune_state
 
     configure_environment()
     tune_state.install()
+    actor_reuse.install()
     started = time.monotonic()
     store = StoreProcess(cfg.resolved_tracking_uri)  # the tracker's, started now: its imports overlap Ray's start
     with GracefulStop() as stop:
