@@ -50,6 +50,7 @@ SPACE = {
 BOOKKEEPING_REPORTS = 4
 BOOKKEEPING_S = 1.0
 CPUS = {"tiny": 1.0, "bookkeeping": 0.5}
+ROWS = Path(__file__).parent / "results" / "scale.json"
 
 
 def bookkeeping(config: dict) -> None:
@@ -279,7 +280,7 @@ def main() -> int:
             capped = stack == "stock" and kind == "bookkeeping" and args.stock_max
             rows.append(measure(stack, kind, min(trials, args.stock_max) if capped else trials, scratch))
             print(json.dumps(rows[-1]), flush=True)
-            save(rows, Path(__file__).parent / "results" / "scale.json")  # each row as it ends: a run takes hours
+            save(rows, ROWS)  # each row as it ends: a run takes hours
     print(table(rows))
     return 0
 
