@@ -14,7 +14,7 @@ LOWEST_STAMP := $(LOWEST_VENV)/.installed
 UV_COMPILE = $(PY) -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 	--custom-compile-command "make lock" --quiet
 
-.PHONY: run test test-lowest lint lock clean-venv browser postgres
+.PHONY: run test test-fast test-lowest lint lock clean-venv browser postgres
 
 # $(1): the venv, $(2): its lock. Hashes are required, so nothing outside the lock is installed; the project itself
 # goes in without its dependencies (they are all in the lock).
@@ -34,13 +34,18 @@ $(LOWEST_STAMP): pyproject.toml $(LOWEST_LOCK)
 run: $(STAMP)
 	$(PY) -m search.run $(ARGS)
 
+# Every tier (tests/tiers.py: a marker per thing a test starts), the real integration tests included.
 test: $(STAMP) browser postgres
 	$(PY) -m pytest $(ARGS)
 
+# The tests that start nothing (no Ray, no process, no server): the loop to run after each change.
+test-fast: $(STAMP)
+	$(PY) -m pytest --tier fast $(ARGS)
+
 # The model and the training loop on the lowest supported torch (what .ci/run checks after `make test`): the quick
-# tests of the two packages that depend on torch's API; the slow ones (Ray, whole trainings) run in `make test`.
+# fast tier of the two packages that depend on torch's API; the other tiers (Ray, whole trainings) run in `make test`.
 test-lowest: $(LOWEST_STAMP)
-	$(LOWEST_VENV)/bin/python -m pytest tests/t2t tests/trainables -m "not slow" $(ARGS)
+	$(LOWEST_VENV)/bin/python -m pytest tests/t2t tests/trainables --tier fast $(ARGS)
 
 # Re-compile the locks after a change to pyproject.toml; pins that still fit are kept (uv reads the old lock).
 lock: $(STAMP)

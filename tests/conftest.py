@@ -7,6 +7,12 @@ import pytest
 import torch
 
 from contract.tracking import no_telemetry
+from tests.tiers import (  # noqa: F401 (pytest's hooks: test tiers by what a test starts)
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_protocol,
+)
 
 no_telemetry()  # the tests' own MLflow clients send nothing off the machine either
 

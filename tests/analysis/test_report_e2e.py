@@ -22,7 +22,7 @@ from contract.tracking import ROLE_PARENT, ROLE_TAG
 from tests.browser import open_page
 from trainables.config import TrainConfig
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes
 
 
 def test_report_from_mlflow_alone(smoke_search, tmp_path, capsys):

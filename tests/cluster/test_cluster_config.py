@@ -155,6 +155,7 @@ def test_ray_validation_errors_are_reported_not_raised(tmp_path):
     assert check(tmp_path / "missing.yaml").problems[0].startswith("cannot read it:")
 
 
+@pytest.mark.processes
 def test_the_check_command(tmp_path):
     def run(*files):
         command = [sys.executable, "-m", "search.cluster", "check", *files]
@@ -172,6 +173,7 @@ def test_the_check_command(tmp_path):
     assert len(errors) == 1 and "available_node_types.head: no SecurityGroupIds" in errors[0]
 
 
+@pytest.mark.processes
 def test_the_head_mlflow_server_requires_its_password(tmp_path):
     home = tmp_path / "home"
     (home / ".mlflow").mkdir(parents=True)

@@ -20,7 +20,7 @@ from contract.tracking import NODE_IPS_TAG
 from tests.cluster.netns import HEAD_IP, WORKER_IP, Cluster
 from tests.processes import wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.cluster
 
 
 def _search_args(name: str, cluster: Cluster, *sets: str) -> list[str]:

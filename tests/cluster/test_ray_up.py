@@ -13,7 +13,7 @@ from contract.status import COMPLETED
 from contract.tracking import FINAL_SOURCE_TAG, NODE_IP_TAG, ROLE_FINAL, ROLE_TAG, ROLE_TRIAL
 from tests.cluster.netns import HEAD_IP, ROOT, WORKER_IP, Cluster
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.cluster
 
 
 def _test_yaml(cluster: Cluster) -> dict:

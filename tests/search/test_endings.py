@@ -18,7 +18,7 @@ from contract.tracking import SEARCH_ID_TAG
 from tests.processes import free_port, kill_session, mlflow_server, wait_for
 from tests.search.stores import RESUMABLE, assert_agree, epochs, finish, runs, search
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes
 # Every trial runs every epoch. No final phase unless a test asks: the endings of the search are what is tested
 # here, and the final phase's own ending (a killed driver, --resume) is in tests/search/test_final.py.
 SMALL = ["--smoke-test", "--set", "search.scheduler=none", "--set", "base.data.batch_size=32", "--set",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from contract import final
@@ -68,6 +69,7 @@ def test_the_final_phase_retrains_the_best_and_the_baseline_on_test(smoke_search
     assert_agree(folder, "smoke")  # Tune's final experiment and MLflow's final runs agree too
 
 
+@pytest.mark.processes
 def test_a_driver_killed_in_the_final_phase_resumes_it_without_duplicates(tmp_path):
     args = ["--smoke-test", "--name", "late", "--set", "search.scheduler=none", "--set", "search.num_trials=2",
             "--set", "base.train.epochs=3", "--set", "base.data.batch_size=32"]  # fmt: skip

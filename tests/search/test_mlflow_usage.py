@@ -37,7 +37,7 @@ from contract.tracking import (
 from trainables.config import TrainConfig
 from trainables.loop import Trainer, evaluate
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes
 DIGITS = 1797  # images in scikit-learn's bundled digits
 
 

@@ -13,7 +13,7 @@ from contract.files import STUDY_JOURNAL
 from tests.processes import free_port, kill_session, serve
 from tests.search.stores import load_study
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes
 
 
 def dashboard(storage: str, port: int, log: Path):

@@ -6,6 +6,8 @@ import json
 import logging
 import subprocess
 
+import pytest
+
 from contract.files import PENDING_WRITES, PENDING_WRITES_LIST
 from contract.status import COMPLETED
 from search.pending import PendingWrites
@@ -69,6 +71,7 @@ def test_an_older_searchs_list_is_delivered_first_and_moved_into_the_file(tmp_pa
     assert not old.exists() and PendingWrites(str(path)).load() == queue
 
 
+@pytest.mark.processes
 def test_a_full_disk_removes_the_file_and_it_is_kept_again_once_the_queue_is_empty(tmp_path, caplog):
     folder = tmp_path / "small"
     folder.mkdir()

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from tests.postgres import SUPERUSER, postgres, query
 from tests.processes import free_port, kill_session, kill_sid, spawn
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.postgres, pytest.mark.processes]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -21,7 +21,7 @@ from tests.conftest import run_search
 from tests.processes import kill_session, wait_for
 from tests.search.stores import assert_agree, epochs, finish, load_study, runs, search
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -12,7 +12,7 @@ from search.searcher import RAY_TRIAL_ID, STOPPED_AT
 from tests.processes import kill_session, wait_for
 from tests.search.stores import assert_agree, epochs, finish, load_study, runs, search
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes
 
 ARGS = [
     "--smoke-test",

@@ -16,6 +16,8 @@ from search.store_process import StoreProcess, _portable
 from tests.processes import kill_all, wait_for
 from tests.search.stores import ROOT
 
+pytestmark = pytest.mark.processes  # each test starts the store's child process
+
 
 def _alive(pid: int) -> bool:
     try:

@@ -60,6 +60,7 @@ for value in range(3):
 """
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("install", ["install", "no"])
 def test_the_drivers_sqlite_files_on_a_local_disk_are_written_ahead(tmp_path, install):
     subprocess.run([sys.executable, "-c", WRITE, str(tmp_path), install], check=True, cwd=ROOT, timeout=120)

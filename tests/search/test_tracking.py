@@ -43,6 +43,7 @@ def _start(tracker: MlflowTracker) -> str:
     return tracker.start_parent("search", {"search.num_trials": 2}, {"role": "parent"}, {"config.json": {"a": 1}})
 
 
+@pytest.mark.processes
 def test_writes_are_delivered_in_order_by_the_writer(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = _tracker(uri, tmp_path)
@@ -121,6 +122,7 @@ def test_a_run_found_again_without_parameters_gets_them_from_the_trials_start(tm
     assert MlflowClient(uri).get_run(again.run_id("b")).data.params == {"model.depth": "3"}
 
 
+@pytest.mark.processes
 def test_an_unpickled_tracker_is_the_open_one(tmp_path):
     """What Tune's restored callback holds after --resume: the driver's own tracker, not a copy."""
     tracker = _tracker(f"sqlite:///{tmp_path}/mlflow.db", tmp_path)
@@ -132,6 +134,7 @@ def test_an_unpickled_tracker_is_the_open_one(tmp_path):
     assert other is not tracker and other.search_id == tracker.search_id and other.open_trials() == []
 
 
+@pytest.mark.processes
 def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = _tracker(uri, tmp_path)
@@ -162,6 +165,7 @@ def test_runs_are_found_again_and_epochs_never_logged_twice(tmp_path):
     assert client.get_run(parent).info.status == "FINISHED"
 
 
+@pytest.mark.processes
 def test_a_new_search_under_the_same_name_gets_its_own_parent(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     first = _tracker(uri, tmp_path)
@@ -171,6 +175,7 @@ def test_a_new_search_under_the_same_name_gets_its_own_parent(tmp_path):
     other.close()
 
 
+@pytest.mark.processes
 def test_a_tag_on_a_run_that_ended_before_this_driver_leaves_it_ended(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = _tracker(uri, tmp_path)
@@ -196,7 +201,7 @@ def test_trial_status_from_its_last_result():
     assert trial_status(None, error=False) == FAILED
 
 
-@pytest.mark.slow
+@pytest.mark.processes
 def test_a_server_that_goes_away_loses_nothing_and_never_blocks(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
@@ -243,6 +248,7 @@ def test_a_server_that_goes_away_loses_nothing_and_never_blocks(tmp_path, monkey
         kill_session(server)
 
 
+@pytest.mark.processes
 def test_deliver_sends_what_a_search_left_undelivered(tmp_path, capsys):
     """``python -m search.deliver``: a finished search whose store was away at its end (writes saved locally)."""
     import json
@@ -293,6 +299,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+@pytest.mark.processes
 def test_a_driver_killed_with_writes_queued_leaves_them_for_the_next_one(tmp_path):
     """Killed while MLflow is away: every write it had queued is in its pending file (the last line may be cut short
     by the kill), and the next driver delivers them and removes the file."""

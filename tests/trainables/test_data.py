@@ -29,6 +29,7 @@ def test_digits_split_is_stratified_and_upscaled():
         assert torch.bincount(split.labels, minlength=10).min() >= 35
 
 
+@pytest.mark.processes
 def test_the_digits_are_scikit_learns_without_importing_it():
     code = (
         "import sys; from trainables import digits; images, labels = digits.load(); "

@@ -17,7 +17,7 @@ def _trainer(*assignments: str) -> Trainer:
     return Trainer(TrainConfig.load(None, [*TINY, *assignments]), torch.device("cpu"))
 
 
-@pytest.mark.slow
+@pytest.mark.training
 def test_default_digits_config_learns():
     torch.set_num_threads(2)
     trainer = Trainer(TrainConfig.load(None, ["train.epochs=16"]), torch.device("cpu"))

@@ -13,7 +13,7 @@ from contract.status import COMPLETED, RUNNING
 from trainables.config import TrainConfig
 from trainables.tune import train_t2t
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.ray
 
 TINY = ["model.name=t2t_vit_test", "data.name=synthetic", "data.synthetic_samples=64", "data.batch_size=16"]
 

@@ -1,0 +1,52 @@
+"""The test tiers (tests/tiers.py) on a small suite of their own, run by pytest in a subprocess."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.processes
+
+SUITE = """
+import subprocess
+import pytest
+
+def test_starts_nothing():
+    assert sum(range(4)) == 6
+
+def test_starts_a_process_unmarked():
+    subprocess.run(["true"], check=True)
+
+@pytest.mark.processes
+def test_starts_a_process_marked():
+    subprocess.run(["true"], check=True)
+
+@pytest.mark.ray
+def test_in_the_ray_tier():
+    pass
+"""
+CONFTEST = "from tests.tiers import pytest_addoption, pytest_collection_modifyitems, pytest_configure, " \
+    "pytest_runtest_protocol\n"  # fmt: skip
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, request: pytest.FixtureRequest, monkeypatch) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite=SUITE)
+    monkeypatch.setenv("PYTHONPATH", str(request.config.rootpath))  # the project's tests package, for the conftest
+    return pytester
+
+
+def test_a_fast_test_that_starts_a_process_fails_and_names_the_markers(suite):
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*test_starts_a_process_unmarked*", "*a test of the fast tier started a process*"])
+    assert "processes, browser" in result.stdout.str()  # the markers it may add
+
+
+def test_a_tier_runs_alone_and_each_tier_prints_its_time(suite):
+    fast = suite.runpytest_subprocess("-p", "no:cacheprovider", "--tier", "fast", "-k", "not unmarked")
+    fast.assert_outcomes(passed=1, deselected=3)
+    fast.stdout.fnmatch_lines(["*time per tier*", "fast * 1 tests *"])
+    both = suite.runpytest_subprocess("-p", "no:cacheprovider", "--tier", "ray", "--tier", "processes")
+    both.assert_outcomes(passed=2, deselected=2)
+    both.stdout.fnmatch_lines(["ray * 1 tests *", "processes * 1 tests *"])

@@ -1,0 +1,115 @@
+"""Test tiers by what a test starts: a marker per kind of thing started, none for a test that starts nothing.
+
+    pytest --tier fast            # the tests that start nothing: no Ray, no process, no server (make test-fast)
+    pytest --tier ray --tier processes
+    pytest                        # every tier (make test, .ci/run)
+
+A test's time limit is its most expensive tier's. A test in the fast tier that starts a process (Ray, a search, a
+server, a browser) fails and names the marker to add: the tier stays what its name promises. At the end of a run the
+time spent in each tier is printed, so a tier that grows shows in CI's log.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import defaultdict
+
+import pytest
+
+FAST = "fast"
+# marker -> (what a test with it starts, its time limit in seconds); a test with several markers gets the longest.
+TIERS = {
+    "training": ("nothing but a whole training run in this process (seconds to a minute)", 180),
+    "ray": ("an in-process local Ray", 300),
+    "processes": ("subprocesses: searches, command-line tools, MLflow or dashboard servers", 600),
+    "browser": ("headless Chromium", 300),
+    "postgres": ("a PostgreSQL server", 300),
+    "cluster": ("a Ray cluster in network namespaces, or `ray up` over SSH", 900),
+}
+FAST_TIMEOUT_S = 60
+# Shared fixtures that start something: a test that asks for one is in its tier without saying so.
+FIXTURE_TIERS = {"ray_local": "ray", "smoke_search": "processes", "cluster": "cluster"}
+# Python's audit events that start a process.
+_STARTS_A_PROCESS = {"subprocess.Popen", "os.posix_spawn", "os.fork", "os.forkpty", "os.system", "os.exec"}
+_running_fast_test = False
+
+
+def tiers_of(item: pytest.Item) -> list[str]:
+    """The tiers of what ``item`` starts: its markers' and its fixtures'; ``[FAST]`` when it starts nothing."""
+    by_fixture = {FIXTURE_TIERS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_TIERS}
+    return [name for name in TIERS if item.get_closest_marker(name) or name in by_fixture] or [FAST]
+
+
+def _refuse_processes(event: str, args: tuple) -> None:
+    if _running_fast_test and event in _STARTS_A_PROCESS and threading.current_thread() is threading.main_thread():
+        what = args[0] if args else ""
+        raise RuntimeError(
+            f"a test of the fast tier started a process ({event}: {what!r}): mark it with the tier of what it "
+            f"starts, one of {', '.join(TIERS)} (tests/tiers.py)"
+        )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--tier",
+        action="append",
+        choices=[FAST, *TIERS],
+        help="run only the tests of this tier (repeatable; default: every tier)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, (starts, timeout_s) in TIERS.items():
+        config.addinivalue_line("markers", f"{name}: the test starts {starts} (time limit {timeout_s} s)")
+    sys.addaudithook(_refuse_processes)  # a hook cannot be removed: it acts only while a fast test runs
+    config.pluginmanager.register(_TierClock(), "tier-clock")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    chosen = set(config.getoption("tier") or ())
+    keep, drop = [], []
+    for item in items:
+        tiers = tiers_of(item)
+        if not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(max(TIERS[t][1] if t in TIERS else FAST_TIMEOUT_S for t in tiers)))
+        (keep if not chosen or chosen & set(tiers) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    global _running_fast_test
+    _running_fast_test = tiers_of(item) == [FAST]
+    try:
+        return (yield)
+    finally:
+        _running_fast_test = False
+
+
+class _TierClock:
+    """The time of each tier's tests (setup, call and teardown), printed after the run."""
+
+    def __init__(self) -> None:
+        self.tier_of: dict[str, str] = {}
+        self.times: dict[str, list] = defaultdict(lambda: [0.0, 0])
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        order = [FAST, *TIERS]  # cheapest first
+        self.tier_of = {item.nodeid: max(tiers_of(item), key=order.index) for item in items}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        times = self.times[self.tier_of.get(report.nodeid, FAST)]
+        times[0] += report.duration
+        times[1] += report.when == "call"
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.times:
+            return
+        terminalreporter.section("time per tier (a test counts in its most expensive tier)")
+        for tier in [FAST, *TIERS]:
+            if tier in self.times:
+                seconds, count = self.times[tier]
+                terminalreporter.write_line(f"{tier:<10} {count:>4} tests {seconds:>8.1f} s")
