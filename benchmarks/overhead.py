@@ -63,8 +63,8 @@ def in_tune(config: dict, folder: Path, name: str) -> dict[str, list[float]]:
     from ray import tune
 
     from contract.tracking import ROLE_PARENT, ROLE_TAG
-    from search.callback import MlflowCallback
-    from search.tracker import MlflowTracker
+    from search.tracking.mlflow_callback import MlflowCallback
+    from search.tracking.tracker import MlflowTracker
 
     tracker = MlflowTracker(f"sqlite:///{folder}/mlflow.db", "overhead", str(folder / name))
     tracker.start_parent(name, {}, {ROLE_TAG: ROLE_PARENT}, {})

@@ -3,8 +3,8 @@
     python benchmarks/report_scale.py [--trials 1000] [--store DIR] [--no-asha] [--profile]
 
 The record is a real MLflow sqlite store made by ``benchmarks/scale_record.py`` (a parent run and one child run per
-trial, as ``search.tracker`` writes them; real configurations of the default space, SYNTHETIC accuracies). It is
-made once per ``--store`` folder (default: a new temporary folder) and reused when the folder already holds it.
+trial, as ``search.tracking.tracker`` writes them; real configurations of the default space, SYNTHETIC accuracies). It
+is made once per ``--store`` folder (default: a new temporary folder) and reused when the folder already holds it.
 The report reads MLflow only (``analysis.load.from_mlflow``): it rebuilds its Optuna study in memory from the runs,
 so no study database is made.
 

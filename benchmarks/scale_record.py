@@ -1,9 +1,9 @@
 """A real MLflow record of a large search, for benchmarks that report on one: a parent run and N child trial runs in
-an sqlite store, with the tags, params and per-epoch metrics ``search.tracker`` writes.
+an sqlite store, with the tags, params and per-epoch metrics ``search.tracking.tracker`` writes.
 
-The configurations are real: the default search space (``search.config.DEFAULT_SPACE``, over 8 epochs with ASHA
-rungs at epochs 1, 2 and 4), sampled by Optuna's RandomSampler, each trial's params the flattened config
-``search.space.SearchSpace.apply`` builds and its size ``t2t.complexity``'s count. The numbers are SYNTHETIC: each
+The configurations are real: the default search space (``search.experiment.search_config.DEFAULT_SPACE``, over 8 epochs
+with ASHA rungs at epochs 1, 2 and 4), sampled by Optuna's RandomSampler, each trial's params the flattened config
+``search.study.space.SearchSpace.apply`` builds and its size ``t2t.complexity``'s count. The numbers are SYNTHETIC: each
 trial's final val_acc is a smooth function of its parameters plus noise (``_final_acc``), its curve rises towards it
 (``_curve``), ASHA's asynchronous rule stops trials at the rungs (with ``asha=False`` none is stopped), and about 1.5%
 diverge and 0.5% fail. Trial 0 is the baseline (the base config's own values). Two trials run at a time on a
@@ -79,7 +79,7 @@ def sample_trials(cfg: Any, n: int, seed: int) -> list[Trial]:
     import optuna
 
     import t2t
-    from search.searcher import channels_and_classes
+    from search.study.searcher import channels_and_classes
     from trainables.config import TrainConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -120,8 +120,8 @@ def simulate(trial: Trial, epochs: int, asha: Asha, rng: random.Random) -> tuple
 
 
 def _metrics(rows: list[dict], start_s: float, trial: Trial) -> tuple[list, float]:
-    """Every epoch's numbers at step=epoch (params and macs at step 0, as ``search.writes.LogEpoch`` logs them),
-    stamped on the simulated clock; and the clock at the trial's end."""
+    """Every epoch's numbers at step=epoch (params and macs at step 0, as ``search.tracking.writes.LogEpoch`` logs
+    them), stamped on the simulated clock; and the clock at the trial's end."""
     from mlflow.entities import Metric
 
     clock, out = start_s, []
@@ -171,9 +171,9 @@ def build(store: Path, n: int, seed: int = 0, asha: bool = True) -> tuple[str, s
 
     from contract.files import STUDY_JOURNAL
     from contract.tracking import EXPERIMENT_KIND_TAG, EXPERIMENT_KIND_TRAINING
-    from search.config import SearchConfig
     from search.driver import open_parent
-    from search.tracker import MlflowTracker
+    from search.experiment.search_config import SearchConfig
+    from search.tracking.tracker import MlflowTracker
 
     uri, marker = f"sqlite:///{store / 'mlflow.db'}", store / "record.json"
     settings = SETTINGS if asha else [*SETTINGS, "search.scheduler=none"]

@@ -1,4 +1,4 @@
-"""A synthetic search in a real MLflow store, written as ``search.tracker`` writes one: an experiment of kind
+"""A synthetic search in a real MLflow store, written as ``search.tracking.tracker`` writes one: an experiment of kind
 model-training, one parent run, and N trial runs nested under it, each with the default search's flattened config
 as params, per-epoch metrics (step = epoch) in one ``log_batch``, its data sets as inputs and a final status tag.
 
@@ -30,7 +30,7 @@ from contract.tracking import (
     TRIAL_ID_TAG,
     VAL_SPLIT,
 )
-from search.writes import EPOCH_METRICS, SIZE_METRICS
+from search.tracking.writes import EPOCH_METRICS, SIZE_METRICS
 from trainables.config import TrainConfig, read_yaml
 from trainables.dataset_record import SplitRecord
 from trainables.mlflow_run import log_datasets
@@ -62,7 +62,7 @@ def _sampled(rng: random.Random) -> dict:
 
 
 def _epoch_rows(rng: random.Random, epochs: int, t0_ms: int) -> list:
-    """The Metric records of ``epochs`` epochs, as ``search.writes.LogEpoch`` logs them."""
+    """The Metric records of ``epochs`` epochs, as ``search.tracking.writes.LogEpoch`` logs them."""
     from mlflow.entities import Metric
 
     ceiling, values, best = rng.uniform(0.6, 0.99), [], 0.0
@@ -95,7 +95,8 @@ def _datasets(tracking_uri: str, run_id: str) -> None:
 
 
 def _trial(client, tracking_uri: str, experiment_id: str, parent_id: str, rng: random.Random, base: dict) -> None:
-    """One trial's run, as ``search.tracker.child_run`` opens it and ``search.writes`` fills and ends it."""
+    """One trial's run, as ``search.tracking.tracker.child_run`` opens it and ``search.tracking.writes`` fills and
+    ends it."""
     from mlflow.entities import Param, RunTag
 
     trial_id = uuid.UUID(int=rng.getrandbits(128)).hex[:8]

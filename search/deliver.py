@@ -1,7 +1,7 @@
 """``python -m search.deliver --name NAME``: deliver the MLflow writes a search left undelivered.
 
 A search whose tracking store was away when it ended keeps those writes in its local folder
-(``mlflow_pending.jsonl``, ``search.pending``); a ``--resume`` delivers them too, but a finished search is not
+(``mlflow_pending.jsonl``, ``search.tracking.pending``); a ``--resume`` delivers them too, but a finished search is not
 resumed.
 """
 
@@ -12,10 +12,10 @@ import sys
 from contract.cli import Parser
 from contract.files import PENDING_WRITES
 from contract.redact import redact
-from search.config import SearchConfig
-from search.identity import LockedError, SearchIdentity, SearchLock, saved_config
-from search.pending import PendingWrites
-from search.tracker import MlflowTracker
+from search.experiment.identity import LockedError, SearchIdentity, SearchLock, saved_config
+from search.experiment.search_config import SearchConfig
+from search.tracking.pending import PendingWrites
+from search.tracking.tracker import MlflowTracker
 
 
 def main(argv: list[str] | None = None) -> int:

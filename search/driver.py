@@ -1,6 +1,7 @@
 """The search driver: start or join Ray, open the search's parent run, build the Tuner, run it, run the final phase
-(``search.final``: a second Tuner), and end it the way it ended (see the README's table of endings). Either phase
-ends the same way on a signal, an error or a full disk, and ``--resume`` continues whichever was unfinished.
+(``search.experiment.final_phase``: a second Tuner), and end it the way it ended (see the README's table of endings).
+Either phase ends the same way on a signal, an error or a full disk, and ``--resume`` continues whichever was
+unfinished.
 
 Exit codes: 0 the search finished (also when its time budget ran out), 1 no trial finished without diverging or
 failing, 2 bad input, 3 an error stopped the search (resumable), 130 Ctrl-C, 143 SIGTERM.
@@ -15,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-import search.resume
+import search.experiment.resume
 from contract import metrics as M
 from contract.files import PENDING_WRITES
 from contract.flat import flatten
@@ -30,20 +31,20 @@ from contract.tracking import (
     SPACE_ARTIFACT,
     no_telemetry,
 )
-from search.config import SearchConfig
-from search.identity import SearchIdentity
-from search.signals import GracefulStop
-from search.store_process import StoreProcess
-from search.study_storage import study_location
-from search.tracker import MlflowTracker
-from search.writes import PARENT
+from search.experiment.identity import SearchIdentity
+from search.experiment.search_config import SearchConfig
+from search.experiment.signals import GracefulStop
+from search.study.storage import study_location
+from search.tracking.store_process import StoreProcess
+from search.tracking.tracker import MlflowTracker
+from search.tracking.writes import PARENT
 
 log = logging.getLogger(__name__)
 
 ERROR_EXIT = 3
-# How often Tune snapshots the search phase (search.resume); a TUNE_GLOBAL_CHECKPOINT_S the user set wins.
-SEARCH_SNAPSHOT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", search.resume.SNAPSHOT_S)
-FINAL_SNAPSHOT_S = search.resume.FINAL_SNAPSHOT_S
+# How often Tune snapshots the search phase (search.experiment.resume); a TUNE_GLOBAL_CHECKPOINT_S the user set wins.
+SEARCH_SNAPSHOT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", search.experiment.resume.SNAPSHOT_S)
+FINAL_SNAPSHOT_S = search.experiment.resume.FINAL_SNAPSHOT_S
 SECRET_KEYS = ("tracking_uri", "storage_path", "search.warm_start")  # config values that may hold a credential
 
 
@@ -54,9 +55,9 @@ def configure_environment() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a URL per run; the summary has one
     no_telemetry()
-    # Tune forces a snapshot whenever a trial has made num_to_keep checkpoints (search.resume): wanted, so no warning.
+    # Tune forces a snapshot whenever a trial has made num_to_keep checkpoints (search.experiment.resume): wanted.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Tune's own result files come from search.history (each epoch once); no TensorBoard files: MLflow is the UI.
+    # Tune's own result files come from search.plugins.history (each epoch once); no TensorBoard files: MLflow is the UI
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     # A diverged trial's last result has no val_acc (nothing was measured): Tune must not call that an error.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
@@ -91,7 +92,7 @@ def open_tracker(cfg: SearchConfig, identity: SearchIdentity, store: StoreProces
 
 def open_parent(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> str:
     """The search's parent run (found again on a resume); no credential in its params or tags."""
-    from search.provenance import versions
+    from search.experiment.provenance import versions
 
     config = cfg.to_dict()
     params = {k: v for k, v in flatten(config).items() if not k.startswith("space.")}
@@ -107,26 +108,25 @@ def open_parent(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> str:
 
 def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage: str, at_once: int | None):
     """A new Tuner for the search, or the one restored from its experiment folder (``resume``); ``at_once``:
-    ``search.resources.trials_at_once``."""
+    ``search.plugins.resources.trials_at_once``."""
     from ray import tune
 
-    from search.callback import MlflowCallback
-    from search.disk_guard import DiskGuard
-    from search.history import CsvHistory, JsonHistory
-    from search.progress import Progress
-    from search.scheduler import build_scheduler
-    from search.searcher import StudySearcher
+    from search.plugins.disk_guard import DiskGuard
+    from search.plugins.history import CsvHistory, JsonHistory
+    from search.plugins.progress import Progress
+    from search.plugins.scheduler import build_scheduler
+    from search.study.searcher import StudySearcher
+    from search.tracking.mlflow_callback import MlflowCallback
 
     s = cfg.search
     trainable = tune.with_resources(trial_function(tracker), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
     callbacks = [MlflowCallback(tracker), Progress(), JsonHistory(), CsvHistory()]
     if cfg.local_experiment_dir:
         callbacks.append(DiskGuard(cfg.experiment_path))
-    if resume:  # the callbacks come back from tuner.pkl; their tracker is this driver's (search.tracker)
-        StudySearcher.restored_storage = storage
-        search.resume.prepare(cfg.name, storage)
+    if resume:  # the callbacks come back from tuner.pkl; their tracker is this driver's (search.tracking.tracker)
+        search.experiment.resume.prepare(cfg.name, storage, cfg.experiment_path)
         return tune.Tuner.restore(cfg.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
-    search.resume.forget()
+    search.experiment.resume.forget()
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -149,7 +149,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=M.VAL_ACC, checkpoint_score_order="max"
             ),
-            verbose=0,  # progress comes from search.progress.Progress, one line per event
+            verbose=0,  # progress comes from search.plugins.progress.Progress, one line per event
         ),
     )
 
@@ -216,7 +216,7 @@ def describe_error(error: BaseException) -> str:
 def end_time_budget(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> str:
     """Tune ended the trials still running at the deadline without telling anyone: those that finished an epoch
     are pruned there, those that had not are not_started (they measured nothing)."""
-    from search.searcher import end_unfinished
+    from search.study.searcher import end_unfinished
 
     reason = f"the search's time budget ({cfg.search.time_budget_s:g} s) ran out"
     measured = {trial_id for trial_id in tracker.open_trials() if tracker.reported(trial_id)}
@@ -230,11 +230,7 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
     """The search, from Ray's start to its summary; the exit code (see the module's docstring)."""
     import ray
 
-    from search import actor_reuse, tune_state
-
     configure_environment()
-    tune_state.install()
-    actor_reuse.install()
     started = time.monotonic()
     store = StoreProcess(cfg.resolved_tracking_uri)  # the tracker's, started now: its imports overlap Ray's start
     with GracefulStop() as stop:
@@ -254,7 +250,7 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
 def cluster_problem(cfg: SearchConfig, address: str | None) -> str | None:
     """What the Ray just started or joined cannot do for this search, before any study or run exists: a trial no
     node can place, a node that cannot see the storage (it would fail every trial it gets)."""
-    from search.resources import ResourceError, check_cluster
+    from search.plugins.resources import ResourceError, check_cluster
 
     try:
         check_cluster(cfg.search.cpus_per_trial, cfg.search.gpus_per_trial, joined=bool(address))
@@ -274,7 +270,7 @@ def pending_trials(cfg: SearchConfig, at_once: int | None) -> None:
     """Tune keeps one trial pending at a time for an uncapped searcher, so trials start one after another however
     many the cluster fits, and short trials run one at a time: as many pending as fit. A capped one (``at_once``)
     already gets as many pending as its cap from Tune."""
-    from search.resources import trial_slots
+    from search.plugins.resources import trial_slots
 
     if at_once is None:
         slots = trial_slots(cfg.search.cpus_per_trial, cfg.search.gpus_per_trial)
@@ -284,8 +280,9 @@ def pending_trials(cfg: SearchConfig, at_once: int | None) -> None:
 def _search(
     cfg: SearchConfig, resume: bool, address: str | None, stop: GracefulStop, started: float, store: StoreProcess
 ) -> int:
-    from search import final, results
-    from search.resources import trials_at_once
+    from search.experiment import final_phase as final
+    from search.experiment import results
+    from search.plugins.resources import trials_at_once
 
     problem = cluster_problem(cfg, address)
     if problem:
@@ -321,9 +318,9 @@ def _search(
 
 
 def fit(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop, build, snapshot_s: str):
-    """Run the Tuner ``build()`` makes, snapshotting its experiment every ``snapshot_s`` (``search.resume``): its
-    ResultGrid, or the exit code of the way it ended early."""
-    from search.disk_guard import DiskGuard, StorageFullError
+    """Run the Tuner ``build()`` makes, snapshotting its experiment every ``snapshot_s`` (``search.experiment.resume``):
+    its ResultGrid, or the exit code of the way it ended early."""
+    from search.plugins.disk_guard import DiskGuard, StorageFullError
 
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = snapshot_s  # read when Tune's controller starts, in fit()
     try:
@@ -344,12 +341,12 @@ def unfinished(cfg: SearchConfig, tracker: MlflowTracker) -> int:
 
 
 def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, stop: GracefulStop, at_once: int | None):
-    """The final phase (``search.final``): a ``search.final.FinalPhase``, None when no trial completed, or an exit
+    """The final phase (``search.final``): a ``final_phase.FinalPhase``, None when no trial completed, or an exit
     code if it ended early."""
     from contract.final import summarize
-    from search import final
-    from search.results import outcomes
-    from search.searcher import baseline_trial_id
+    from search.experiment import final_phase as final
+    from search.experiment.results import outcomes
+    from search.study.searcher import baseline_trial_id
 
     f = cfg.search.final
     retrains = final.candidates(outcomes(grid), baseline_trial_id(cfg.name, storage), f.top_k)

@@ -20,7 +20,7 @@ import os
 import sys
 
 from contract.cli import Parser, add_config_arguments
-from search.config import SMOKE_SPACE, SMOKE_TEST, SearchConfig
+from search.experiment.search_config import SMOKE_SPACE, SMOKE_TEST, SearchConfig
 from trainables.config import ConfigError
 from trainables.data import DataError
 
@@ -66,7 +66,7 @@ def load_config(args: argparse.Namespace) -> SearchConfig:
 def resumed_config(cfg: SearchConfig, args: argparse.Namespace) -> SearchConfig:
     """``--resume`` runs the config the search was started with (saved beside Tune's state). Config flags given
     with it must yield that same config: a resume never changes what a search searches."""
-    from search.identity import saved_config
+    from search.experiment.identity import saved_config
 
     try:
         saved = saved_config(cfg.experiment_path)
@@ -100,19 +100,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from contract.redact import redact
+    from search import patches
+    from search.disk.sqlite_wal import install
     from search.driver import run_search
-    from search.identity import LockedError, SearchLock
-    from search.preflight import UsageError, preflight
-    from search.sqlite_wal import install
-    from search.tracker import TrackingError
+    from search.experiment.identity import LockedError, SearchLock
+    from search.experiment.preflight import UsageError, preflight
+    from search.tracking.tracker import TrackingError
     from trainables.yaml_reader import YamlError
 
     install()  # before any store is opened: the driver's SQLite files are written ahead
     try:
+        patches.apply()  # an upgraded Ray stops here, before anything is written
         cfg = load_config(args)
         lock = SearchLock(cfg.experiment_path).acquire()  # held while this function runs: the search's lifetime
         preflight(cfg, args)
-    except (ConfigError, DataError, UsageError, TrackingError, LockedError, YamlError) as e:
+    except (ConfigError, DataError, UsageError, TrackingError, LockedError, YamlError, patches.PatchError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return USAGE_EXIT
     try:

@@ -305,7 +305,7 @@ def test_address_auto_to_a_dead_cluster_is_bounded(tmp_path, monkeypatch, capsys
 
 
 def test_resources_name_what_a_trial_asks_and_what_the_cluster_has(ray_local, caplog):
-    from search.resources import ResourceError, check_resources
+    from search.plugins.resources import ResourceError, check_resources
 
     nodes = ray_local.nodes()  # the real local Ray: 2 CPUs, no GPU
     check_resources(1, 0, nodes, autoscaling=False)

@@ -1,7 +1,7 @@
 """A trial's own MLflow run, from inside the trial's process: its data set inputs and its system metrics.
 
-The driver creates the run (``search.tracker``) and this process finds it by its tags (the search's parent run and
-the trial id), so the numbers are logged where they are measured: the CPU, memory and GPU of the node the trial
+The driver creates the run (``search.tracking.tracker``) and this process finds it by its tags (the search's parent run
+and the trial id), so the numbers are logged where they are measured: the CPU, memory and GPU of the node the trial
 runs on, through MLflow's own ``SystemMetricsMonitor`` (which needs no fluent run, only a run id). Nothing here
 may fail a trial: a store that cannot be reached costs a warning and these extras, never the training.
 """

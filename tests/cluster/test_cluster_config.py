@@ -202,8 +202,8 @@ def test_the_head_mlflow_server_requires_its_password(tmp_path):
         assert again.returncode == 0 and "already answers" in again.stdout  # `ray up` again: no second server
         assert "pw-for-this-test" not in "".join(p.read_text() for p in (tmp_path / "state").glob("*.ini"))
 
-        from search.preflight import check_tracking
-        from search.tracker import TrackingError
+        from search.experiment.preflight import check_tracking
+        from search.tracking.tracker import TrackingError
 
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("HOME", str(tmp_path / "nobody"))  # no credentials: refused up front, with the fix

@@ -16,8 +16,8 @@ from contract import metrics as M
 from contract.files import FINAL_EXPERIMENT
 from contract.status import COMPLETED, INTERRUPTED, NOT_STARTED, trial_status
 from contract.tracking import PARENT_RUN_TAG, ROLE_FINAL, ROLE_TAG, ROLE_TRIAL, TRIAL_ID_TAG
-from search.searcher import RAY_TRIAL_ID
-from search.study_storage import open_storage, study_location
+from search.study.searcher import RAY_TRIAL_ID
+from search.study.storage import open_storage, study_location
 from tests.processes import kill_session, spawn
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from search.config import SearchConfig
+from search.experiment.search_config import SearchConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
@@ -21,7 +21,7 @@ def test_shipped_configs_are_valid(path):
 
 
 def test_asha_runs_the_longest_trial_of_the_space_to_its_end():
-    from search.scheduler import build_scheduler
+    from search.plugins.scheduler import build_scheduler
 
     cfg = SearchConfig.load(None, ["space.train.epochs={type: choice, values: [4, 12]}", "base.train.epochs=6"])
     assert cfg.max_epochs == 12 and build_scheduler(cfg)._max_t == 12  # a 12-epoch trial is not cut at 6

@@ -14,7 +14,7 @@ from contract import metrics as M
 from contract.files import BEST_CONFIG, FINAL_EXPERIMENT, SEARCH_SUMMARY
 from contract.status import COMPLETED
 from contract.tracking import BASELINE_TAG, FINAL_SEED_TAG, FINAL_SOURCE_TAG, ROLE_FINAL
-from search.searcher import RAY_TRIAL_ID
+from search.study.searcher import RAY_TRIAL_ID
 from tests.processes import kill_session, wait_for
 from tests.search.stores import assert_agree, epochs, finish, load_study, runs, search
 

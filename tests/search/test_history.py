@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search.history import CsvHistory, JsonHistory
+from search.plugins.history import CsvHistory, JsonHistory
 
 
 class _Trial:

@@ -1,4 +1,5 @@
-"""The file of MLflow writes not yet delivered (search.pending): what a killed driver leaves is what MLflow lacks."""
+"""The file of MLflow writes not yet delivered (search.tracking.pending): what a killed driver leaves is what MLflow
+lacks."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 
 from contract.files import PENDING_WRITES, PENDING_WRITES_LIST
 from contract.status import COMPLETED
-from search.pending import PendingWrites
-from search.writes import EndRun, LogEpoch, StartTrial
+from search.tracking.pending import PendingWrites
+from search.tracking.writes import EndRun, LogEpoch, StartTrial
 
 
 def _writes() -> list:
@@ -50,7 +51,7 @@ def test_a_line_cut_short_by_a_kill_is_skipped_and_the_next_driver_starts_a_clea
         pending.append(write)
     with path.open("a") as f:
         f.write('{"kind": "epoch", "trial_id": "t1", "ro')
-    with caplog.at_level(logging.WARNING, logger="search.pending"):
+    with caplog.at_level(logging.WARNING, logger="search.tracking.pending"):
         again = _started(path)
     assert "cut short" in caplog.text
     assert again.load() == writes  # the file now holds exactly those, every line whole
@@ -87,7 +88,7 @@ def test_a_full_disk_removes_the_file_and_it_is_kept_again_once_the_queue_is_emp
                     f.write(b"x" * 4096)
                 except OSError:
                     break
-        with caplog.at_level(logging.WARNING, logger="search.pending"):
+        with caplog.at_level(logging.WARNING, logger="search.tracking.pending"):
             for _ in range(100):  # more than the file's last page holds
                 pending.append(epoch)
         assert caplog.text.count("not kept") == 1  # one warning, and no exception into Tune's loop

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search.resources import trials_at_once
+from search.plugins.resources import trials_at_once
 
 
 def test_a_local_ray_runs_as_many_trials_as_fit_and_a_cluster_leaves_room_to_grow(ray_local):

@@ -8,7 +8,7 @@ import pytest
 
 from contract.files import SEARCH_CONFIG
 from contract.redact import redact
-from search.config import SearchConfig
+from search.experiment.search_config import SearchConfig
 from search.run import load_config, parse_args
 from trainables.config import ConfigError
 

@@ -1,4 +1,5 @@
-"""The search's ASHA on a resume: a trial the study saw end is ended as the study recorded (search.scheduler)."""
+"""The search's ASHA on a resume: a trial the study saw end is ended as the study recorded
+(search.plugins.scheduler)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from contract import metrics as M
 from contract.status import COMPLETED, PRUNED
-from search.scheduler import SettledASHA, settle
+from search.plugins.scheduler import SettledASHA, settle
 
 
 @pytest.fixture

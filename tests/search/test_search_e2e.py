@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, PRUNED
 from contract.tracking import BASELINE_TAG, FINAL_SOURCE_TAG, ROLE_FINAL
-from search.searcher import BASELINE, RAY_TRIAL_ID
+from search.study.searcher import BASELINE, RAY_TRIAL_ID
 from tests.conftest import run_search
 from tests.processes import kill_session, wait_for
 from tests.search.stores import assert_agree, epochs, finish, load_study, runs, search

@@ -9,8 +9,8 @@ from optuna.trial import TrialState
 import t2t
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, FAILED, RUNNING
-from search.config import SearchConfig
-from search.searcher import RAY_TRIAL_ID, StudySearcher
+from search.experiment.search_config import SearchConfig
+from search.study.searcher import RAY_TRIAL_ID, StudySearcher
 from trainables.config import TrainConfig
 
 SPACE = [

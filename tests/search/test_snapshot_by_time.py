@@ -1,5 +1,6 @@
-"""A driver killed long after Tune's last experiment snapshot (search.resume): the trials started since are orphans,
-the ones that ended since are settled by the study's record, and the resumed search tells one story everywhere."""
+"""A driver killed long after Tune's last experiment snapshot (search.experiment.resume): the trials started since are
+orphans, the ones that ended since are settled by the study's record, and the resumed search tells one story
+everywhere."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from optuna.trial import TrialState
 
 from contract import metrics as M
 from contract.status import PRUNED
-from search.searcher import RAY_TRIAL_ID, STOPPED_AT
+from search.study.searcher import RAY_TRIAL_ID, STOPPED_AT
 from tests.processes import kill_session, wait_for
 from tests.search.stores import assert_agree, epochs, finish, load_study, runs, search
 

@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import ErrorCode
 from mlflow.tracking import MlflowClient
 
-from search.store_process import StoreProcess, _portable
+from search.tracking.store_process import StoreProcess, _portable
 from tests.processes import kill_all, wait_for
 from tests.search.stores import ROOT
 
@@ -119,7 +119,7 @@ def test_close_ends_the_child(store):
 
 _DRIVER = """
 import sys
-from search.store_process import StoreProcess
+from search.tracking.store_process import StoreProcess
 store = StoreProcess(sys.argv[1])
 store.create_experiment("exp")
 print(store.pid, flush=True)

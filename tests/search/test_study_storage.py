@@ -12,8 +12,8 @@ import optuna
 import pytest
 
 from contract.files import STUDY_DB, STUDY_JOURNAL
-from search.sqlite_wal import on_network_file_system
-from search.study_storage import open_storage, study_location
+from search.disk.sqlite_wal import on_network_file_system
+from search.study.storage import open_storage, study_location
 from tests.search.stores import ROOT
 
 
@@ -49,8 +49,8 @@ def test_a_search_keeps_the_study_file_it_began_with(tmp_path):
 WRITE = """
 import sys, optuna
 from mlflow.tracking import MlflowClient
-from search.sqlite_wal import install
-from search.study_storage import open_storage
+from search.disk.sqlite_wal import install
+from search.study.storage import open_storage
 if sys.argv[2] == "install":
     install()
 MlflowClient(f"sqlite:///{sys.argv[1]}/mlflow.db").create_experiment("x")

@@ -16,9 +16,9 @@ from contract import metrics as M
 from contract.files import PENDING_WRITES
 from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING, trial_status
 from contract.tracking import BASELINE_TAG
-from search.preflight import check_tracking
-from search.tracker import MlflowTracker
-from search.writes import PARENT, EndRun, LogEpoch, SetTags, StartTrial, deliver
+from search.experiment.preflight import check_tracking
+from search.tracking.tracker import MlflowTracker
+from search.tracking.writes import PARENT, EndRun, LogEpoch, SetTags, StartTrial, deliver
 from tests.processes import free_port, kill_session, mlflow_server
 from tests.search.stores import ROOT
 
@@ -218,7 +218,7 @@ def test_a_server_that_goes_away_loses_nothing_and_never_blocks(tmp_path, monkey
         assert tracker.drain(timeout_s=60)
         kill_session(server)  # the server goes away mid-run
 
-        with caplog.at_level(logging.WARNING, logger="search.tracker"):
+        with caplog.at_level(logging.WARNING, logger="search.tracking.tracker"):
             for epoch in (2, 3):
                 tracker.epoch("t1", _row(epoch))  # returns at once: the writer thread is the one that waits
             assert not tracker.drain(timeout_s=3) and tracker.pending() == 2
@@ -254,9 +254,9 @@ def test_deliver_sends_what_a_search_left_undelivered(tmp_path, capsys):
     import json
 
     from contract.files import SEARCH_CONFIG, SEARCH_ID
-    from search.config import SearchConfig
     from search.deliver import main as deliver
-    from search.writes import EndRun, LogEpoch, StartTrial
+    from search.experiment.search_config import SearchConfig
+    from search.tracking.writes import EndRun, LogEpoch, StartTrial
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     cfg = SearchConfig.load(None, [], name="late", storage_path=str(tmp_path / "results")).model_copy(
@@ -288,7 +288,7 @@ def _numbers(row: dict) -> dict:
 
 KILLED_DRIVER = """
 import os, signal, sys
-from search.tracker import MlflowTracker
+from search.tracking.tracker import MlflowTracker
 
 tracker = MlflowTracker(sys.argv[1], "exp", "search-1", sys.argv[2]).open()  # nothing listens there
 tracker.trial_started("t1", {"model": {"depth": 3}})

@@ -6,7 +6,7 @@ is emptied whenever everything is delivered. Only a new driver rewrites it, asid
 at any moment leaves complete lines that say what was queued and not yet taken. The next driver of the search
 (``--resume``, ``python -m search.deliver``) queues those ahead of its own. So a driver killed while MLflow was
 away, or a moment behind the trials, loses none of the epochs and ends that Tune's snapshot and the study have.
-Writes are idempotent (``search.writes.deliver``): one delivered just before a kill may go out twice.
+Writes are idempotent (``search.tracking.writes.deliver``): one delivered just before a kill may go out twice.
 
 A write to the file that fails (a full disk) empties it, and it is kept again from the next time the queue is
 empty: a file that lacks writes is never replayed. Searches before this file kept what was left at their end
@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 from contract.files import PENDING_WRITES_LIST
-from search.writes import Write, from_json
+from search.tracking.writes import Write, from_json
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
 - a diverged or failed trial is FAIL, with the reason as a user attribute;
 - a configuration over the parameter/MAC budget is refused before it trains: it gets ``set_constraint`` values
   > 0 and is told PRUNED, so TPE ranks it below every feasible trial, and the next one is asked for;
-- the study lives in Optuna storage (a journal file, ``search.study_storage``), so optuna-dashboard can read it,
+- the study lives in Optuna storage (a journal file, ``search.study.storage``), so optuna-dashboard can read it,
   a resumed search continues it, and the Ray-trial -> Optuna-trial map is rebuilt from the study itself.
 """
 
@@ -23,8 +23,8 @@ from ray.tune.search import Searcher
 import t2t
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, FAILED, NOT_STARTED, PRUNED, REFUSED, trial_status
-from search.space import SearchSpace
-from search.study_storage import open_storage
+from search.study.space import SearchSpace
+from search.study.storage import open_storage
 from trainables.config import TrainConfig
 from trainables.data import channels_and_classes
 
@@ -109,8 +109,8 @@ def previous_trials(storage: str) -> list[optuna.trial.FrozenTrial]:
 
 
 class StudySearcher(Searcher):
-    # Set before Tune restores a searcher: where the study is now (by the driver), and the trials Tune's snapshot
-    # holds (by search.tune_state; the study's other trials with a Ray id are orphans, see search.resume).
+    # Set before Tune restores a searcher (search.experiment.resume): where the study is now, and the trials Tune's
+    # snapshot holds (the study's other trials with a Ray id are orphans).
     restored_storage: ClassVar[str | None] = None
     restored_known: ClassVar[set[str] | None] = None
 
@@ -142,7 +142,7 @@ class StudySearcher(Searcher):
 
     @classmethod
     def from_config(cls, cfg, storage: str | None) -> StudySearcher:
-        """The searcher of a ``search.config.SearchConfig``, its study in ``storage``."""
+        """The searcher of a ``search.experiment.search_config.SearchConfig``, its study in ``storage``."""
         s = cfg.search
         return cls(cfg.search_space, cfg.base.to_dict(), cfg.name, storage, s.sampler, s.seed, s.multi_objective,
                    s.max_params, s.max_macs, s.warm_start, s.baseline)  # fmt: skip
@@ -219,7 +219,9 @@ class StudySearcher(Searcher):
         if trial_id in self._live:  # asked again for a trial it already proposed (restore)
             trial = optuna.Trial(self.study, self._live[trial_id])
             return self.space.apply(self.base, self.space.sample(trial))
-        if orphan is not None:  # an orphan the study saw end: its values again; its ending is search.scheduler's
+        if (
+            orphan is not None
+        ):  # an orphan the study saw end: its values again; its ending is search.plugins.scheduler's
             return self.space.apply(self.base, self.space.sample(orphan))
         for _ in range(MAX_REFUSALS):
             trial = self.study.ask()
@@ -337,8 +339,8 @@ class StudySearcher(Searcher):
             pickle.dump(self.__getstate__(), f)
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
-        """Tune's, with the temporary file outside the folder Tune uploads (``search.tune_state``)."""
-        from search.tune_state import write_beside
+        """Tune's, with the temporary file outside the folder Tune uploads (``search.disk.write_beside``)."""
+        from search.disk.write_beside import write_beside
 
         write_beside(Path(checkpoint_dir) / self.CKPT_FILE_TMPL.format(session_str), lambda tmp: self.save(str(tmp)))
 

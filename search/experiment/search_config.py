@@ -2,7 +2,7 @@
 
     name: t2t-search            # MLflow experiment, Tune experiment folder and Optuna study
     base: {model: ..., data: ..., optim: ..., train: ...}     # a trainables TrainConfig
-    space: {model.depth: {type: int, low: 2, high: 6}, ...}   # see search/space.py
+    space: {model.depth: {type: int, low: 2, high: 6}, ...}   # see search/study/space.py
     search: {num_trials: 12, scheduler: asha, ...}
     tracking_uri: null          # MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory
     storage_path: null          # Tune's results: ./ray_results (must be shared storage on a cluster)
@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from contract.tracking import DEFAULT_TRACKING_URI
-from search.space import Param, SearchSpace
+from search.study.space import Param, SearchSpace
 from trainables.config import MAX_SEED, ConfigError, TrainConfig, apply_assignments, describe, read_yaml
 
 DEFAULT_STORAGE = "ray_results"

@@ -3,7 +3,7 @@
 A search's study is an Optuna journal file (``optuna.journal`` in the driver's local folder): each write appends a
 line, and a read replays only the lines it has not seen. Measured here, 100 trials of ask, 4 reports and tell:
 0.6 s in this journal (1.1 s with Optuna's ``fsync`` per write), 5.7 s in SQLite written ahead
-(``search.sqlite_wal``), 11.7 s in SQLite as Optuna opens it. In SQLite every ask re-reads the running trials
+(``search.disk.sqlite_wal``), 11.7 s in SQLite as Optuna opens it. In SQLite every ask re-reads the running trials
 with all their attributes, a cost that grows with the trials at once. optuna-dashboard reads the journal by its
 path; its lock (a symbolic link, Optuna's default) also works on a network file system.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-import search.sqlite_wal
+import search.disk.sqlite_wal
 from contract.files import STUDY_DB, STUDY_JOURNAL
 
 
@@ -42,7 +42,7 @@ def open_storage(location: str, writer: bool = False) -> optuna.storages.BaseSto
 
 class UnsyncedJournalFile(JournalFileBackend):
     """Optuna's journal file, appended without an ``fsync`` per write (that wait was a tenth of Tune's loop at 300
-    short trials). As with ``search.sqlite_wal``: a killed process loses no write, a power cut the last ones."""
+    short trials). As with ``search.disk.sqlite_wal``: a killed process loses no write, a power cut the last ones."""
 
     def __init__(self, path: str) -> None:
         self.path, self.lock = path, JournalFileSymlinkLock(path)
@@ -71,5 +71,5 @@ def drop_cut_line(path: Path) -> None:
 
 
 def _rdb(url: str) -> optuna.storages.RDBStorage:
-    search.sqlite_wal.install()  # a SQLite file on a local disk is written ahead
+    search.disk.sqlite_wal.install()  # a SQLite file on a local disk is written ahead
     return optuna.storages.RDBStorage(url)

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from analysis.store import StoreError, check_store
 from contract.files import SEARCH_ID, SEARCH_SUMMARY
 from contract.tracking import DEFAULT_TRACKING_URI
-from search.config import SearchConfig
-from search.tracker import TrackingError
+from search.experiment.search_config import SearchConfig
+from search.tracking.tracker import TrackingError
 from trainables.checkpoint_check import check_pretrained
 from trainables.config import ConfigError, TrainConfig
 from trainables.data import DataError
@@ -136,7 +136,7 @@ def check_space_corners(cfg: SearchConfig, pretrained_state: object) -> None:
 
 
 def check_budget(cfg: SearchConfig) -> None:
-    from search.searcher import StudySearcher
+    from search.study.searcher import StudySearcher
 
     try:
         StudySearcher.from_config(cfg, None).check_budget()
@@ -148,7 +148,7 @@ def check_experiment(cfg: SearchConfig, resume: bool) -> None:
     """A new search needs a new name; ``--resume`` needs an unfinished search of this version."""
     from ray import tune
 
-    from search.identity import read_text, saved_id
+    from search.experiment.identity import read_text, saved_id
 
     exists = tune.Tuner.can_restore(cfg.experiment_path)
     if resume and not exists:
@@ -168,7 +168,7 @@ def check_experiment(cfg: SearchConfig, resume: bool) -> None:
 
 
 def check_warm_start(url: str) -> None:
-    from search.searcher import previous_trials
+    from search.study.searcher import previous_trials
 
     file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") or "://" not in url else None
     if file is not None and not Path(file).is_file():

@@ -7,11 +7,11 @@ so a retried trial, a restored experiment or a restarted driver continues the sa
 - a child run carries ``mlflow.parentRunId`` and ``trial_id`` (Ray's trial id);
 - every epoch is logged with ``step=epoch`` in one ``log_batch`` call, and a step already logged is skipped.
 
-Writes (``search.writes``) are queued and delivered in order by one background thread, so Tune's event loop never
-waits for MLflow; what queued up while the store was busy goes out with one ``log_batch`` per run. While the
+Writes (``search.tracking.writes``) are queued and delivered in order by one background thread, so Tune's event loop
+never waits for MLflow; what queued up while the store was busy goes out with one ``log_batch`` per run. While the
 store is away the thread retries with backoff (one warning per outage). An opened tracker's client runs in a
-process of its own (``search.store_process``), so the store's work never holds the driver's GIL. What is queued
-and not yet delivered is also kept in a local file (``search.pending``), so that what a search ends with
+process of its own (``search.tracking.store_process``), so the store's work never holds the driver's GIL. What is queued
+and not yet delivered is also kept in a local file (``search.tracking.pending``), so that what a search ends with
 undelivered, or a killed driver left, is delivered by the next ``--resume``.
 
 A tracker is shared: the driver registers it (``open``), and a copy that Tune unpickles in the same process (the
@@ -41,9 +41,9 @@ from contract.tracking import (
     TRIAL_ID_TAG,
     child_runs,
 )
-from search.pending import PendingWrites
-from search.store_process import StoreProcess
-from search.writes import (
+from search.tracking.pending import PendingWrites
+from search.tracking.store_process import StoreProcess
+from search.tracking.writes import (
     PARENT,
     EndRun,
     LogEpoch,
@@ -58,7 +58,7 @@ from search.writes import (
 
 log = logging.getLogger(__name__)
 
-_BATCH = 32  # writes delivered together at most (search.writes.deliver): far below MLflow's 1,000 numbers a call
+_BATCH = 32  # writes delivered together at most (writes.deliver): far below MLflow's 1,000 numbers a call
 _BACKOFF_S = (1.0, 30.0)  # the first and the longest wait between retries while the store is away
 
 
@@ -258,8 +258,8 @@ class MlflowTracker:
         """The trial's run: cached, found again among the parent's runs (reopened if ``reopen``: the trial starts
         again), or created. Only a start reopens: a later write, such as the baseline tag at a resumed search's end,
         labels a trial that may have ended before this driver started. The parameters of a created run, or of a
-        found one that has none, go out with the run's first ``log_batch`` (``search.writes.StartTrial``): cached
-        at once, a run whose next call failed is not created twice when the writes are retried."""
+        found one that has none, go out with the run's first ``log_batch`` (``search.tracking.writes.StartTrial``):
+        cached at once, a run whose next call failed is not created twice when the writes are retried."""
         if trial_id in self._runs:
             run_id = self._runs[trial_id]
             if reopen and run_id in self._ended:  # a retried trial, or one whose end a killed driver left queued

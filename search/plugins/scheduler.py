@@ -1,6 +1,6 @@
 """The search's trial scheduler (ASHA, or none), which on a resume lets the study's record decide a trial it saw end.
 
-Tune snapshots the experiment by time (``search.resume``), so after a killed driver it can run again a trial
+Tune snapshots the experiment by time (``search.experiment.resume``), so after a killed driver it can run again a trial
 whose end the study recorded after the last snapshot. A fresh ASHA (Tune does not save the scheduler) could then
 end it otherwise: stop one the study saw complete, or let one it saw pruned train on. For such a trial the study
 is the record: it is stopped at the epoch the study says it was pruned at, and never stopped early otherwise.
@@ -14,7 +14,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from contract import metrics as M
 from contract.status import PRUNED
-from search.config import SearchConfig
+from search.experiment.search_config import SearchConfig
 
 
 class _Settled:

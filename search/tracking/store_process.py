@@ -87,7 +87,7 @@ class StoreProcess:
         path = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "search.store_process", str(theirs.fileno())],
+                [sys.executable, "-m", "search.tracking.store_process", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path},
             )  # fmt: skip
         except BaseException:
@@ -146,7 +146,7 @@ def serve(fd: int) -> None:
     connection = Connection(fd)
     from mlflow.tracking import MlflowClient
 
-    from search.sqlite_wal import install
+    from search.disk.sqlite_wal import install
 
     install()  # as in the driver: a local SQLite store is written ahead
     client = None  # made at the first call: it opens the store (a new SQLite file gets its tables)

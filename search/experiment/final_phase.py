@@ -23,10 +23,10 @@ from contract import metrics as M
 from contract.files import FINAL_EXPERIMENT
 from contract.status import COMPLETED, PRUNED, trial_status
 from contract.tracking import BASELINE_TAG, FINAL_SEED_TAG, FINAL_SOURCE_TAG, ROLE_FINAL, ROLE_TAG
-from search.callback import MlflowCallback
-from search.config import SearchConfig
-from search.progress import Progress
-from search.tracker import MlflowTracker
+from search.experiment.search_config import SearchConfig
+from search.plugins.progress import Progress
+from search.tracking.mlflow_callback import MlflowCallback
+from search.tracking.tracker import MlflowTracker
 
 ENTRY = "final_run"  # the one key of a final trial's config: {train config, its candidate's source, seed, baseline}
 TRAIN = "train"
@@ -129,8 +129,8 @@ def build_final_tuner(
 ):
     """The final phase's Tuner: restored where an earlier driver started it (the grid is the same: the search's
     results decide it), else new."""
-    from search.disk_guard import DiskGuard
-    from search.history import CsvHistory, JsonHistory
+    from search.plugins.disk_guard import DiskGuard
+    from search.plugins.history import CsvHistory, JsonHistory
 
     s = cfg.search
     trainable = tune.with_resources(final_trainable(train), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
@@ -146,7 +146,7 @@ def build_final_tuner(
         tune_config=tune.TuneConfig(
             metric=M.OBJECTIVE,
             mode=M.OBJECTIVE_MODE,
-            max_concurrent_trials=at_once,  # search.resources.trials_at_once
+            max_concurrent_trials=at_once,  # search.plugins.resources.trials_at_once
             reuse_actors=True,
             trial_name_creator=final_trial_name,
             trial_dirname_creator=final_trial_name,

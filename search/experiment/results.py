@@ -29,12 +29,12 @@ from contract.tracking import (
     UI_PAGE_RUNS,
     UI_TRAINING_VIEW,
 )
-from search.config import SearchConfig
-from search.final import FinalPhase
-from search.final import split as final_split
-from search.registry import champion_uri, register_best
-from search.tracker import MlflowTracker
-from search.writes import PARENT
+from search.experiment.final_phase import FinalPhase
+from search.experiment.final_phase import split as final_split
+from search.experiment.search_config import SearchConfig
+from search.tracking.model_registry import champion_uri, register_best
+from search.tracking.tracker import MlflowTracker
+from search.tracking.writes import PARENT
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _recommend(summary: SearchSummary, config: dict[str, Any] | None, cfg: Searc
 def _describe_baseline(
     summary: SearchSummary, rows: list[dict[str, Any]], tracker: MlflowTracker, cfg: SearchConfig, storage: str
 ) -> None:
-    from search.searcher import baseline_trial_id
+    from search.study.searcher import baseline_trial_id
 
     baseline = baseline_trial_id(cfg.name, storage)
     row = next((r for r in rows if r.get(TRIAL_ID) == baseline), None) if baseline else None

@@ -11,7 +11,7 @@ from ray.tune.result import NODE_IP
 
 from contract import metrics as M
 from contract.status import trial_status
-from search.writes import is_number
+from search.tracking.writes import is_number
 
 log = logging.getLogger(__name__)
 

@@ -7,18 +7,18 @@ made ``search.keep_checkpoints`` checkpoints since the last, so it never names a
 between two snapshots leaves three kinds of trial, and a resume makes Tune, the study and MLflow agree on each:
 
 - a trial that ran on after the snapshot: Tune restarts it from the last checkpoint the snapshot names, and the
-  epochs it repeats are written nowhere twice (``search.history`` skips them in Tune's files, ``search.tracker``
-  in MLflow, ``search.searcher`` in the study);
+  epochs it repeats are written nowhere twice (``search.plugins.history`` skips them in Tune's files,
+  ``search.tracking.tracker`` in MLflow, ``search.study.searcher`` in the study);
 - a trial whose end the study recorded after the snapshot: it runs again from that checkpoint too, and
-  ``search.scheduler`` ends it as the study recorded (pruned at the same epoch, or never stopped early);
+  ``search.plugins.scheduler`` ends it as the study recorded (pruned at the same epoch, or never stopped early);
 - a trial started after the snapshot (an orphan: the study and MLflow have it, Tune does not): Tune creates it
-  again under its own id (``search.tune_state`` adopts it before asking for a new configuration), with the
+  again under its own id (``search.patches.orphan_ids`` adopts it before asking for a new configuration), with the
   same values, so it continues its MLflow run and its Optuna trial. It starts from its first epoch.
 
 What a killed driver repeats is therefore at most the epochs run since the last snapshot (about 10 s of trials),
 and the whole of the trials started after it. MLflow's writes trail Tune's by the time the tracker takes to
 deliver them (a fraction of a second; an outage's length while MLflow is away): those a killed driver had queued,
-such as the end of a trial the snapshot holds as ended, are in its ``search.pending`` file, and the resume
+such as the end of a trial the snapshot holds as ended, are in its ``search.tracking.pending`` file, and the resume
 queues them ahead of its own writes.
 """
 
@@ -28,19 +28,28 @@ SNAPSHOT_S = "auto"  # the search phase's TUNE_GLOBAL_CHECKPOINT_S
 FINAL_SNAPSHOT_S = "0"  # the final phase's: a few trials, a snapshot after every event costs nothing
 
 
-def prepare(study_name: str, storage: str) -> None:
-    """Before ``Tuner.restore``: the endings the study recorded, for the scheduler to follow. (The trials Tune's
-    snapshot holds reach the searcher through ``search.tune_state``, from Tune's own restore.)"""
-    from search.scheduler import settle
-    from search.searcher import study_endings
+def prepare(study_name: str, storage: str, experiment_path: str) -> None:
+    """Before ``Tuner.restore``: the endings the study recorded, for the scheduler to follow; where the study is now
+    and which trials Tune's snapshot holds, for the searcher (the study's others with a Ray id are the orphans)."""
+    from search.plugins.scheduler import settle
+    from search.study.searcher import StudySearcher, study_endings
 
     settle(study_endings(study_name, storage))
+    StudySearcher.restored_storage = storage
+    StudySearcher.restored_known = snapshot_trial_ids(experiment_path)
+
+
+def snapshot_trial_ids(experiment_path: str) -> set[str]:
+    """The ids of the trials in the experiment's newest snapshot: those ``Tuner.restore`` restores."""
+    from ray.tune import ExperimentAnalysis
+
+    return {trial.trial_id for trial in ExperimentAnalysis(experiment_path).trials}
 
 
 def forget() -> None:
     """A new search in this process: nothing to reconcile."""
-    from search.scheduler import settle
-    from search.searcher import StudySearcher
+    from search.plugins.scheduler import settle
+    from search.study.searcher import StudySearcher
 
-    StudySearcher.restored_known = None
+    StudySearcher.restored_storage = StudySearcher.restored_known = None
     settle({})

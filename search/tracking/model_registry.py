@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from contract.tracking import CHAMPION_ALIAS, MODEL_ARTIFACTS, MODEL_WEIGHTS_FILE
-from search.tracker import MlflowTracker
+from search.tracking.tracker import MlflowTracker
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The Tune callback that mirrors every trial into the search's MLflow runs (``search.tracker``).
+"""The Tune callback that mirrors every trial into the search's MLflow runs (``search.tracking.tracker``).
 
 A trial waits while the driver handles its report (Tune's function trainables report synchronously): the tracker
 only queues each write, and its own thread delivers them.
@@ -15,7 +15,7 @@ from ray.tune.result import NODE_IP
 from contract import metrics as M
 from contract.status import FAILED, trial_status
 from contract.tracking import NODE_IP_TAG, NODE_IPS_TAG
-from search.tracker import MlflowTracker
+from search.tracking.tracker import MlflowTracker
 
 
 def error_reason(trial) -> str | None:

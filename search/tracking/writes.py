@@ -1,8 +1,8 @@
 """The writes a search makes to MLflow, as small typed operations that the tracker applies or keeps in order.
 
 Each operation names the trial it is about (``PARENT`` for the search's parent run) and applies itself to a
-``search.tracker.MlflowTracker``; a list of them is what the tracker buffers while the store is away, kept on disk
-as it queues (``search.pending``).
+``search.tracking.tracker.MlflowTracker``; a list of them is what the tracker buffers while the store is away, kept on
+disk as it queues (``search.tracking.pending``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contract.flat import flatten
 from contract.status import RUN_STATUS
 
 if TYPE_CHECKING:
-    from search.tracker import MlflowTracker
+    from search.tracking.tracker import MlflowTracker
 
 PARENT = "<parent>"  # the key of the search's parent run among the trial ids (no Ray trial id looks like it)
 # Numbers of an epoch's result that become the run's metrics (step = epoch).
@@ -209,6 +209,6 @@ _KINDS = {cls.kind: cls for cls in (StartTrial, LogEpoch, EndRun, LogMetrics, Se
 
 
 def from_json(values: dict[str, Any]) -> Write:
-    """A write saved with ``to_json`` (``search.pending``)."""
+    """A write saved with ``to_json`` (``search.tracking.pending``)."""
     values = dict(values)
     return _KINDS[values.pop("kind")](**values)

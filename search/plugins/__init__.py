@@ -1,0 +1,1 @@
+"""Tune plug-ins on Tune's public API: progress, history files, the disk guard, resources and the scheduler."""
