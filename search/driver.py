@@ -36,8 +36,7 @@ from search.experiment.search_config import SearchConfig
 from search.experiment.signals import GracefulStop
 from search.study.storage import study_location
 from search.tracking.store_process import StoreProcess
-from search.tracking.tracker import MlflowTracker
-from search.tracking.writes import PARENT
+from search.tracking.tracker import PARENT, MlflowTracker
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
             metric=M.OBJECTIVE,
             mode=M.OBJECTIVE_MODE,
             search_alg=StudySearcher.from_config(cfg, storage),
-            scheduler=build_scheduler(cfg),
+            scheduler=build_scheduler(s.scheduler, cfg.max_epochs, s.grace_period, s.reduction_factor),
             num_samples=s.num_trials,
             max_concurrent_trials=at_once,
             time_budget_s=s.time_budget_s,

@@ -1,4 +1,5 @@
-"""The layout the README's "Layout" section promises: imports point one way, and contract's records are its own.
+"""The layout docs/architecture.md describes: imports point one way between the packages and between search's
+subpackages, no module imports itself in a circle, and contract's records are its own.
 
 Read from the source with ``ast``: nothing is imported, so a violation is reported even in code no test runs.
 """
@@ -20,6 +21,17 @@ MAY_IMPORT = {
     "analysis": {"contract"},
     "search": {"contract", "t2t", "trainables", "analysis"},
 }
+# Which of search's subpackages each may import (docs/architecture.md); search's top modules (the entry points and
+# the driver) may import any of them.
+SEARCH_MAY_IMPORT = {
+    "patches": set(),
+    "disk": set(),
+    "cluster": set(),
+    "study": {"disk"},
+    "tracking": {"disk"},
+    "plugins": {"tracking"},
+    "experiment": {"study", "tracking", "plugins", "disk", "cluster", "patches"},
+}
 # Strings of contract whose value is also someone else's own name, so other code spells it too.
 SHARED_WITH_OTHERS = {
     "trial_id",  # Ray Tune's own result key (ray.tune.result.TRIAL_ID) and the report tables' column
@@ -29,6 +41,29 @@ SHARED_WITH_OTHERS = {
 
 def _files(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The project's modules ``path`` imports anywhere in it (functions included): ``from a import b`` is module
+    ``a.b`` where that is a module, else ``a``."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
+                      for a in node.names}  # fmt: skip
+    return names & known
+
+
+def _graph() -> dict[str, set[str]]:
+    paths = {_module(p): p for package in MAY_IMPORT for p in _files(package)}
+    return {module: _imported_modules(path, set(paths)) - {module} for module, path in paths.items()}
 
 
 def _imports(path: Path) -> set[str]:
@@ -84,3 +119,43 @@ def test_no_other_package_spells_a_record_of_the_contract():
                 if isinstance(node, ast.Constant) and node.value in records:
                     spelled.add(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r} (use {records[node.value]})")
     assert not spelled, sorted(spelled)
+
+
+def test_no_module_imports_itself_in_a_circle():
+    graph, circles = _graph(), []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for other in sorted(graph[module]):
+            if state.get(other) == 1:
+                circles.append(" -> ".join([*path[path.index(other) :], other]))
+            elif other not in state:
+                visit(other, [*path, other])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not circles, circles
+
+
+def test_search_subpackages_import_one_way():
+    wrong = set()
+    for module, imported in _graph().items():
+        parts = module.split(".")
+        if parts[0] != "search" or len(parts) < 3:
+            continue  # the entry points and the driver may import every subpackage
+        for other in imported:
+            theirs = other.split(".")
+            if theirs[0] == "search" and len(theirs) > 2 and theirs[1] != parts[1]:
+                if theirs[1] not in SEARCH_MAY_IMPORT[parts[1]]:
+                    wrong.add(f"{module} imports {other}")
+            elif theirs[0] == "search" and len(theirs) == 2 and theirs[1] not in SEARCH_MAY_IMPORT:
+                wrong.add(f"{module} imports {other} (a top module)")
+    assert not wrong, sorted(wrong)
+
+
+def test_every_search_subpackage_is_in_the_rule():
+    packages = {p.name for p in (ROOT / "search").iterdir() if (p / "__init__.py").is_file()}
+    assert packages == set(SEARCH_MAY_IMPORT)

@@ -33,8 +33,7 @@ from search.experiment.final_phase import FinalPhase
 from search.experiment.final_phase import split as final_split
 from search.experiment.search_config import SearchConfig
 from search.tracking.model_registry import champion_uri, register_best
-from search.tracking.tracker import MlflowTracker
-from search.tracking.writes import PARENT
+from search.tracking.tracker import PARENT, MlflowTracker
 
 log = logging.getLogger(__name__)
 

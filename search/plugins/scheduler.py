@@ -14,7 +14,6 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from contract import metrics as M
 from contract.status import PRUNED
-from search.experiment.search_config import SearchConfig
 
 
 class _Settled:
@@ -46,10 +45,11 @@ def settle(endings: dict[str, tuple[str, int]]) -> None:
     _Settled.endings = dict(endings)
 
 
-def build_scheduler(cfg: SearchConfig):
-    s = cfg.search
-    if s.scheduler == "none":
+def build_scheduler(kind: str, max_epochs: int, grace_period: int, reduction_factor: float) -> TrialScheduler:
+    """``kind`` ``"asha"`` (stopping at epochs ``grace_period`` x ``reduction_factor``^k up to ``max_epochs``, the
+    longest trial of the space) or ``"none"``; either follows the study's record on a resume."""
+    if kind == "none":
         return SettledFIFO()
     return SettledASHA(
-        time_attr=M.EPOCH, max_t=cfg.max_epochs, grace_period=s.grace_period, reduction_factor=s.reduction_factor
+        time_attr=M.EPOCH, max_t=max_epochs, grace_period=grace_period, reduction_factor=reduction_factor
     )

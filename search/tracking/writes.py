@@ -1,7 +1,7 @@
 """The writes a search makes to MLflow, as small typed operations that the tracker applies or keeps in order.
 
 Each operation names the trial it is about (``PARENT`` for the search's parent run) and applies itself to a
-``search.tracking.tracker.MlflowTracker``; a list of them is what the tracker buffers while the store is away, kept on
+``search.tracking.run_index.RunIndex``; a list of them is what the tracker buffers while the store is away, kept on
 disk as it queues (``search.tracking.pending``).
 """
 
@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from contract import metrics as M
-from contract.flat import flatten
 from contract.status import RUN_STATUS
+from search.tracking.run_index import RunIndex, mlflow_params
 
-if TYPE_CHECKING:
-    from search.tracking.tracker import MlflowTracker
-
-PARENT = "<parent>"  # the key of the search's parent run among the trial ids (no Ray trial id looks like it)
 # Numbers of an epoch's result that become the run's metrics (step = epoch).
 EPOCH_METRICS = (
     M.EPOCH,
@@ -35,7 +31,6 @@ EPOCH_METRICS = (
     M.TEST_ACC5,
 )
 SIZE_METRICS = (M.PARAMS, M.MACS)  # logged once, at step 0, with a run's first epoch
-PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 
 
 def _now_ms() -> int:
@@ -51,8 +46,8 @@ class Write:
     trial_id: str
     kind: ClassVar[str]
 
-    def apply(self, tracker: MlflowTracker) -> None:
-        deliver([self], tracker)
+    def apply(self, index: RunIndex) -> None:
+        deliver([self], index)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, **asdict(self)}
@@ -67,8 +62,8 @@ class StartTrial(Write):
     tags: dict[str, str] = field(default_factory=dict)
     kind: ClassVar[str] = "start"
 
-    def begin(self, tracker: MlflowTracker) -> None:
-        tracker.child_run(self.trial_id, reopen=True, tags=self.tags)
+    def begin(self, index: RunIndex) -> None:
+        index.child_run(self.trial_id, reopen=True, tags=self.tags)
 
     def add_to(self, batch: RunBatch) -> None:
         if batch.needs_params:
@@ -118,11 +113,11 @@ class LogMetrics(Write):
     timestamp: int = field(default_factory=_now_ms)
     kind: ClassVar[str] = "metrics"
 
-    def begin(self, tracker: MlflowTracker) -> None:
+    def begin(self, index: RunIndex) -> None:
         from mlflow.entities import Metric
 
         metrics = [Metric(k, float(v), self.timestamp, 0) for k, v in self.values.items()]
-        tracker.client.log_batch(tracker.run(self.trial_id), metrics=metrics)
+        index.client.log_batch(index.run(self.trial_id), metrics=metrics)
 
 
 @dataclass
@@ -148,29 +143,29 @@ class RunBatch:
     ended: str | None = None  # MLflow's run status for its end
 
     @classmethod
-    def of(cls, tracker: MlflowTracker, trial_id: str) -> RunBatch:
-        run_id = tracker.run(trial_id)
-        return cls(run_id, tracker.last_epoch(run_id), tracker.needs_params(run_id))
+    def of(cls, index: RunIndex, trial_id: str) -> RunBatch:
+        run_id = index.run(trial_id)
+        return cls(run_id, index.last_epoch(run_id), index.needs_params(run_id))
 
-    def send(self, tracker: MlflowTracker) -> None:
+    def send(self, index: RunIndex) -> None:
         first, *rest = mlflow_params(self.params) or [[]]
         if self.metrics or self.tags or first:
-            tracker.client.log_batch(self.run_id, metrics=self.metrics, params=first, tags=run_tags(self.tags))
+            index.client.log_batch(self.run_id, metrics=self.metrics, params=first, tags=run_tags(self.tags))
         for chunk in rest:
-            tracker.client.log_batch(self.run_id, params=chunk)
+            index.client.log_batch(self.run_id, params=chunk)
         if first:
-            tracker.params_logged(self.run_id)
+            index.params_logged(self.run_id)
         if self.ended:
-            tracker.client.set_terminated(self.run_id, self.ended)
-            tracker.run_ended(self.run_id)
-        tracker.logged_epoch(self.run_id, self.step)
+            index.client.set_terminated(self.run_id, self.ended)
+            index.run_ended(self.run_id)
+        index.logged_epoch(self.run_id, self.step)
 
 
 BATCHED = (StartTrial, LogEpoch, EndRun, SetTags)  # the writes whose MLflow calls merge per run
 IN_ORDER = (StartTrial, LogMetrics)  # the writes with a call of their own, made after what their run gathered
 
 
-def deliver(writes: list[Write], tracker: MlflowTracker) -> None:
+def deliver(writes: list[Write], index: RunIndex) -> None:
     """Apply ``writes`` in order, with one ``log_batch`` per run for the parameters, epochs, tags and ends among
     them: a trial's writes that queued up while the store was busy cost one call, not one each. A write with a call
     of its own (a run's start, step-0 numbers) first sends what its run has gathered, so each run sees its writes
@@ -180,23 +175,14 @@ def deliver(writes: list[Write], tracker: MlflowTracker) -> None:
     for write in writes:
         if isinstance(write, IN_ORDER):
             if write.trial_id in batches:
-                batches.pop(write.trial_id).send(tracker)
-            write.begin(tracker)
+                batches.pop(write.trial_id).send(index)
+            write.begin(index)
         if isinstance(write, BATCHED):
             if write.trial_id not in batches:
-                batches[write.trial_id] = RunBatch.of(tracker, write.trial_id)
+                batches[write.trial_id] = RunBatch.of(index, write.trial_id)
             write.add_to(batches[write.trial_id])
     for batch in batches.values():
-        batch.send(tracker)
-
-
-def mlflow_params(params: dict[str, Any]) -> list[list]:
-    """A config's parameters as MLflow ``Param`` lists of at most ``PARAMS_PER_BATCH`` each: flat keys, values
-    cut to MLflow's 6,000 characters."""
-    from mlflow.entities import Param
-
-    items = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
-    return [items[i : i + PARAMS_PER_BATCH] for i in range(0, len(items), PARAMS_PER_BATCH)]
+        batch.send(index)
 
 
 def run_tags(tags: dict[str, Any]) -> list:

@@ -24,5 +24,7 @@ def test_asha_runs_the_longest_trial_of_the_space_to_its_end():
     from search.plugins.scheduler import build_scheduler
 
     cfg = SearchConfig.load(None, ["space.train.epochs={type: choice, values: [4, 12]}", "base.train.epochs=6"])
-    assert cfg.max_epochs == 12 and build_scheduler(cfg)._max_t == 12  # a 12-epoch trial is not cut at 6
+    assert (
+        cfg.max_epochs == 12 and build_scheduler("asha", cfg.max_epochs, 1, 2)._max_t == 12
+    )  # a 12-epoch trial is not cut at 6
     assert SearchConfig.load(None, ["base.train.epochs=6"]).max_epochs == 6

@@ -17,8 +17,9 @@ from contract.files import PENDING_WRITES
 from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING, trial_status
 from contract.tracking import BASELINE_TAG
 from search.experiment.preflight import check_tracking
-from search.tracking.tracker import MlflowTracker
-from search.tracking.writes import PARENT, EndRun, LogEpoch, SetTags, StartTrial, deliver
+from search.tracking.run_index import RunIndex
+from search.tracking.tracker import PARENT, MlflowTracker
+from search.tracking.writes import EndRun, LogEpoch, SetTags, StartTrial, deliver
 from tests.processes import free_port, kill_session, mlflow_server
 from tests.search.stores import ROOT
 
@@ -65,15 +66,15 @@ def test_writes_that_queued_up_go_out_with_one_log_batch_per_run_and_again_chang
     tracker = MlflowTracker(uri, "exp", "search-1")  # not opened: no writer thread, writes applied here
     _start(tracker)
     for trial in ("a", "b"):
-        StartTrial(trial, {"model": {"depth": 3}}).apply(tracker)
+        StartTrial(trial, {"model": {"depth": 3}}).apply(tracker.index)
     queued = [LogEpoch("a", _row(1), tags={"node": "n1"}), LogEpoch("b", _row(1)), LogEpoch("a", _row(2)),
               EndRun("a", COMPLETED), SetTags("b", {"note": "x"})]  # fmt: skip
     calls = []
     log_batch = tracker.client.log_batch
     tracker.client.log_batch = lambda run_id, **kw: calls.append(run_id) or log_batch(run_id, **kw)
-    deliver(queued, tracker)
+    deliver(queued, tracker.index)
     assert sorted(calls) == sorted([tracker.run_id("a"), tracker.run_id("b")])
-    deliver(queued, MlflowTracker(uri, "exp", "search-1"))  # delivered again whole (the store failed midway)
+    deliver(queued, RunIndex(uri, "exp", "search-1"))  # delivered again whole (the store failed midway)
     client = MlflowClient(uri)
     run_a, run_b = client.get_run(tracker.run_id("a")), client.get_run(tracker.run_id("b"))
     assert [m.step for m in client.get_metric_history(run_a.info.run_id, M.VAL_ACC)] == [1, 2]
@@ -101,8 +102,8 @@ def test_a_start_goes_out_with_its_epochs_and_a_call_that_failed_after_it_create
 
     tracker.client.log_batch = fails_once
     with pytest.raises(ConnectionError):
-        deliver(queued, tracker)
-    deliver(queued, tracker)  # the writer delivers the same writes again
+        deliver(queued, tracker.index)
+    deliver(queued, tracker.index)  # the writer delivers the same writes again
     assert len(calls) == 3  # the failed one; 100 parameters with the epoch and the tags; the other 50
     assert len(calls[1]["params"]) == 100 and calls[1]["metrics"] and calls[1]["tags"]
     assert len(calls[2]["params"]) == 50
@@ -115,9 +116,9 @@ def test_a_run_found_again_without_parameters_gets_them_from_the_trials_start(tm
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     first = MlflowTracker(uri, "exp", "search-1")
     _start(first)
-    first.child_run("b")  # created by a driver that stopped before the run's first log_batch
+    first.index.child_run("b")  # created by a driver that stopped before the run's first log_batch
     again = MlflowTracker(uri, "exp", "search-1")
-    deliver([StartTrial("b", {"model": {"depth": 3}})], again)
+    deliver([StartTrial("b", {"model": {"depth": 3}})], again.index)
     assert again.run_id("b") == first.run_id("b")
     assert MlflowClient(uri).get_run(again.run_id("b")).data.params == {"model.depth": "3"}
 
