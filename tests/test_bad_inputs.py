@@ -8,6 +8,7 @@ output folder) and Ray was never started.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def make_files(tmp: Path) -> None:
     (tmp / "latin1.yaml").write_bytes("model: {name: t2t_vit_mini}  # caf\xe9\n".encode("latin-1"))
     (tmp / "dup.yaml").write_text("train: {epochs: 3}\ntrain: {epochs: 4}\n")
     (tmp / "list.yaml").write_text("- 1\n- 2\n")
+    cluster = (Path(__file__).resolve().parents[1] / "cluster.yaml").read_text()
+    (tmp / "negative.yaml").write_text(re.sub(r"(?m)^max_workers: .*$", "max_workers: -1", cluster))
     (tmp / "bad.yaml").write_text("model: [\n")
     laughs = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]  # 10**12 strings once expanded, from 11 aliases x 10
     laughs += [f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]" for p, n in zip("abcdefghijk", "bcdefghijkl", strict=True)]
@@ -196,6 +199,7 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("search", ["--set", "tracking_uri=./mlruns"], "legacy file store"),
     ("search", ["--storage-path", "ftp://host/x"], "--storage-path ftp://host/x: unknown scheme 'ftp'"),
     ("search", ["--storage-path", "afile/results"], "is not a folder"),
+    ("search", ["--storage-path", "/proc/t2t-search-x"], "no folder can be made in /proc"),  # also as root
     ("search", ["--address", "127.0.0.1:9"], "--address 127.0.0.1:9: no Ray cluster answers"),
     ("search", ["--address", "nonsense"], "expected auto, HOST:PORT"),
     ("search", ["--name", "never-ran", "--resume"], "nothing to resume: no experiment at"),
@@ -238,6 +242,7 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("cluster", ["check", "laughs.yaml"], "more than 100 YAML aliases"),
     ("cluster", ["check", "nope.yaml"], "config file not found: nope.yaml"),
     ("cluster", ["check", "list.yaml"], "list.yaml must hold a YAML mapping"),
+    ("cluster", ["check", "negative.yaml"], "negative.yaml: Ray rejects it: -1 is less than the minimum of 0"),
     ("cluster", ["check", "bad.yaml"], "bad.yaml is not valid YAML"),
     ("cluster", ["bogus"], "invalid choice: 'bogus'"),
 ]

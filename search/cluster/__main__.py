@@ -33,17 +33,18 @@ def parse_args(argv: list[str] | None):
 
 
 def check_files(files: list[str]) -> int:
-    """Print each file's problems and warnings; 1 if any file has a problem."""
+    """Print each file's problems (standard error, a line each) and warnings; 2 if any file has a problem (bad
+    input, as at every entry point), else 0."""
     worst = 0
     for name in files:
         found = check(name)
         for problem in found.problems:
-            print(f"{name}: error: {problem}")
+            print(f"error: {name}: {problem}", file=sys.stderr)
         for warning in found.warnings:
             print(f"{name}: warning: {warning}")
         if not found.problems:
             print(f"{name}: ok (Ray's validation and the security lint)")
-        worst = max(worst, 1 if found.problems else 0)
+        worst = max(worst, 2 if found.problems else 0)
     return worst
 
 

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import socket
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -68,11 +69,14 @@ def check_storage_path(cfg: SearchConfig) -> None:
     existing = Path(path)
     while not existing.exists():
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
+    if not existing.is_dir():
+        raise UsageError(f"--storage-path {path}: {existing} is not a folder: give a writable folder")
+    try:  # the one sure test (a read-only mount, /proc, root squashed on NFS): make a folder there, and remove it
+        os.rmdir(tempfile.mkdtemp(prefix=".t2t-search-probe-", dir=existing))
+    except OSError as e:
         raise UsageError(
-            f"--storage-path {path}: {existing} is {'not a folder' if not existing.is_dir() else 'read-only'}: "
-            "give a writable folder"
-        )
+            f"--storage-path {path}: no folder can be made in {existing} ({e.strerror}): give a writable folder"
+        ) from None
 
 
 def check_address(address: str, timeout_s: float = 5.0) -> None:

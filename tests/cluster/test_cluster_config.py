@@ -168,9 +168,10 @@ def test_the_check_command(tmp_path):
     raw = _set(_raw("cluster.yaml"), "available_node_types.head.node_config.SecurityGroupIds", None)
     bad.write_text(yaml.safe_dump(raw))
     out = run(str(bad))
-    assert out.returncode == 1
-    errors = [line for line in out.stdout.splitlines() if ": error: " in line]
-    assert len(errors) == 1 and "available_node_types.head: no SecurityGroupIds" in errors[0]
+    assert out.returncode == 2  # bad input, as at every entry point
+    errors = out.stderr.splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad}: ")
+    assert "available_node_types.head: no SecurityGroupIds" in errors[0]
 
 
 @pytest.mark.processes
