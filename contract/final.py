@@ -95,6 +95,7 @@ class FinalResult:
     winner: str | None = None  # a candidate's source
     baseline: str | None = None
     gain: Gain | None = None  # None when there is no baseline, or the winner is the baseline
+    failed: list[str] = field(default_factory=list)  # sources none of whose runs completed with a test number
 
     def candidate(self, source: str | None) -> Candidate | None:
         return next((c for c in self.candidates if c.source == source), None)
@@ -107,6 +108,10 @@ class FinalResult:
         if self.baseline is None:
             return "no baseline was retrained (search.baseline off): nothing to compare the winner with"
         if self.winner == self.baseline:
+            if any(not c.baseline for c in self.candidates):
+                return "the baseline won the final phase: the search's best did not hold up on retraining"
+            if self.failed:
+                return "every final run of the search's best failed: the baseline is the only one measured"
             return "the search's best configuration is the baseline's own"
         if self.gain.low is None:
             return "too few final runs to tell the winner from the baseline (2 seeds each at least)"
@@ -124,7 +129,7 @@ class FinalResult:
             Candidate(**{**c, "test": Estimate(**c["test"]), "val": Estimate(**c["val"])}) for c in values["candidates"]
         ]
         gain = Gain(**values["gain"]) if values.get("gain") else None
-        return cls(candidates, values.get("winner"), values.get("baseline"), gain)
+        return cls(candidates, values.get("winner"), values.get("baseline"), gain, list(values.get("failed", [])))
 
     def metrics(self) -> dict[str, float]:
         """The parent run's metrics of the final phase: the winner's and the baseline's test accuracy, the gain."""
@@ -143,6 +148,7 @@ class FinalResult:
 def summarize(rows: Iterable[Mapping[str, Any]]) -> FinalResult:
     """The final phase from one row per run: ``source``, ``seed``, ``baseline``, ``status``, ``val_acc`` (last
     epoch) and ``test_acc``. Only completed runs with a test number count."""
+    rows = list(rows)
     done = [r for r in rows if r.get(STATUS) == COMPLETED and r.get(TEST_ACC) is not None]
     sources = list(dict.fromkeys(r[SOURCE] for r in done))  # in the order the runs came
     groups = {s: sorted((r for r in done if r[SOURCE] == s), key=lambda r: r[SEED]) for s in sources}
@@ -156,7 +162,7 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> FinalResult:
         )
         for s, g in groups.items()
     ]
-    result = FinalResult(candidates)
+    result = FinalResult(candidates, failed=[s for s in dict.fromkeys(r[SOURCE] for r in rows) if s not in groups])
     baseline = next((c for c in candidates if c.baseline), None)
     if not candidates:
         return result
