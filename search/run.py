@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 
@@ -41,6 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--name", help="experiment name: MLflow experiment, results folder, Optuna study")
     parser.add_argument("--smoke-test", action="store_true", help="3 tiny trials of 2 epochs: the whole path, fast")
+    parser.add_argument("--verbose", action="store_true", help="also the libraries' own notices (Ray, Tune, MLflow)")
     parser.add_argument("--resume", action="store_true", help="continue the experiment --name")
     parser.add_argument(
         "--address",
@@ -98,7 +98,9 @@ def first_difference(saved: dict, given: dict) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from search.experiment import console
+
+    console.configure(args.verbose)  # before Ray or MLflow are imported
     from contract.redact import redact
     from search import patches
     from search.disk.sqlite_wal import install

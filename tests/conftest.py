@@ -75,3 +75,14 @@ def smoke_search(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _environment():
+    """What a test sets in os.environ (an entry point called in-process sets the driver's) is undone after it."""
+    import os
+
+    before = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(before)

@@ -41,6 +41,10 @@ def test_smoke_search_end_to_end(smoke_search):
     tmp_path = smoke_search
     log = (tmp_path / "search.log").read_text()
     assert "search 'smoke' done" in log and "retrain the winner: python -m trainables.train --config" in log
+    notices = ("Token authentication is enabled", "Started a local Ray instance", "Configuration for experiment",
+               "View detailed results here", "Creating initial MLflow database tables", "A new study created",
+               "Downloading artifacts", "Wrote the latest version")  # fmt: skip
+    assert [n for n in notices if n in log] == []  # the libraries' notices only with --verbose
 
     client, parents, children = _runs(tmp_path, "smoke")
     assert len(parents) == 1

@@ -1,0 +1,55 @@
+"""What a search prints: the project's own lines (progress, warnings, the summary) and the libraries' warnings and
+errors. The libraries' notices a user cannot act on (Ray's start and token notice, Tune's configuration box naming
+its internal classes, MLflow's database set-up and download bars, Optuna's "new study" lines) are shown with
+``--verbose`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+# Set before the libraries are imported (Ray reads its logger level then) and inherited by the processes the driver
+# starts (MLflow's store process, Ray's workers).
+QUIET_ENVIRONMENT = {
+    "RAY_LOGGER_LEVEL": "warning",  # "Started a local Ray instance", "Wrote the latest version of all result files"
+    "RAY_AIR_NEW_OUTPUT": "0",  # Tune's configuration box and "View detailed results here"; progress is ours
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # "Creating initial MLflow database tables", "Updating database tables"
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # "Downloading artifacts" while the report reads the runs
+}
+_NOTICES = (
+    "Token authentication is enabled for this Ray cluster",  # a local Ray's default, nothing to do about it
+)
+
+
+class _Notices(logging.Filter):
+    """Drops Ray's notices a user cannot act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_NOTICES)
+
+
+class _TemporaryFileRace(logging.Filter):
+    """Drops Tune's error when its background upload of the experiment folder met a temporary file that was renamed
+    meanwhile (Tune's own atomic save of the search algorithm's state): the next upload takes the renamed file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (error is not None and "Failed to open local file" in str(error) and "-tmp-" in str(error))
+
+
+def configure(verbose: bool) -> None:
+    """The driver's logging: the project's INFO lines bare; the libraries' notices only when ``verbose``."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not verbose:
+        for name, value in QUIET_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+    import optuna
+    import ray  # noqa: F401 -- configures the "ray" logger and its handlers, which the filters go on
+
+    for handler in logging.getLogger("ray").handlers:
+        handler.addFilter(_TemporaryFileRace())
+        if not verbose:
+            handler.addFilter(_Notices())
+    if not verbose:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
