@@ -1,5 +1,5 @@
 """The search driver: start or join Ray, open the search's parent run, build the Tuner, run it, run the final phase
-(``search.experiment.final_phase``: a second Tuner), and end it the way it ended (see the README's table of endings).
+(``search.experiment.final_phase``: a second Tuner), and end it the way it ended (docs/endings.md).
 Either phase ends the same way on a signal, an error or a full disk, and ``--resume`` continues whichever was
 unfinished.
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Which of the project's packages each package may import (the README's Layout table).
+# Which of the project's packages each package may import (docs/architecture.md).
 MAY_IMPORT = {
     "contract": set(),
     "t2t": {"contract"},

@@ -22,7 +22,7 @@ def test_digits_split_is_stratified_and_upscaled():
     data = _data()
     train, val, test = data.train, data.val, data.test
     assert (data.in_chans, data.num_classes) == (1, 10)
-    assert (len(train.labels), len(val.labels), len(test.labels)) == (1079, 359, 359)  # the README's sizes
+    assert (len(train.labels), len(val.labels), len(test.labels)) == (1079, 359, 359)  # docs/training.md
     assert train.images.shape[1:] == (1, 8, 8)  # held at the native size, resized per batch
     assert next(iter(val))[0].shape[1:] == (1, 32, 32)
     for split in (val, test):  # every class held out in proportion (174-183 images per class)
