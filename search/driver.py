@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import search.experiment.resume
 from contract import metrics as M
@@ -45,6 +45,15 @@ ERROR_EXIT = 3
 SEARCH_SNAPSHOT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", search.experiment.resume.SNAPSHOT_S)
 FINAL_SNAPSHOT_S = search.experiment.resume.FINAL_SNAPSHOT_S
 SECRET_KEYS = ("tracking_uri", "storage_path", "search.warm_start")  # config values that may hold a credential
+
+
+class SearchEnded(Exception):
+    """The search ended before its summary (a signal, an error, a full disk, a problem found once Ray was up).
+    Raised once what that ending closes, prints and writes is done; ``run_search`` returns its exit ``code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 def configure_environment() -> None:
@@ -181,21 +190,21 @@ def end_stopped(tracker: MlflowTracker, reason: str, parent_status: str) -> None
     tracker.close(timeout_s=10)
 
 
-def end_interrupted(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop) -> int:
+def end_interrupted(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop) -> NoReturn:
     end_stopped(tracker, f"stopped by {stop.received}", INTERRUPTED)
     print(
         f"interrupted ({stop.received}) with trials unfinished; continue with: {resume_command(cfg)}", file=sys.stderr
     )
-    return stop.exit_code
+    raise SearchEnded(stop.exit_code)
 
 
-def end_failed(cfg: SearchConfig, tracker: MlflowTracker, error: BaseException) -> int:
+def end_failed(cfg: SearchConfig, tracker: MlflowTracker, error: BaseException) -> NoReturn:
     """An error inside Tune (a full disk, a store that broke): one line; the search can be resumed once fixed."""
     line = redact(describe_error(error))
     log.debug("the search stopped with an error", exc_info=error)
     end_stopped(tracker, f"the search stopped: {line}", FAILED)
     print(f"error: the search stopped: {line}; once fixed, continue with: {resume_command(cfg)}", file=sys.stderr)
-    return ERROR_EXIT
+    raise SearchEnded(ERROR_EXIT)
 
 
 def describe_error(error: BaseException) -> str:
@@ -238,6 +247,8 @@ def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
             start_ray(address)
             stop.reinstall()
             return _search(cfg, resume, address, stop, started, store)
+        except SearchEnded as ended:
+            return ended.code
         except KeyboardInterrupt:  # a signal before Tune ran, or a second one while it saved
             print(f"interrupted ({stop.received}); continue with: {resume_command(cfg)}", file=sys.stderr)
             return stop.exit_code
@@ -286,7 +297,7 @@ def _search(
     problem = cluster_problem(cfg, address)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
-        return 2
+        raise SearchEnded(2)
     s = cfg.search
     at_once = trials_at_once(s.max_concurrent, s.cpus_per_trial, s.gpus_per_trial, joined=address is not None)
     pending_trials(cfg, at_once)
@@ -300,48 +311,42 @@ def _search(
         grid = build_tuner(cfg, resume, tracker, storage, at_once).get_results()
     else:
         grid = fit(cfg, tracker, stop, lambda: build_tuner(cfg, resume, tracker, storage, at_once), SEARCH_SNAPSHOT_S)
-    if isinstance(grid, int):
-        return grid
     reason = None
     if tracker.open_trials():  # Tune returned with trials it did not end: only its time budget does that
         if not cfg.search.time_budget_s:
-            return unfinished(cfg, tracker)
+            unfinished(cfg, tracker)
         reason = end_time_budget(cfg, tracker, storage)
-    final_phase = None
-    if cfg.search.final.enabled:
-        final_phase = run_final(cfg, grid, tracker, storage, stop, at_once)
-        if isinstance(final_phase, int):
-            return final_phase
+    final_phase = run_final(cfg, grid, tracker, storage, stop, at_once) if cfg.search.final.enabled else None
     summary = results.summarize(grid, tracker, cfg, storage, started, final_phase)
     return results.finish(summary, tracker, cfg, parent_id, COMPLETED, reason)
 
 
 def fit(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop, build, snapshot_s: str):
     """Run the Tuner ``build()`` makes, snapshotting its experiment every ``snapshot_s`` (``search.experiment.resume``):
-    its ResultGrid, or the exit code of the way it ended early."""
+    its ResultGrid. Ended early (a signal, an error, a full disk): ``SearchEnded``."""
     from search.plugins.disk_guard import DiskGuard, StorageFullError
 
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = snapshot_s  # read when Tune's controller starts, in fit()
     try:
         grid = build().fit()
     except KeyboardInterrupt:
-        return end_interrupted(cfg, tracker, stop)
+        end_interrupted(cfg, tracker, stop)
     except Exception as e:
-        return end_failed(cfg, tracker, e)
+        end_failed(cfg, tracker, e)
     if stop.received:
-        return end_interrupted(cfg, tracker, stop)
+        end_interrupted(cfg, tracker, stop)
     if DiskGuard.tripped:
-        return end_failed(cfg, tracker, StorageFullError(DiskGuard.tripped))
+        end_failed(cfg, tracker, StorageFullError(DiskGuard.tripped))
     return grid
 
 
-def unfinished(cfg: SearchConfig, tracker: MlflowTracker) -> int:
-    return end_failed(cfg, tracker, RuntimeError(f"Tune ended with trials {tracker.open_trials()} unfinished"))
+def unfinished(cfg: SearchConfig, tracker: MlflowTracker) -> NoReturn:
+    end_failed(cfg, tracker, RuntimeError(f"Tune ended with trials {tracker.open_trials()} unfinished"))
 
 
 def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, stop: GracefulStop, at_once: int | None):
-    """The final phase (``search.final``): a ``final_phase.FinalPhase``, None when no trial completed, or an exit
-    code if it ended early."""
+    """The final phase (``search.final``): a ``final_phase.FinalPhase``, or None when no trial completed. Ended
+    early: ``SearchEnded``."""
     from contract.final import summarize
     from search.experiment import final_phase as final
     from search.experiment.results import outcomes
@@ -358,10 +363,8 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
     train = trial_function(tracker)
     build = functools.partial(final.build_final_tuner, cfg, tracker, train, runs, at_once)
     done = fit(cfg, tracker, stop, build, FINAL_SNAPSHOT_S)
-    if isinstance(done, int):
-        return done
     if tracker.open_trials():
-        return unfinished(cfg, tracker)
+        unfinished(cfg, tracker)
     return final.FinalPhase(summarize(final.result_rows(done)), done)
 
 
