@@ -1,11 +1,10 @@
 """The driver's SQLite files (an MLflow store at ``sqlite:///``, a study in an RDB file) written ahead.
 
 Every connection the driver opens to a SQLite file on a local disk runs in write-ahead-log mode with
-``synchronous=NORMAL``: a commit no longer waits for the disk. Measured here, a trial's MLflow writes (create the
-run, its parameters, 3 epochs, the end) took 120 ms in SQLite's default mode and 79 ms written ahead, and 100
-trials of an Optuna study in SQLite 11.7 s against 5.7 s. A killed process still loses no committed write; only a
-power cut can lose the last ones. WAL mode stays with the file (readers such as ``mlflow ui`` follow it); not on
-a network file system, where SQLite's WAL would need every reader on the same host.
+``synchronous=NORMAL``: a commit no longer waits for the disk (what that saves: benchmarks/README.md, section 10).
+A killed process still loses no committed write; only a power cut can lose the last ones. WAL mode stays with the file
+(readers such as ``mlflow ui`` follow it); not on a network file system, where SQLite's WAL would need every reader on
+the same host.
 """
 
 from __future__ import annotations

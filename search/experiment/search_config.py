@@ -25,11 +25,10 @@ from trainables.config import MAX_SEED, ConfigError, TrainConfig, apply_assignme
 
 DEFAULT_STORAGE = "ray_results"
 
-# The embedded default: digits with a small T2T-ViT on a laptop CPU, the final phase included in about 4 minutes on
-# 2 cores. No augmentation: a random crop of an 8 px digit upscaled to 32 px shifts it by a whole pixel of the
-# original, and on 1,437 training images that cost more than it gave (1 thread, lr 1e-3: 0.992 at epoch 10 without
-# augmentation, best 0.967 in 15 epochs with it). On the 1,079 images of the three-way split, batch 32 at lr 2e-3
-# reaches 0.93 val in 4-6 epochs (batch 64 at 1e-3: 0.83 in 6), one run each (benchmarks/README.md).
+# The embedded default: digits with a small T2T-ViT on a laptop CPU, the final phase included in minutes on 2 cores.
+# No augmentation: a random crop of an 8 px digit upscaled to 32 px shifts it by a whole pixel of the original, which
+# cost more than it gave; batch 32 at lr 2e-3 learns in the few epochs a trial has (both measured: benchmarks/README.md,
+# section 5).
 DEFAULT_BASE: dict[str, Any] = {
     "model": {"name": "t2t_vit_mini"},
     "data": {"augment": False, "batch_size": 32},
@@ -65,7 +64,7 @@ class _Section(BaseModel):
 
 class FinalSection(_Section):
     """The final phase: after the search, the best configurations and the baseline retrained from scratch with
-    several seeds and measured once on the test split (see search/final.py)."""
+    several seeds and measured once on the test split (see search/experiment/final_phase.py)."""
 
     enabled: bool = True
     top_k: int = Field(1, ge=1)  # the best completed configurations of the search, by contract.ranking

@@ -45,9 +45,9 @@ def check_cluster(cpus: float, gpus: float, joined: bool) -> None:
 def trials_at_once(max_concurrent: int | None, cpus: float, gpus: float, joined: bool) -> int | None:
     """Tune's ``max_concurrent_trials``: the user's ``search.max_concurrent``; on a local Ray (it never grows) as
     many trials as fit. Without a cap, Tune's reused actors raced its pending trials' placement groups for the
-    CPUs: measured here, 1,000 four-result trials on 4 slots ran on 2, 3 or 4 actors from one run to the next (the
-    wall 1.2x to 2.6x of ideal); capped, on 4. A joined cluster stays uncapped: its pending trials are what ask
-    an autoscaler for nodes (set ``search.max_concurrent`` there to what the cluster may grow to)."""
+    CPUs, and short trials ran on fewer slots than fit (benchmarks/README.md, section 10). A joined cluster stays
+    uncapped: its pending trials are what ask an autoscaler for nodes (set ``search.max_concurrent`` there to what
+    the cluster may grow to)."""
     if max_concurrent or joined:
         return max_concurrent
     return trial_slots(cpus, gpus)

@@ -1,11 +1,10 @@
 """The study's storage, opened so that writing it costs Tune's event loop as little as the disk allows.
 
 A search's study is an Optuna journal file (``optuna.journal`` in the driver's local folder): each write appends a
-line, and a read replays only the lines it has not seen. Measured here, 100 trials of ask, 4 reports and tell:
-0.6 s in this journal (1.1 s with Optuna's ``fsync`` per write), 5.7 s in SQLite written ahead
-(``search.disk.sqlite_wal``), 11.7 s in SQLite as Optuna opens it. In SQLite every ask re-reads the running trials
-with all their attributes, a cost that grows with the trials at once. optuna-dashboard reads the journal by its
-path; its lock (a symbolic link, Optuna's default) also works on a network file system.
+line (without Optuna's ``fsync`` per write), and a read replays only the lines it has not seen. In SQLite every
+ask re-reads the running trials with all their attributes, a cost that grows with the trials at once (the journal
+against SQLite, with and without ``search.disk.sqlite_wal``: benchmarks/README.md, section 10). optuna-dashboard reads
+the journal by its path; its lock (a symbolic link, Optuna's default) also works on a network file system.
 
 An RDB URL (``sqlite:///...``, ``postgresql://...``) is still a study: ``search.warm_start`` may name one.
 """

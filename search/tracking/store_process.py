@@ -3,14 +3,13 @@
 An ``MlflowClient`` call spends its time in Python: SQLAlchemy's ORM for a ``sqlite://`` or database store,
 ``requests`` and JSON for a server. In the driver that time is taken from Tune's event loop, which waits for the
 GIL while the tracker's writer thread holds it. ``StoreProcess`` runs the client in a child process: a call pickles
-its arguments to it and waits on a socket (without the GIL) for the answer. Measured at 1,000 bookkeeping trials
-on 2 cores (benchmarks/README.md, section 10), Tune's run went from 1.18-1.21x of the ideal to 1.14-1.15x, and
-the driver's CPU from 87-100 s to 52-54 s.
+its arguments to it and waits on a socket (without the GIL) for the answer (what that saves at 1,000 trials:
+benchmarks/README.md, section 10).
 
 - ``StoreProcess(uri).log_batch(run_id, ...)`` is ``MlflowClient(uri).log_batch(run_id, ...)``, run there; its
   value, or its exception, comes back (an exception that cannot be pickled comes back as an ``MlflowException``
   with the same message and error code, or a ``RuntimeError`` naming its type).
-- The child starts on the first call, or earlier with ``start()``, so that its imports of MLflow (3.5 s here)
+- The child starts on the first call, or earlier with ``start()``, so that its imports of MLflow (seconds)
   overlap what the driver does meanwhile (it starts Ray). It opens the store at its first call: ``MlflowClient``
   makes a new SQLite file with its tables, and nothing is written before the driver has checked the search. If it
   dies, a call raises ``ConnectionError`` (the tracker's writer treats it as the store being away and retries)

@@ -6,9 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# On a CPU, SDPA against the explicit product, forward + backward (benchmarks/README.md, section 1): in float32 it
-# wins from about 128 tokens (the 256-token first token layer of t2t_vit_mini 1.2x, the 197-token backbones up to
-# 1.1x) and loses below; in bfloat16 it loses up to ~1000 tokens and wins on the 3136 of a 224 px first split.
+# On a CPU, SDPA against the explicit product, forward + backward: in float32 it wins from about 128 tokens and loses
+# below; in bfloat16 it loses up to ~1000 tokens (benchmarks/README.md, section 1).
 CPU_SDPA_MIN_TOKENS = {torch.float32: 128}
 CPU_SDPA_MIN_TOKENS_OTHER = 1024  # bfloat16, float16, float64
 
