@@ -19,6 +19,7 @@ from search.tracking.tracker import MlflowTracker
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m search.deliver``: the exit code (0 delivered or nothing left, 2 bad input, 1 still undelivered)."""
     parser = Parser(prog="python -m search.deliver", description=__doc__.split("\n")[0])
     parser.add_argument("--name", required=True, help="the search (its results folder's name)")
     parser.add_argument("--storage-path", help="where its results are (as given to search.run)")

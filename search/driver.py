@@ -94,6 +94,7 @@ def start_ray(address: str | None) -> None:
 
 
 def open_tracker(cfg: SearchConfig, identity: SearchIdentity, store: StoreProcess) -> MlflowTracker:
+    """The search's MLflow tracker on ``store`` (started before Ray), its pending writes in the local folder."""
     pending = str(identity.local_dir / PENDING_WRITES)
     return MlflowTracker(cfg.resolved_tracking_uri, cfg.name, identity.search_id, pending).open(store)
 
@@ -171,6 +172,7 @@ def trial_function(tracker: MlflowTracker):
 
 
 def trial_name(trial) -> str:
+    """A trial's name and folder in Tune's experiment: ``trial_<id>``."""
     return f"trial_{trial.trial_id}"
 
 
@@ -191,6 +193,7 @@ def end_stopped(tracker: MlflowTracker, reason: str, parent_status: str) -> None
 
 
 def end_interrupted(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop) -> NoReturn:
+    """Ctrl-C or SIGTERM: unfinished trials stay resumable, one line says how to continue."""
     end_stopped(tracker, f"stopped by {stop.received}", INTERRUPTED)
     print(
         f"interrupted ({stop.received}) with trials unfinished; continue with: {resume_command(cfg)}", file=sys.stderr
@@ -341,6 +344,7 @@ def fit(cfg: SearchConfig, tracker: MlflowTracker, stop: GracefulStop, build, sn
 
 
 def unfinished(cfg: SearchConfig, tracker: MlflowTracker) -> NoReturn:
+    """Tune returned with trials it did not end (outside a time budget): an error, resumable."""
     end_failed(cfg, tracker, RuntimeError(f"Tune ended with trials {tracker.open_trials()} unfinished"))
 
 

@@ -27,6 +27,7 @@ USAGE_EXIT = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; argparse's own errors exit 2 with its usage line."""
     parser = Parser(
         prog="python -m search.run",
         description=__doc__.split("\n")[0],
@@ -56,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_config(args: argparse.Namespace) -> SearchConfig:
+    """The search's config: the defaults, ``--config``, ``--smoke-test``'s shrinking, then each ``--set``;
+    with ``--resume`` the saved one."""
     sets = list(args.sets)
     if args.smoke_test:  # the smoke space replaces the default one; the user's --set still apply on top
         sets = ["space={}", *SMOKE_TEST, *(f"space.{k}={json.dumps(v)}" for k, v in SMOKE_SPACE.items()), *sets]
@@ -87,6 +90,7 @@ def resumed_config(cfg: SearchConfig, args: argparse.Namespace) -> SearchConfig:
 
 
 def first_difference(saved: dict, given: dict) -> str | None:
+    """The first key whose value differs between two configs, said as a sentence; None when equal."""
     from contract.flat import flatten
 
     a, b = flatten(saved), flatten(given)
@@ -97,6 +101,7 @@ def first_difference(saved: dict, given: dict) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m search.run``: the exit code (docs/endings.md: 0, 1, 2, 3, 130, 143)."""
     args = parse_args(argv)
     from search.experiment import console
 

@@ -159,3 +159,26 @@ def test_search_subpackages_import_one_way():
 def test_every_search_subpackage_is_in_the_rule():
     packages = {p.name for p in (ROOT / "search").iterdir() if (p / "__init__.py").is_file()}
     assert packages == set(SEARCH_MAY_IMPORT)
+
+
+# Methods a library calls, documented by the library's own base class (Tune's callbacks, searchers, schedulers and
+# loggers, logging's filters, Optuna's journal backend, MLflow-less property setters).
+LIBRARY_HOOKS = {
+    "on_trial_start", "on_trial_result", "on_trial_complete", "on_trial_error", "on_trial_recover", "on_step_end",
+    "on_checkpoint", "log_trial_result", "suggest", "save", "restore", "set_search_properties", "filter",
+    "append_logs",
+}  # fmt: skip
+
+
+def test_every_public_definition_of_search_says_what_a_caller_needs():
+    undocumented = []
+    for path in _files("search"):
+        for node in ast.parse(path.read_text()).body:
+            members = node.body if isinstance(node, ast.ClassDef) else []
+            for item in [node, *members]:
+                if not isinstance(item, (ast.FunctionDef, ast.ClassDef)) or item.name.startswith("_"):
+                    continue
+                setter = any(isinstance(d, ast.Attribute) and d.attr == "setter" for d in item.decorator_list)
+                if item.name not in LIBRARY_HOOKS and not setter and not ast.get_docstring(item):
+                    undocumented.append(f"{path.relative_to(ROOT)}:{item.lineno} {item.name}")
+    assert not undocumented, undocumented

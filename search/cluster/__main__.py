@@ -12,6 +12,7 @@ from search.cluster.mlflow_server import mlflow_server
 
 
 def parse_args(argv: list[str] | None):
+    """The subcommand (``check`` or ``mlflow-server``) and its flags."""
     parser = Parser(prog="python -m search.cluster", description=DOC.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("check", help="validate cluster YAMLs offline (Ray's checks + the security lint)")
@@ -63,6 +64,7 @@ def readable(files: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m search.cluster``: the exit code (0 fine, 2 bad input or a file with a problem)."""
     args = parse_args(argv)
     if args.command == "check":
         problem = readable(args.files)

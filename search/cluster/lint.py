@@ -23,6 +23,8 @@ _WORLD = ("0.0.0.0/0", "::/0")
 
 @dataclass
 class Findings:
+    """What the check of one cluster YAML found: problems (exit 2) and warnings (fields still to edit)."""
+
     problems: list[str] = field(default_factory=list)  # insecure, would not start, or every `ray up` would crawl
     warnings: list[str] = field(default_factory=list)  # fields still to edit
 

@@ -39,6 +39,8 @@ def _healthy(host: str, port: int) -> bool:
 
 
 def mlflow_server_command(args: argparse.Namespace, folder: Path, user: str, password: str) -> tuple[list, dict]:
+    """The server's command line and environment: basic auth from an ini file written in ``folder``
+    (mode 600), the admin ``user`` and ``password`` passed in the environment, never on the command line."""
     ini = folder / "basic_auth.ini"
     ini.write_text(
         "[mlflow]\n"

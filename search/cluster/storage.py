@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 class StorageError(RuntimeError):
+    """A node of the cluster cannot see the search's storage path; the message names the nodes."""
+
     pass
 
 

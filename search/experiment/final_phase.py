@@ -88,6 +88,8 @@ class FinalCallback(MlflowCallback):
 
 
 class FinalProgress(Progress):
+    """The console lines of the final phase: each run named by the trial whose config it retrains and its seed."""
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         entry = trial.config[ENTRY]
         self._say(f"final run {trial.trial_id} started: trial {entry[final.SOURCE]}'s config, seed {entry[final.SEED]}")
@@ -103,6 +105,7 @@ class FinalProgress(Progress):
 
 
 def final_path(cfg: SearchConfig) -> str:
+    """The final phase's own Tune experiment: ``NAME/final`` beside the search's."""
     return f"{cfg.experiment_path.rstrip('/')}/{FINAL_EXPERIMENT}"
 
 
@@ -121,6 +124,7 @@ def split(cfg: SearchConfig) -> str:
 
 
 def final_trial_name(trial) -> str:
+    """A final run's name and folder in its experiment: ``final_<id>``."""
     return f"final_{trial.trial_id}"
 
 

@@ -40,6 +40,7 @@ def read_text(folder: str, name: str) -> str | None:
 
 
 def write_text(folder: str, name: str, text: str) -> None:
+    """Write ``text`` to ``folder/name``, a local path or an ``s3://``-style URI (pyarrow's file systems)."""
     filesystem, root = _fs(folder)
     filesystem.create_dir(root, recursive=True)
     with filesystem.open_output_stream(f"{root.rstrip('/')}/{name}") as f:
@@ -47,6 +48,7 @@ def write_text(folder: str, name: str, text: str) -> None:
 
 
 def saved_id(experiment_path: str) -> str | None:
+    """The id saved beside the experiment at ``experiment_path``, or None."""
     text = read_text(experiment_path, SEARCH_ID)
     return text.strip() if text and text.strip() else None
 
@@ -59,6 +61,8 @@ def saved_config(experiment_path: str) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class SearchIdentity:
+    """A search's id, where its experiment is, and the driver's local folder (the study, undelivered writes)."""
+
     search_id: str
     experiment_path: str
     local_dir: Path  # the driver's own files: the study, undelivered MLflow writes
@@ -102,6 +106,7 @@ class SearchLock:
         self._file = None
 
     def acquire(self) -> SearchLock:
+        """Take the lock, or raise ``LockedError`` naming the pid of the driver that holds it."""
         handle = open(self.path, "a+")  # noqa: SIM115 -- held open for the driver's lifetime
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -120,6 +125,7 @@ class SearchLock:
         return self
 
     def release(self) -> None:
+        """Drop the lock (the OS drops it too when the process ends, however it ends)."""
         if self._file is not None:
             self._file.close()  # closing drops the lock
             self._file = None

@@ -28,10 +28,16 @@ log = logging.getLogger(__name__)
 
 
 class UsageError(ValueError):
+    """A problem with the search's input, found before anything starts: one line, exit 2."""
+
     pass
 
 
 def preflight(cfg: SearchConfig, args: argparse.Namespace) -> None:
+    """Every check that needs no Ray and writes nothing, in the order a user fixes them.
+
+    Raises:
+        UsageError, TrackingError, ConfigError, DataError: the one line ``search.run`` prints."""
     check_storage_path(cfg)
     check_experiment(cfg, resume=args.resume)
     if args.address:
@@ -140,6 +146,7 @@ def check_space_corners(cfg: SearchConfig, pretrained_state: object) -> None:
 
 
 def check_budget(cfg: SearchConfig) -> None:
+    """At least one configuration of the space fits ``search.max_params`` / ``search.max_macs``."""
     from search.study.searcher import StudySearcher
 
     try:
@@ -172,6 +179,7 @@ def check_experiment(cfg: SearchConfig, resume: bool) -> None:
 
 
 def check_warm_start(url: str) -> None:
+    """``search.warm_start`` names one study with finished trials: a journal file or an RDB URL."""
     from search.study.searcher import previous_trials
 
     file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") or "://" not in url else None

@@ -12,6 +12,7 @@ PACKAGES = ("t2t-search", "torch", "ray", "optuna", "mlflow")
 
 
 def versions() -> dict[str, str]:
+    """The parent run's version tags: the packages a result depends on, and the git revision."""
     out = {}
     for name in PACKAGES:
         try:
@@ -23,6 +24,7 @@ def versions() -> dict[str, str]:
 
 
 def git_revision() -> str:
+    """This checkout's commit, or ``unknown`` (an installed copy, no git)."""
     try:
         here = Path(__file__).resolve().parent
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)

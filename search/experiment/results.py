@@ -188,6 +188,8 @@ def finish(
 def summary_lines(
     summary: SearchSummary, cfg: SearchConfig, parent_id: str, experiment_id: str | None = None
 ) -> list[str]:
+    """The printed summary: the counts, the final phase first, then the search-time numbers and where
+    the results, the report and the runs are."""
     counts = ", ".join(f"{summary.counts.get(s, 0)} {s}" for s in ENDED)
     lines = ["", f"search {cfg.name!r} done in {summary.wall_time_s:.0f} s: {counts}"]
     final = summary.final_result
@@ -236,6 +238,7 @@ def _estimate(e) -> str:
 
 
 def best_lines(summary: SearchSummary, labelled: bool = False) -> list[str]:
+    """The search-time numbers (val, best epoch, one seed): the best trial and the baseline's gain on val."""
     lines = ["search-time numbers (val: the data the search selected on; best epoch, one seed):"] if labelled else []
     lines += [
         f"best trial {summary.best_trial_id} ({summary.best_status}): val_acc {summary.best_val_acc:.4f}, "

@@ -72,6 +72,8 @@ class FinalSection(_Section):
 
 
 class SearchSection(_Section):
+    """How to search: trials, sampler, scheduler, budgets, resources, the baseline and the final phase."""
+
     num_trials: int = Field(6, ge=1)
     max_concurrent: int | None = Field(None, ge=1)  # None: as many as the cluster's resources allow
     seed: int = Field(0, ge=0, le=MAX_SEED)
@@ -95,6 +97,8 @@ class SearchSection(_Section):
 
 
 class SearchConfig(_Section):
+    """The experiment config (see the module's docstring), validated whole before anything starts."""
+
     name: str = "t2t-search"
     base: TrainConfig = TrainConfig.from_dict(DEFAULT_BASE)
     space: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_SPACE), validate_default=True)
@@ -170,19 +174,24 @@ class SearchConfig(_Section):
 
     @property
     def search_space(self) -> SearchSpace:
+        """The space as the searcher samples it (``search.head_dim`` applied)."""
         return SearchSpace(self.space, self.search.head_dim)
 
     @property
     def resolved_tracking_uri(self) -> str:
+        """``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` here."""
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
     @property
     def resolved_storage_path(self) -> str:
+        """Where Tune keeps results: ``storage_path``, else ``T2T_STORAGE_PATH``, else ``./ray_results``;
+        a local path made absolute."""
         path = self.storage_path or os.environ.get("T2T_STORAGE_PATH") or DEFAULT_STORAGE
         return path if "://" in path else str(Path(path).expanduser().resolve())
 
     @property
     def experiment_path(self) -> str:
+        """This search's folder (or URI) under the storage path."""
         return f"{self.resolved_storage_path.rstrip('/')}/{self.name}"
 
     @property
@@ -191,6 +200,7 @@ class SearchConfig(_Section):
         return None if "://" in self.resolved_storage_path else Path(self.experiment_path)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON values, every key present (what is saved and resumed)."""
         return self.model_dump(mode="json", exclude_none=False)
 
     @classmethod

@@ -42,6 +42,7 @@ class GracefulStop:
 
     @property
     def exit_code(self) -> int:
+        """130 after SIGINT, 143 after SIGTERM."""
         return EXIT_CODES[self.received or "SIGINT"]
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:

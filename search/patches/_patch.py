@@ -53,6 +53,7 @@ class Patch:
         return None
 
     def check(self, version: str | None = None, sources: dict[str, str] | None = None) -> None:
+        """Raise ``PatchError`` (one line naming the patch and what differs) where ``problem`` finds one."""
         problem = self.problem(version, sources)
         if problem:
             raise PatchError(
@@ -62,9 +63,11 @@ class Patch:
 
     @property
     def installed(self) -> bool:
+        """Whether the replacement is in place."""
         return self._original is not None
 
     def install(self) -> None:
+        """Put the replacement in place (once: installing again changes nothing)."""
         if self.installed:
             return
         owner, attribute = _owner(self.target)
@@ -72,6 +75,7 @@ class Patch:
         setattr(owner, attribute, self.make(getattr(owner, attribute)))
 
     def remove(self) -> None:
+        """Put the library's own function back."""
         if not self.installed:
             return
         owner, attribute = _owner(self.target)

@@ -35,6 +35,8 @@ class StorageFullError(OSError):
 
 
 class DiskGuard(Callback):
+    """A Tune callback that asks Tune to stop while the storage still has room for a save."""
+
     tripped: ClassVar[str | None] = None  # why this process asked Tune to stop (read by the driver after fit)
 
     def __init__(self, storage: str) -> None:
@@ -49,6 +51,8 @@ class DiskGuard(Callback):
         self.__init__(state["storage"])
 
     def needed(self) -> int:
+        """Bytes the next saves may need: a few of the largest checkpoint seen plus the state, at least
+        ``FLOOR_BYTES``."""
         state = max((p.stat().st_size for p in Path(self.storage).glob("experiment_state-*.json")), default=0)
         return max(FLOOR_BYTES, CHECKPOINTS_AHEAD * self._largest + 2 * state)
 

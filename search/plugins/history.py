@@ -72,6 +72,8 @@ class _OncePerIteration:
 
 
 class JsonHistory(_OncePerIteration, JsonLoggerCallback):
+    """Tune's ``result.json`` of each trial, each epoch once."""
+
     FILE = EXPR_RESULT_FILE
     _last_in = staticmethod(_last_in_json)
 
@@ -80,6 +82,8 @@ class JsonHistory(_OncePerIteration, JsonLoggerCallback):
 
 
 class CsvHistory(_OncePerIteration, CSVLoggerCallback):
+    """Tune's ``progress.csv`` of each trial, each epoch once."""
+
     FILE = EXPR_PROGRESS_FILE
     _last_in = staticmethod(_last_in_csv)
 

@@ -33,10 +33,14 @@ class _Settled:
 
 
 class SettledASHA(_Settled, ASHAScheduler):
+    """ASHA that follows the study's record of the trials it saw end (a resume)."""
+
     pass
 
 
 class SettledFIFO(_Settled, FIFOScheduler):
+    """No early stopping; follows the study's record of the trials it saw end (a resume)."""
+
     pass
 
 

@@ -37,6 +37,8 @@ STOPPED_AT = "stopped_at_epoch"  # user attribute of a pruned Optuna trial: the 
 
 
 class BudgetExhaustedError(RuntimeError):
+    """No configuration within the parameter or MAC budget was found in ``MAX_REFUSALS`` proposals."""
+
     pass
 
 
@@ -91,6 +93,7 @@ def study_endings(study_name: str, storage: str) -> dict[str, tuple[str, int]]:
 
 
 def make_sampler(kind: str, seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
+    """Optuna's seeded TPE (multivariate, few startup trials: a search here is tens of trials) or random."""
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # few startup trials: a search here is tens of trials, not thousands
@@ -109,6 +112,8 @@ def previous_trials(storage: str) -> list[optuna.trial.FrozenTrial]:
 
 
 class StudySearcher(Searcher):
+    """Optuna's study behind Tune's ``Searcher`` interface (see the module's docstring)."""
+
     # Set before Tune restores a searcher (search.experiment.resume): where the study is now, and the trials Tune's
     # snapshot holds (the study's other trials with a Ray id are orphans).
     restored_storage: ClassVar[str | None] = None
@@ -151,6 +156,7 @@ class StudySearcher(Searcher):
 
     @property
     def study(self) -> optuna.Study:
+        """The study, opened on first use (the driver alone writes it)."""
         if self._study is None:
             storage = open_storage(self.storage_url, writer=True) if self.storage_url else None
             directions = ["maximize", "minimize"] if self.multi_objective else ["maximize"]

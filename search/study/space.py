@@ -35,6 +35,8 @@ class _Param(BaseModel):
 
 
 class IntParam(_Param):
+    """``{type: int, low, high, step}``: an integer, both ends included."""
+
     type: Literal["int"]
     low: int
     high: int
@@ -50,14 +52,18 @@ class IntParam(_Param):
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
     def corners(self) -> list[int]:
+        """The values the preflight builds the model at: the ends."""
         return [self.low, self.high]
 
     def contains(self, value: Any) -> bool:
+        """Whether a value (the base config's, for the baseline trial) is one this parameter can take."""
         ok = isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
         return ok and (value - self.low) % self.step == 0
 
 
 class FloatParam(_Param):
+    """``{type: float, low, high, log, step}``: a float, both ends included."""
+
     type: Literal["float"]
     low: float
     high: float
@@ -75,9 +81,11 @@ class FloatParam(_Param):
         return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
 
     def corners(self) -> list[float]:
+        """The values the preflight builds the model at: the ends."""
         return [self.low, self.high]
 
     def contains(self, value: Any) -> bool:
+        """Whether a value (the base config's, for the baseline trial) is one this parameter can take."""
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
         if not ok or self.step is None:
             return ok
@@ -86,6 +94,8 @@ class FloatParam(_Param):
 
 
 class ChoiceParam(_Param):
+    """``{type: choice, values}``: one of the values, of the same type."""
+
     type: Literal["choice"]
     values: list[Scalar] = Field(min_length=1)
 
@@ -93,9 +103,11 @@ class ChoiceParam(_Param):
         return trial.suggest_categorical(name, self.values)
 
     def corners(self) -> list[Scalar]:
+        """The values the preflight builds the model at: every choice."""
         return list(self.values)
 
     def contains(self, value: Any) -> bool:
+        """Whether a value (the base config's, for the baseline trial) is one of the choices, type and all."""
         return any(value == v and type(value) is type(v) for v in self.values)
 
 

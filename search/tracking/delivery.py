@@ -41,6 +41,7 @@ class Delivery:
 
     @property
     def started(self) -> bool:
+        """Whether the writer thread runs."""
         return self._writer is not None
 
     def start(self) -> None:
@@ -55,6 +56,7 @@ class Delivery:
         self._writer.start()
 
     def submit(self, write: Write) -> None:
+        """Queue ``write`` (and append it to the pending file); returns at once."""
         with self._wake:
             self._queue.append(write)
             self._pending.append(write)
@@ -87,6 +89,7 @@ class Delivery:
         return left
 
     def pending(self) -> int:
+        """Writes not yet delivered, the batch in hand included."""
         return len(self._queue) + int(self._busy)
 
     def _run(self) -> None:

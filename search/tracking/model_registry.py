@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def champion_uri(model_name: str) -> str:
+    """The registered winner's URI: ``models:/NAME@champion``."""
     return f"models:/{model_name}@{CHAMPION_ALIAS}"
 
 

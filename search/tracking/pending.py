@@ -44,6 +44,7 @@ class PendingWrites:
         self._broken = False  # a write to the file failed: it is empty, and kept again once the queue is
 
     def exists(self) -> bool:
+        """Whether an earlier driver left writes undelivered (in either file format)."""
         return self.path is not None and (self.path.is_file() or self.path.with_name(PENDING_WRITES_LIST).is_file())
 
     def load(self) -> list[Write]:
@@ -89,6 +90,7 @@ class PendingWrites:
             self._fail(e)
 
     def append(self, write: Write) -> None:
+        """Keep a queued write, as its line, before it is delivered."""
         self._append(_line(write.to_json()))
 
     def delivered(self, count: int, left: int) -> None:

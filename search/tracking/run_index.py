@@ -54,6 +54,7 @@ class RunIndex:
 
     @property
     def client(self):
+        """The MLflow client (or store process) every call goes through."""
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
@@ -72,6 +73,7 @@ class RunIndex:
 
     @property
     def experiment_id(self) -> str:
+        """The experiment's id, created on first use and tagged a model-training experiment."""
         if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.experiment)
             kind = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND_TRAINING}  # a model-training experiment, as MLflow marks one
@@ -84,6 +86,7 @@ class RunIndex:
         return self._experiment_id
 
     def find_parent(self) -> str | None:
+        """The run id tagged with this search's id, or None."""
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{SEARCH_ID_TAG}` = '{self.search_id}'", max_results=1
         )
@@ -110,6 +113,7 @@ class RunIndex:
 
     @property
     def parent_id(self) -> str:
+        """The search's parent run (``TrackingError`` when there is none)."""
         if PARENT not in self._runs:
             run_id = self.find_parent()
             if run_id is None:
@@ -168,12 +172,15 @@ class RunIndex:
         return self._runs.get(trial_id)
 
     def needs_params(self, run_id: str) -> bool:
+        """Whether the run's parameters are still to be logged."""
         return run_id in self._unlogged
 
     def params_logged(self, run_id: str) -> None:
+        """The run's parameters are in MLflow."""
         self._unlogged.discard(run_id)
 
     def run_ended(self, run_id: str) -> None:
+        """The run was ended by this index: a later start of its trial reopens it."""
         self._ended.add(run_id)
 
     def last_epoch(self, run_id: str) -> int:
@@ -184,6 +191,7 @@ class RunIndex:
         return self._last_step[run_id]
 
     def logged_epoch(self, run_id: str, step: int) -> None:
+        """The run's last logged epoch is now ``step``."""
         self._last_step[run_id] = step
 
 

@@ -55,6 +55,7 @@ class StoreProcess:
 
     @property
     def pid(self) -> int | None:
+        """The child's process id while it runs, else None."""
         return self._process.pid if self._process is not None else None
 
     def start(self) -> None:

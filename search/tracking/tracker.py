@@ -63,6 +63,7 @@ class MlflowTracker:
         self._delivery.keep_left()
 
     def pending(self) -> int:
+        """Writes not yet delivered."""
         return self._delivery.pending()
 
     def _submit(self, write: Write) -> None:
@@ -74,14 +75,17 @@ class MlflowTracker:
 
     @property
     def client(self):
+        """The MLflow client (the store process once opened)."""
         return self.index.client
 
     @property
     def experiment_id(self) -> str:
+        """The experiment's id (created on first use)."""
         return self.index.experiment_id
 
     @property
     def parent_id(self) -> str:
+        """The search's parent run id."""
         return self.index.parent_id
 
     def start_parent(
@@ -98,27 +102,33 @@ class MlflowTracker:
     # --- what the search calls: each returns at once ---
 
     def trial_started(self, trial_id: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> None:
+        """The trial (re)starts: its run is found again or created, with ``params`` and ``tags``."""
         self._open.add(trial_id)
         self._submit(StartTrial(trial_id, dict(params), dict(tags or {})))
 
     def epoch(self, trial_id: str, row: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> None:
+        """An epoch's numbers (step = its epoch; an epoch the run has is skipped) and ``tags``."""
         if is_number(row.get(M.EPOCH)):
             self._reported[trial_id] = int(row[M.EPOCH])
         self._submit(LogEpoch(trial_id, {k: v for k, v in row.items() if is_number(v)}, tags=dict(tags or {})))
 
     def trial_ended(self, trial_id: str, status: str, reason: str | None = None) -> None:
+        """The trial ended with ``status`` (contract.status) and, if given, its reason; the run ends."""
         self._open.discard(trial_id)
         self._submit(EndRun(trial_id, status, reason))
 
     def log_metrics(self, trial_id: str, values: Mapping[str, float]) -> None:
+        """Numbers at step 0 (the final phase's test numbers, a parent's leaderboard)."""
         self._submit(LogMetrics(trial_id, dict(values)))
 
     def set_tags(self, trial_id: str, tags: Mapping[str, Any]) -> None:
+        """Tags on a trial's run (``PARENT``: the parent run's)."""
         self._submit(SetTags(trial_id, dict(tags)))
 
     # --- the driver's ledger ---
 
     def open_trials(self) -> list[str]:
+        """Trials started and not yet ended while this driver ran."""
         return sorted(self._open)
 
     def reported(self, trial_id: str) -> int:

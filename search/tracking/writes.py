@@ -38,18 +38,23 @@ def _now_ms() -> int:
 
 
 def is_number(value: Any) -> bool:
+    """Whether a result value is a metric (an int or float; not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
 class Write:
+    """One write to one trial's run (``trial_id``; ``PARENT``: the parent run)."""
+
     trial_id: str
     kind: ClassVar[str]
 
     def apply(self, index: RunIndex) -> None:
+        """Deliver this write alone."""
         deliver([self], index)
 
     def to_json(self) -> dict[str, Any]:
+        """The write as a line of the pending file (``from_json`` reads it back)."""
         return {"kind": self.kind, **asdict(self)}
 
 
@@ -63,9 +68,11 @@ class StartTrial(Write):
     kind: ClassVar[str] = "start"
 
     def begin(self, index: RunIndex) -> None:
+        """Find the trial's run again (reopened) or create it."""
         index.child_run(self.trial_id, reopen=True, tags=self.tags)
 
     def add_to(self, batch: RunBatch) -> None:
+        """Its parameters, where the run has none yet."""
         if batch.needs_params:
             batch.params = self.params
 
@@ -81,6 +88,7 @@ class LogEpoch(Write):
     kind: ClassVar[str] = "epoch"
 
     def add_to(self, batch: RunBatch) -> None:
+        """Its numbers at step = epoch, unless the run has that epoch (size metrics at step 0)."""
         from mlflow.entities import Metric
 
         step, row, at = int(self.row[M.EPOCH]), self.row, self.timestamp
@@ -101,6 +109,7 @@ class EndRun(Write):
     kind: ClassVar[str] = "end"
 
     def add_to(self, batch: RunBatch) -> None:
+        """The ``status`` and reason tags, and the run's end."""
         batch.tags.update({M.STATUS: self.status, **({M.REASON: str(self.reason)[:5000]} if self.reason else {})})
         batch.ended = RUN_STATUS.get(self.status, "FINISHED")
 
@@ -114,6 +123,7 @@ class LogMetrics(Write):
     kind: ClassVar[str] = "metrics"
 
     def begin(self, index: RunIndex) -> None:
+        """Its numbers at step 0, in a call of its own."""
         from mlflow.entities import Metric
 
         metrics = [Metric(k, float(v), self.timestamp, 0) for k, v in self.values.items()]
@@ -122,10 +132,13 @@ class LogMetrics(Write):
 
 @dataclass
 class SetTags(Write):
+    """Tags on a run."""
+
     tags: dict[str, str]
     kind: ClassVar[str] = "tags"
 
     def add_to(self, batch: RunBatch) -> None:
+        """Its tags."""
         batch.tags.update(self.tags)
 
 
@@ -144,10 +157,12 @@ class RunBatch:
 
     @classmethod
     def of(cls, index: RunIndex, trial_id: str) -> RunBatch:
+        """An empty batch for the trial's run, knowing its last epoch and whether it has parameters."""
         run_id = index.run(trial_id)
         return cls(run_id, index.last_epoch(run_id), index.needs_params(run_id))
 
     def send(self, index: RunIndex) -> None:
+        """One ``log_batch`` (parameters past MLflow's limit per call in more), then the run's end."""
         first, *rest = mlflow_params(self.params) or [[]]
         if self.metrics or self.tags or first:
             index.client.log_batch(self.run_id, metrics=self.metrics, params=first, tags=run_tags(self.tags))
@@ -186,6 +201,7 @@ def deliver(writes: list[Write], index: RunIndex) -> None:
 
 
 def run_tags(tags: dict[str, Any]) -> list:
+    """MLflow ``RunTag`` entities, values as strings."""
     from mlflow.entities import RunTag
 
     return [RunTag(key, str(value)) for key, value in tags.items()]
