@@ -47,7 +47,9 @@ def configure(verbose: bool) -> None:
     import optuna
     import ray  # noqa: F401 -- configures the "ray" logger and its handlers, which the filters go on
 
-    for handler in logging.getLogger("ray").handlers:
+    for handler in logging.getLogger("ray").handlers:  # again in one process (tests): this call's filters only
+        for old in [f for f in handler.filters if isinstance(f, (_Notices, _TemporaryFileRace))]:
+            handler.removeFilter(old)
         handler.addFilter(_TemporaryFileRace())
         if not verbose:
             handler.addFilter(_Notices())

@@ -46,6 +46,7 @@ def test_quiet_hides_the_notices_and_the_upload_race_but_not_other_warnings(ray_
 
 
 def test_verbose_shows_the_notices(ray_handler):
+    console.configure(verbose=False)  # as a search run earlier in the process leaves it
     console.configure(verbose=True)
     assert _shown(ray_handler, TOKEN)
     assert not _shown(ray_handler, "Saving experiment state failed", RACE)  # never worth a traceback
