@@ -225,9 +225,7 @@ class StudySearcher(Searcher):
         if trial_id in self._live:  # asked again for a trial it already proposed (restore)
             trial = optuna.Trial(self.study, self._live[trial_id])
             return self.space.apply(self.base, self.space.sample(trial))
-        if (
-            orphan is not None
-        ):  # an orphan the study saw end: its values again; its ending is search.plugins.scheduler's
+        if orphan is not None:  # an orphan the study saw end: its values again (its ending: plugins.scheduler)
             return self.space.apply(self.base, self.space.sample(orphan))
         for _ in range(MAX_REFUSALS):
             trial = self.study.ask()
