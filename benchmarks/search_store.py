@@ -95,8 +95,8 @@ def _datasets(tracking_uri: str, run_id: str) -> None:
 
 
 def _trial(client, tracking_uri: str, experiment_id: str, parent_id: str, rng: random.Random, base: dict) -> None:
-    """One trial's run, as ``search.tracking.tracker.child_run`` opens it and ``search.tracking.writes`` fills and
-    ends it."""
+    """One trial's run, as ``search.tracking.run_index.RunIndex.child_run`` opens it and ``search.tracking.writes``
+    fills and ends it."""
     from mlflow.entities import Param, RunTag
 
     trial_id = uuid.UUID(int=rng.getrandbits(128)).hex[:8]

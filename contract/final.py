@@ -96,6 +96,7 @@ class FinalResult:
     baseline: str | None = None
     gain: Gain | None = None  # None when there is no baseline, or the winner is the baseline
     failed: list[str] = field(default_factory=list)  # sources none of whose runs completed with a test number
+    ranked: list[str] = field(default_factory=list)  # every source in the rows' order: the search's best first
 
     def candidate(self, source: str | None) -> Candidate | None:
         return next((c for c in self.candidates if c.source == source), None)
@@ -108,11 +109,12 @@ class FinalResult:
         if self.baseline is None:
             return "no baseline was retrained (search.baseline off): nothing to compare the winner with"
         if self.winner == self.baseline:
-            if any(not c.baseline for c in self.candidates):
-                return "the baseline won the final phase: the search's best did not hold up on retraining"
-            if self.failed:
-                return "every final run of the search's best failed: the baseline is the only one measured"
-            return "the search's best configuration is the baseline's own"
+            best = self.ranked[0] if self.ranked else self.baseline
+            if best == self.baseline:
+                return "the search's best configuration is the baseline's own"
+            if best in self.failed:
+                return "every final run of the search's best failed: the baseline won by default"
+            return "the baseline won the final phase: the search's best did not hold up on retraining"
         if self.gain.low is None:
             return "too few final runs to tell the winner from the baseline (2 seeds each at least)"
         if self.gain.distinguishable:
@@ -129,7 +131,8 @@ class FinalResult:
             Candidate(**{**c, "test": Estimate(**c["test"]), "val": Estimate(**c["val"])}) for c in values["candidates"]
         ]
         gain = Gain(**values["gain"]) if values.get("gain") else None
-        return cls(candidates, values.get("winner"), values.get("baseline"), gain, list(values.get("failed", [])))
+        found = [list(values.get(key, [])) for key in ("failed", "ranked")]
+        return cls(candidates, values.get("winner"), values.get("baseline"), gain, *found)
 
     def metrics(self) -> dict[str, float]:
         """The parent run's metrics of the final phase: the winner's and the baseline's test accuracy, the gain."""
@@ -162,7 +165,8 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> FinalResult:
         )
         for s, g in groups.items()
     ]
-    result = FinalResult(candidates, failed=[s for s in dict.fromkeys(r[SOURCE] for r in rows) if s not in groups])
+    ranked = list(dict.fromkeys(r[SOURCE] for r in rows))
+    result = FinalResult(candidates, failed=[s for s in ranked if s not in groups], ranked=ranked)
     baseline = next((c for c in candidates if c.baseline), None)
     if not candidates:
         return result

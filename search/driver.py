@@ -237,10 +237,14 @@ def end_time_budget(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> 
     return reason
 
 
-def run_search(cfg: SearchConfig, resume: bool, address: str | None) -> int:
-    """The search, from Ray's start to its summary; the exit code (see the module's docstring)."""
+def run_search(cfg: SearchConfig, resume: bool, address: str | None, verbose: bool = False) -> int:
+    """The search, from Ray's start to its summary; the exit code (see the module's docstring). ``verbose``: the
+    libraries' notices too (``search.experiment.console``)."""
     import ray
 
+    from search.experiment import console
+
+    console.filter_ray(verbose)
     configure_environment()
     started = time.monotonic()
     store = StoreProcess(cfg.resolved_tracking_uri)  # the tracker's, started now: its imports overlap Ray's start
@@ -310,6 +314,8 @@ def _search(
     parent_id = open_parent(cfg, tracker, storage)
     log.info("search %r (id %s): %d trials, results in %s, MLflow parent run %s",
              cfg.name, identity.search_id, cfg.search.num_trials, redact(cfg.experiment_path), parent_id)  # fmt: skip
+    if resume:
+        search.experiment.resume.find_moved_modules()  # a search started before search/ was regrouped
     if resume and final.started(cfg):  # the search phase had ended: its results as they were, not run again
         grid = build_tuner(cfg, resume, tracker, storage, at_once).get_results()
     else:

@@ -117,15 +117,15 @@ def main(argv: list[str] | None = None) -> int:
 
     install()  # before any store is opened: the driver's SQLite files are written ahead
     try:
-        patches.apply()  # an upgraded Ray stops here, before anything is written
         cfg = load_config(args)
         lock = SearchLock(cfg.experiment_path).acquire()  # held while this function runs: the search's lifetime
         preflight(cfg, args)
+        patches.apply()  # an upgraded Ray stops here, before anything is written
     except (ConfigError, DataError, UsageError, TrackingError, LockedError, YamlError, patches.PatchError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return USAGE_EXIT
     try:
-        return run_search(cfg, resume=args.resume, address=args.address)
+        return run_search(cfg, resume=args.resume, address=args.address, verbose=args.verbose)
     finally:
         lock.release()
 

@@ -7,14 +7,9 @@ import pytest
 import torch
 
 from contract.tracking import no_telemetry
-from tests.tiers import (  # noqa: F401 (pytest's hooks: test tiers by what a test starts)
-    pytest_addoption,
-    pytest_collection_modifyitems,
-    pytest_configure,
-    pytest_runtest_protocol,
-)
 
 no_telemetry()  # the tests' own MLflow clients send nothing off the machine either
+pytest_plugins = ["tests.tiers"]  # test tiers by what a test starts
 
 # The reference fixtures (computed from the official code) live beside the checkout, in ../shared/reference.
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -79,10 +74,15 @@ def _seed() -> None:
 
 @pytest.fixture(autouse=True)
 def _environment():
-    """What a test sets in os.environ (an entry point called in-process sets the driver's) is undone after it."""
+    """What a test sets in os.environ, and which runtime patches are installed (an entry point called in-process
+    sets the driver's environment and applies the patches), is as before the test after it."""
     import os
 
-    before = dict(os.environ)
+    from search.patches import PATCHES
+
+    before, installed = dict(os.environ), [p.installed for p in PATCHES]
     yield
     os.environ.clear()
     os.environ.update(before)
+    for patch, was in zip(PATCHES, installed, strict=True):
+        patch.install() if was else patch.remove()

@@ -323,7 +323,7 @@ def test_resources_name_what_a_trial_asks_and_what_the_cluster_has(ray_local, ca
     assert "search.time_budget_s" in caplog.text
 
 
-@pytest.mark.ray
+@pytest.mark.processes
 def test_a_trial_no_node_can_place_is_refused_before_any_run(tmp_path):
     """Knowable only once Ray is up: checked then, before the study, the results folder or an MLflow run exist.
     A subprocess: it starts its own local Ray, whatever this session has up."""

@@ -31,8 +31,18 @@ FAST_TIMEOUT_S = 60
 # Shared fixtures that start something: a test that asks for one is in its tier without saying so.
 FIXTURE_TIERS = {"ray_local": "ray", "smoke_search": "processes", "cluster": "cluster"}
 # Python's audit events that start a process.
-_STARTS_A_PROCESS = {"subprocess.Popen", "os.posix_spawn", "os.fork", "os.forkpty", "os.system", "os.exec"}
+_STARTS_A_PROCESS = {"subprocess.Popen", "os.posix_spawn", "os.fork", "os.forkpty", "os.system", "os.exec", "os.spawn"}
 _running_fast_test = False
+_started: list[str] = []  # what the fast test running now started (kept: code may swallow the error raised)
+
+
+def limit_s(tier: str) -> int:
+    return TIERS[tier][1] if tier in TIERS else FAST_TIMEOUT_S
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The one tier a test counts in: its most expensive (the longest time limit)."""
+    return max(tiers_of(item), key=limit_s)
 
 
 def tiers_of(item: pytest.Item) -> list[str]:
@@ -42,12 +52,17 @@ def tiers_of(item: pytest.Item) -> list[str]:
 
 
 def _refuse_processes(event: str, args: tuple) -> None:
+    # The main thread only: a library's thread (an MLflow writer's store process) may outlive the test that began it.
     if _running_fast_test and event in _STARTS_A_PROCESS and threading.current_thread() is threading.main_thread():
-        what = args[0] if args else ""
-        raise RuntimeError(
-            f"a test of the fast tier started a process ({event}: {what!r}): mark it with the tier of what it "
-            f"starts, one of {', '.join(TIERS)} (tests/tiers.py)"
-        )
+        _started.append(f"{event}: {args[0] if args else ''!r}")
+        raise RuntimeError(_refusal())
+
+
+def _refusal() -> str:
+    return (
+        f"a test of the fast tier started a process ({_started[0]}): mark it with the tier of what it starts, one of "
+        f"{', '.join(TIERS)} (tests/tiers.py)"
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,7 +87,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         tiers = tiers_of(item)
         if not item.get_closest_marker("timeout"):
-            item.add_marker(pytest.mark.timeout(max(TIERS[t][1] if t in TIERS else FAST_TIMEOUT_S for t in tiers)))
+            item.add_marker(pytest.mark.timeout(limit_s(tier_of(item))))
         (keep if not chosen or chosen & set(tiers) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -83,10 +98,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     global _running_fast_test
     _running_fast_test = tiers_of(item) == [FAST]
+    _started.clear()
     try:
         return (yield)
     finally:
         _running_fast_test = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    result = yield
+    if _started:  # the error was raised, and caught by the code under test
+        pytest.fail(_refusal(), pytrace=False)
+    return result
 
 
 class _TierClock:
@@ -97,8 +121,7 @@ class _TierClock:
         self.times: dict[str, list] = defaultdict(lambda: [0.0, 0])
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        order = [FAST, *TIERS]  # cheapest first
-        self.tier_of = {item.nodeid: max(tiers_of(item), key=order.index) for item in items}
+        self.tier_of = {item.nodeid: tier_of(item) for item in items}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         times = self.times[self.tier_of.get(report.nodeid, FAST)]
@@ -109,7 +132,7 @@ class _TierClock:
         if not self.times:
             return
         terminalreporter.section("time per tier (a test counts in its most expensive tier)")
-        for tier in [FAST, *TIERS]:
+        for tier in sorted([FAST, *TIERS], key=limit_s):
             if tier in self.times:
                 seconds, count = self.times[tier]
                 terminalreporter.write_line(f"{tier:<10} {count:>4} tests {seconds:>8.1f} s")

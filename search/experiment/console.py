@@ -39,19 +39,25 @@ class _TemporaryFileRace(logging.Filter):
 
 
 def configure(verbose: bool) -> None:
-    """The driver's logging: the project's INFO lines bare; the libraries' notices only when ``verbose``."""
+    """The driver's logging, before Ray or MLflow are imported: the project's INFO lines bare; the libraries'
+    notices only when ``verbose``."""
+    import optuna
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not verbose:
         for name, value in QUIET_ENVIRONMENT.items():
             os.environ.setdefault(name, value)
-    import optuna
-    import ray  # noqa: F401 -- configures the "ray" logger and its handlers, which the filters go on
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
 
-    for handler in logging.getLogger("ray").handlers:  # again in one process (tests): this call's filters only
+
+def filter_ray(verbose: bool) -> None:
+    """Filters on Ray's own log handler (made when Ray is imported: this imports it): Tune's temporary-file race
+    always, Ray's notices unless ``verbose``. Called again in one process, the last call's filters hold."""
+    import ray  # noqa: F401 -- configures the "ray" logger and its handlers
+
+    for handler in logging.getLogger("ray").handlers:
         for old in [f for f in handler.filters if isinstance(f, (_Notices, _TemporaryFileRace))]:
             handler.removeFilter(old)
         handler.addFilter(_TemporaryFileRace())
         if not verbose:
             handler.addFilter(_Notices())
-    if not verbose:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -24,8 +24,37 @@ queues them ahead of its own writes.
 
 from __future__ import annotations
 
+import importlib
+import sys
+
 SNAPSHOT_S = "auto"  # the search phase's TUNE_GLOBAL_CHECKPOINT_S
 FINAL_SNAPSHOT_S = "0"  # the final phase's: a few trials, a snapshot after every event costs nothing
+
+
+# Where search/'s modules were before it was grouped by concern (up to febcc13): the tuner.pkl and the searcher's
+# state of a search started then name its classes there, so its --resume finds them under those names too.
+MOVED_MODULES = {
+    "search.callback": "search.tracking.mlflow_callback",
+    "search.tracker": "search.tracking.tracker",
+    "search.writes": "search.tracking.writes",
+    "search.registry": "search.tracking.model_registry",
+    "search.searcher": "search.study.searcher",
+    "search.space": "search.study.space",
+    "search.study_storage": "search.study.storage",
+    "search.progress": "search.plugins.progress",
+    "search.history": "search.plugins.history",
+    "search.disk_guard": "search.plugins.disk_guard",
+    "search.scheduler": "search.plugins.scheduler",
+    "search.resources": "search.plugins.resources",
+    "search.config": "search.experiment.search_config",
+    "search.final": "search.experiment.final_phase",
+}
+
+
+def find_moved_modules() -> None:
+    """Make the modules of ``MOVED_MODULES`` importable under their old names too (before ``Tuner.restore``)."""
+    for old, new in MOVED_MODULES.items():
+        sys.modules.setdefault(old, importlib.import_module(new))
 
 
 def prepare(study_name: str, storage: str, experiment_path: str) -> None:

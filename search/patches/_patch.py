@@ -47,7 +47,7 @@ class Patch:
             return f"{self.distribution} is {version}, not the {self.version}x it was written for"
         for path, expected in self.fingerprints.items():
             replaced = path == self.target and self._original is not None
-            found = (sources or {}).get(path) or fingerprint(self._original if replaced else _resolve(path))
+            found = (sources or {}).get(path) or fingerprint(_unwrap(self._original) if replaced else _resolve(path))
             if found != expected:
                 return f"{path} changed in {self.distribution} {version} (source {found}, written for {expected})"
         return None
@@ -71,6 +71,8 @@ class Patch:
         if self.installed:
             return
         owner, attribute = _owner(self.target)
+        if not inspect.isfunction(owner.__dict__[attribute]):  # a classmethod or property would change kind
+            raise TypeError(f"{self.target} is not a plain function: a patch replaces plain functions only")
         self._original = owner.__dict__[attribute]
         setattr(owner, attribute, self.make(getattr(owner, attribute)))
 
@@ -105,7 +107,11 @@ def _owner(path: str) -> tuple[object, str]:
 
 def _resolve(path: str) -> Callable:
     owner, attribute = _owner(path)
-    value = owner.__dict__[attribute] if isinstance(owner, type) else getattr(owner, attribute)
+    return _unwrap(owner.__dict__[attribute] if isinstance(owner, type) else getattr(owner, attribute))
+
+
+def _unwrap(value) -> Callable:
+    """The function behind a property or a classmethod (its source is the one fingerprinted)."""
     if isinstance(value, property):
         return value.fget
-    return getattr(value, "__func__", value)  # a classmethod's function
+    return getattr(value, "__func__", value)

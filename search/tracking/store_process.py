@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 _STOP_S = 10.0  # how long close() waits for the child to finish its call and exit before it is killed
-_ROOT = str(Path(__file__).resolve().parents[1])  # the folder that holds the ``search`` package
+_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds the ``search`` package
 
 
 class StoreProcess:

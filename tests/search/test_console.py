@@ -38,6 +38,7 @@ RACE = OSError("Failed to open local file '/tmp/x/.1234-tmp-search_gen_state-202
 
 def test_quiet_hides_the_notices_and_the_upload_race_but_not_other_warnings(ray_handler, monkeypatch):
     console.configure(verbose=False)
+    console.filter_ray(verbose=False)
     assert not _shown(ray_handler, TOKEN) and not _shown(ray_handler, "Saving experiment state failed", RACE)
     assert _shown(ray_handler, "Saving experiment state failed", OSError("No space left on device"))
     assert _shown(ray_handler, "A worker died or was killed while executing a task")
@@ -46,7 +47,9 @@ def test_quiet_hides_the_notices_and_the_upload_race_but_not_other_warnings(ray_
 
 
 def test_verbose_shows_the_notices(ray_handler):
-    console.configure(verbose=False)  # as a search run earlier in the process leaves it
+    console.filter_ray(verbose=False)  # as a search run earlier in the process leaves it
     console.configure(verbose=True)
+    console.filter_ray(verbose=True)
     assert _shown(ray_handler, TOKEN)
     assert not _shown(ray_handler, "Saving experiment state failed", RACE)  # never worth a traceback
+    assert optuna.logging.get_verbosity() == optuna.logging.INFO

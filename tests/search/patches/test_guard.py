@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from contextlib import ExitStack
 
 import pytest
 
@@ -16,29 +17,32 @@ REAL_VERSION = importlib.metadata.version
 @pytest.fixture
 def stock_library():
     """No patch installed for the test, and afterwards as before it."""
-    installed = [p for p in patches.PATCHES if p.installed]
-    for patch in installed:
-        patch.remove()
-    yield
-    for patch in installed:
-        patch.install()
+    with ExitStack() as stack:
+        for patch in patches.PATCHES:
+            stack.enter_context(patch.applied(installed=False))
+        yield
 
 
 def test_every_patch_fits_the_installed_ray():
     assert {p.name: p.problem() for p in patches.PATCHES} == {p.name: None for p in patches.PATCHES}
 
 
-def test_apply_installs_every_patch_once(stock_library):
+def _in_place() -> dict[str, object]:
+    """What each patch's target holds now."""
+    return {p.name: vars(_patch._owner(p.target)[0])[_patch._owner(p.target)[1]] for p in patches.PATCHES}
+
+
+def test_apply_installs_every_patch_once_and_remove_puts_ray_back(stock_library):
+    stock = _in_place()
     patches.apply()
-    replaced = {p.name: _patch._owner(p.target)[0].__dict__[_patch._owner(p.target)[1]] for p in patches.PATCHES}
+    replaced = _in_place()
     patches.apply()  # again (a second search in the process): nothing wrapped twice
-    try:
-        assert all(p.installed for p in patches.PATCHES)
-        assert {p.name: _patch._owner(p.target)[0].__dict__[_patch._owner(p.target)[1]] for p in patches.PATCHES} \
-            == replaced  # fmt: skip
-    finally:
-        for patch in patches.PATCHES:
-            patch.remove()
+    assert all(p.installed for p in patches.PATCHES) and _in_place() == replaced
+    assert all(replaced[name] is not stock[name] for name in stock)
+    for patch in patches.PATCHES:
+        patch.remove()
+    assert _in_place() == stock
+    assert all(p.problem() is None for p in patches.PATCHES)  # installed or not, the guard reads Ray's source
 
 
 def test_a_changed_source_names_the_function_and_the_patch():
