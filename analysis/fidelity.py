@@ -33,6 +33,7 @@ class Fidelity:
 
     @property
     def trials(self) -> int:
+        """How many trials have a val_acc at the epoch."""
         return len(self.table)
 
     @property
@@ -41,6 +42,7 @@ class Fidelity:
         return int((self.table[M.STATUS] == PRUNED).sum())
 
     def label(self) -> str:
+        """What the compared number is, for a section's text."""
         return f"val_acc at epoch {self.epoch}"
 
 

@@ -31,6 +31,7 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) ->
 
 
 def importance_bar(scores: dict[str, float], value: str) -> go.Figure:
+    """A horizontal bar per parameter, the largest share on top."""
     names = list(scores)[::-1]
     bar = go.Bar(x=[scores[n] for n in names], y=names, orientation="h",
                  hovertemplate="%{y}: %{x:.3f}<extra></extra>")  # fmt: skip
@@ -46,6 +47,7 @@ def slices(study, params: list[str], value: str) -> go.Figure:
 
 
 def parallel_coordinates(study, params: list[str], value: str) -> go.Figure:
+    """Optuna's own parallel-coordinates plot of ``study``'s trials over ``params``."""
     from optuna.visualization import plot_parallel_coordinate
 
     return plot_parallel_coordinate(study, params=params, target_name=value)

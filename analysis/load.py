@@ -52,6 +52,8 @@ class NoTrialsError(ValueError):
 
 @dataclass
 class Experiment:
+    """A search as the report reads it: its trials, their histories, its settings, its final runs."""
+
     name: str
     source: str  # where it was read from
     trials: pd.DataFrame
@@ -63,9 +65,11 @@ class Experiment:
 
     @property
     def space(self) -> dict[str, Any]:
+        """The search space as the search's config gave it."""
         return self.settings.get("space") or {}
 
     def setting(self, key: str, default: Any = None) -> Any:
+        """A setting of the search's config by its dotted key (``search.scheduler``), or ``default``."""
         node: Any = self.settings
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:

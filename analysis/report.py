@@ -61,6 +61,7 @@ def preflight(experiment: str, tracking_uri: str, out: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m analysis.report``: the exit code (0 written, 2 bad input or no finished trial)."""
     no_telemetry()
     parser = Parser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="MLflow experiment name, a parent run id, or a Tune experiment folder")

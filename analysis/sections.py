@@ -28,6 +28,8 @@ SEARCH_TIME = "val: the data the search selected on; best epoch; one seed"
 
 @dataclass
 class Section:
+    """One section of the report: its title, text, tables and figures."""
+
     title: str
     text: str = ""
     tables: list[pd.DataFrame] = field(default_factory=list)
@@ -95,6 +97,7 @@ def _upper(sentence: str) -> str:
 
 
 def overview(exp: Experiment) -> Section:
+    """Where the search was read from, its trials by status, and its final runs counted apart."""
     counts = S.status_counts(exp)
     trials = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     final = f" Final runs ({len(exp.final)}) are counted apart, in Final evaluation." if len(exp.final) else ""
@@ -102,6 +105,7 @@ def overview(exp: Experiment) -> Section:
 
 
 def best_configuration(exp: Experiment) -> Section:
+    """The winner's configuration and its gain over the baseline, as a ready ``best_config.yaml``."""
     best, config = S.best_trial(exp), S.best_config(exp, F.winner(exp))
     if best is None or config is None:
         return Section(
@@ -140,6 +144,7 @@ def _baseline_line(best: pd.Series, baseline: pd.Series | None) -> str:
 
 
 def leaderboard(exp: Experiment) -> Section:
+    """The top trials by best val_acc, with the baseline marked."""
     text = (
         f"Top trials by best val_acc ({SEARCH_TIME}; a pruned trial's by the epoch it was stopped); ties: fewer MACs."
     )
@@ -156,6 +161,7 @@ def _importance_table(*results: S.Importance) -> pd.DataFrame:
 
 
 def importance(exp: Experiment, params: list[str], fidelity: Fidelity, study: Any) -> Section:
+    """Hyperparameter importance (fANOVA) over all trials and over completed ones."""
     every = S.importance(exp)
     completed = S.importance(exp, completed_only=True, known=every)
     text = f"All trials: {every.note}. Completed trials only: {completed.note}."
@@ -191,6 +197,7 @@ def parallel_coordinates(exp: Experiment, params: list[str], fidelity: Fidelity,
 
 
 def learning_curves(exp: Experiment) -> Section:
+    """Every trial's val_acc per epoch, with ASHA's rungs and where trials stopped."""
     rungs, leading = S.asha_rungs(exp), S.leading_trials(exp)
     others = len(set(exp.history["trial_id"]) - set(leading))
     who = "the leaderboard's and the best" + (", the baseline dashed" if S.baseline_id(exp) in leading else "")
@@ -233,6 +240,7 @@ def pareto(exp: Experiment, measure: str, params: list[str]) -> Section:
 
 
 def cost(exp: Experiment) -> Section:
+    """Trial time, time to the best result, time spent on trials later pruned, GPU-hours."""
     c = S.cost(exp)
     minutes = {k: v / 60 for k, v in c.items() if k.endswith("_s")}
     text = (
@@ -246,5 +254,6 @@ def cost(exp: Experiment) -> Section:
 
 
 def failures(exp: Experiment) -> Section:
+    """The trials that failed or diverged, with their reasons."""
     bad = S.failures(exp)
     return Section("Failures and divergences", "None." if bad.empty else "", [] if bad.empty else [bad])

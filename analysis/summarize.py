@@ -87,6 +87,7 @@ def baseline_trial(exp: Experiment) -> pd.Series | None:
 
 
 def baseline_id(exp: Experiment) -> str | None:
+    """The baseline trial's id, or None."""
     row = baseline_trial(exp)
     return None if row is None else str(row["trial_id"])
 
@@ -171,6 +172,8 @@ def study(exp: Experiment, fidelity: Fidelity):
 
 @dataclass(frozen=True)
 class Importance:
+    """Hyperparameter importance: shares by parameter, where they were computed, and how."""
+
     scores: dict[str, float]  # parameter -> share, largest first; empty when not computed
     fidelity: Fidelity  # the trials and the epoch it was computed at
     note: str  # the method and the data, or why it was not computed
@@ -308,10 +311,12 @@ def failures(exp: Experiment) -> pd.DataFrame:
 
 
 def status_counts(exp: Experiment) -> dict[str, int]:
+    """Trials by status (every ended status, and running)."""
     return {s: int((exp.trials[M.STATUS] == s).sum()) for s in (*ENDED, RUNNING)}
 
 
 def missing(value: Any) -> bool:
+    """Whether a value is absent: None or NaN."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 

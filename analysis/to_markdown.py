@@ -8,6 +8,7 @@ from analysis.sections import Section, cell
 
 
 def markdown_document(title: str, generated: str, sections: list[Section]) -> str:
+    """The report as Markdown: a title, then each section's text, tables and figures."""
     lines = [f"# {title}", "", f"Generated {generated}.", ""]
     for s in sections:
         lines += [f"## {s.title}", ""]
@@ -19,10 +20,12 @@ def markdown_document(title: str, generated: str, sections: list[Section]) -> st
 
 
 def png_name(stem: str) -> str:
+    """The file name of a figure's PNG beside report.md."""
     return f"{stem}.png"
 
 
 def markdown_table(df: pd.DataFrame) -> str:
+    """A table in Markdown, ``|`` in cells escaped."""
     rows = [list(map(str, df.columns)), ["---"] * len(df.columns)]
     rows += [[cell(v).replace("|", "\\|") for v in r] for r in df.itertuples(index=False)]
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)

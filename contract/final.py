@@ -28,6 +28,8 @@ _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 
 def t95(df: float) -> float:
+    """Student's t at 95% (two-sided) for ``df`` degrees of freedom: rounded down to the table (wider, the
+    safe side); infinite below 1."""
     if df < 1:
         return math.inf
     return _T95[max(k for k in _T95 if k <= df)] if df <= 120 else 1.960
@@ -46,6 +48,7 @@ class Estimate:
 
     @classmethod
     def of(cls, values: list[float]) -> Estimate:
+        """Mean, standard deviation and the 95% interval of ``values`` (no spread from fewer than 2)."""
         mean = statistics.fmean(values)
         if len(values) < 2:
             return cls(mean, None, len(values), None, None)
@@ -64,6 +67,7 @@ class Gain:
 
     @classmethod
     def between(cls, a: list[float], b: list[float]) -> Gain:
+        """The difference of the means of ``a`` and ``b`` and Welch's 95% interval (none from fewer than 2 each)."""
         mean = statistics.fmean(a) - statistics.fmean(b)
         if len(a) < 2 or len(b) < 2:
             return cls(mean, None, None)
@@ -82,6 +86,8 @@ class Gain:
 
 @dataclass(frozen=True)
 class Candidate:
+    """One retrained configuration: its source trial, whether it is the baseline, its seeds and numbers."""
+
     source: str  # the search trial whose configuration was retrained
     baseline: bool
     seeds: list[int]
@@ -91,6 +97,8 @@ class Candidate:
 
 @dataclass
 class FinalResult:
+    """The final phase: its candidates, the winner (best mean val), the baseline and the winner's gain."""
+
     candidates: list[Candidate] = field(default_factory=list)
     winner: str | None = None  # a candidate's source
     baseline: str | None = None
@@ -99,6 +107,7 @@ class FinalResult:
     ranked: list[str] = field(default_factory=list)  # every source in the rows' order: the search's best first
 
     def candidate(self, source: str | None) -> Candidate | None:
+        """The candidate retrained from ``source``, or None."""
         return next((c for c in self.candidates if c.source == source), None)
 
     def verdict(self, split: str = "test") -> str:
@@ -123,10 +132,12 @@ class FinalResult:
         return f"the winner cannot be told apart from the baseline on {split} (the gain's 95% interval includes 0)"
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values, for ``search_summary.json``."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> FinalResult:
+        """The result ``to_dict`` wrote (keys an earlier version did not write are empty)."""
         candidates = [
             Candidate(**{**c, "test": Estimate(**c["test"]), "val": Estimate(**c["val"])}) for c in values["candidates"]
         ]

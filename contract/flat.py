@@ -7,6 +7,7 @@ from typing import Any
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of ``a.b.c`` keys (MLflow's parameters, the space's paths)."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, Mapping):

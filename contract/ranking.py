@@ -22,6 +22,7 @@ def _number(value: Any) -> float | None:
 
 
 def is_candidate(row: Mapping[str, Any]) -> bool:
+    """Whether a trial may be the best: a status that ranks and a best val_acc."""
     return row.get(STATUS) in CANDIDATE_ORDER and _number(row.get(BEST_VAL_ACC)) is not None
 
 
@@ -37,5 +38,6 @@ def ranked(rows: Iterable[Row]) -> list[Row]:
 
 
 def best(rows: Iterable[Row]) -> Row | None:
+    """The first of ``ranked``, or None."""
     order = ranked(rows)
     return order[0] if order else None

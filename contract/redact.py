@@ -11,5 +11,6 @@ MASK = "***"
 
 
 def redact(text: str) -> str:
+    """``text`` with the password of a URI's user and secret query values masked."""
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
     return _SECRET_QUERY.sub(lambda m: f"{m['key']}{MASK}", text)

@@ -19,6 +19,8 @@ GAIN = "gain_over_baseline"  # the parent run's metric: best_val_acc - baseline_
 
 @dataclass
 class SearchSummary:
+    """A search's end in numbers (``search_summary.json``, the parent run's metrics and tags)."""
+
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENDED, 0))  # status -> trials
     wall_time_s: float = 0.0
     best_trial_id: str | None = None  # contract.ranking's best trial
@@ -41,6 +43,7 @@ class SearchSummary:
 
     @property
     def final_result(self) -> FinalResult | None:
+        """The final phase's result, or None without one."""
         return FinalResult.from_dict(self.final) if self.final else None
 
     @property
@@ -49,12 +52,14 @@ class SearchSummary:
         return sum(n for status, n in self.counts.items() if status not in (DIVERGED, FAILED))
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values, the counts as ``trials_<status>`` keys."""
         values = asdict(self)
         counts = values.pop("counts")
         return {**{f"{_COUNT}{k}": v for k, v in counts.items()}, **values}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SearchSummary:
+        """The summary ``to_dict`` wrote (unknown keys ignored)."""
         known = {f.name for f in fields(cls)} - {"counts"}
         counts = {k.removeprefix(_COUNT): v for k, v in values.items() if k.startswith(_COUNT)}
         return cls(counts=counts, **{k: v for k, v in values.items() if k in known})
@@ -84,6 +89,7 @@ class SearchSummary:
         return tags
 
     def write(self, folder: Path) -> Path:
+        """Write ``search_summary.json`` into ``folder``; its path."""
         path = Path(folder) / SEARCH_SUMMARY
         path.write_text(json.dumps(self.to_dict(), indent=1, default=str))
         return path

@@ -16,6 +16,8 @@ from t2t.config import T2TConfig
 
 @dataclass(frozen=True)
 class Complexity:
+    """Parameters and MACs of a configuration, counted analytically."""
+
     params: int  # every parameter, frozen ones included (the official README's "#params")
     params_trainable: int
     macs: int  # per image
@@ -25,6 +27,7 @@ class Complexity:
 
     @property
     def gmacs(self) -> float:
+        """MACs per image in billions."""
         return self.macs / 1e9
 
 

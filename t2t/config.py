@@ -94,6 +94,7 @@ class T2TConfig:
 
     @property
     def performer_m(self) -> int:
+        """The performer's random features: ``token_dim * performer_kernel_ratio``."""
         return int(self.token_dim * self.performer_kernel_ratio)
 
     @property
@@ -103,14 +104,17 @@ class T2TConfig:
 
     @property
     def num_patches(self) -> int:
+        """Tokens after the last soft split."""
         h, w = self.grids[-1]
         return h * w
 
     @property
     def mlp_hidden(self) -> int:
+        """The MLP's hidden width: ``embed_dim * mlp_ratio``."""
         return int(self.embed_dim * self.mlp_ratio)
 
     def replace(self, **changes: Any) -> T2TConfig:
+        """A copy with ``changes`` (its checks run again: a bad value raises ``ValueError``)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

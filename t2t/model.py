@@ -65,6 +65,7 @@ class T2TViT(nn.Module):
 
     @property
     def img_size(self) -> tuple[int, int]:
+        """The image size the model's token grid was built for."""
         return self.config.img_size
 
     def no_weight_decay(self) -> set[str]:
@@ -101,6 +102,7 @@ class T2TViT(nn.Module):
         return x if all_tokens else x[:, 0]
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier on the class token's features."""
         return self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,8 @@ _PLAIN_KEYS = ("state_dict", "model")
 
 @dataclass
 class LoadReport:
+    """What ``load_pretrained`` loaded, skipped (and why) and left as initialised."""
+
     loaded: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # checkpoint key -> why it was not loaded
     missing: list[str] = field(default_factory=list)  # model keys the checkpoint lacks (left as initialised)

@@ -11,6 +11,7 @@ from t2t.variants import VARIANTS
 
 
 def list_models() -> list[str]:
+    """The registered variants' names, sorted."""
     return sorted(VARIANTS)
 
 

@@ -101,6 +101,7 @@ class TokenPerformer(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(out_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim), nn.Dropout(drop))
 
     def input_projection(self) -> tuple[nn.LayerNorm, nn.Linear]:
+        """The LayerNorm and projection the fused soft split folds into its convolution."""
         return self.norm1, self.kqv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,6 +129,7 @@ class TokenTransformer(nn.Module):
         self.mlp = Mlp(out_dim, out_dim)
 
     def input_projection(self) -> tuple[nn.LayerNorm, nn.Linear]:
+        """The LayerNorm and projection the fused soft split folds into its convolution."""
         return self.norm1, self.attn.qkv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
 
 
 def atomic_write_json(obj: Any, path: str | Path) -> None:
+    """Write ``obj`` as JSON to a temporary file beside ``path``, then replace ``path`` with it."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))

@@ -46,6 +46,7 @@ class ModelSection(BaseModel):
 
     @property
     def overrides(self) -> dict[str, Any]:
+        """The T2TConfig fields the section sets besides the variant's name."""
         return dict(self.model_extra or {})
 
     @model_validator(mode="after")
@@ -57,12 +58,15 @@ class ModelSection(BaseModel):
         return self
 
     def build_config(self, img_size: int, in_chans: int, num_classes: int) -> t2t.T2TConfig:
+        """The variant's ``T2TConfig`` for this data (image size, channels, classes) with the overrides."""
         return t2t.model_config(
             self.name, img_size=img_size, in_chans=in_chans, num_classes=num_classes, **self.overrides
         )
 
 
 class DataSection(_Section):
+    """The data set, its splits and its augmentation."""
+
     name: Literal["digits", "cifar10", "cifar100", "imagefolder", "synthetic"] = "digits"
     root: str = "data"  # where cifar10/cifar100/imagefolder live (imagefolder: root/train, root/val, root/test)
     download: bool = False  # let torchvision download CIFAR into root (needs internet, once)
@@ -95,6 +99,8 @@ class DataSection(_Section):
 
 
 class OptimSection(_Section):
+    """AdamW and its schedule: warmup then cosine to ``min_lr``."""
+
     lr: float = Field(2e-3, gt=0, le=1)
     weight_decay: float = Field(0.05, ge=0)
     betas: Annotated[tuple[float, float], BeforeValidator(_list_to_tuple)] = (0.9, 0.999)
@@ -114,6 +120,8 @@ class OptimSection(_Section):
 
 
 class TrainSection(_Section):
+    """Epochs, seed, regularisation, EMA, precision and device."""
+
     epochs: int = Field(20, ge=1)
     seed: int = Field(0, ge=0, le=MAX_SEED)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
@@ -127,16 +135,20 @@ class TrainSection(_Section):
 
 
 class TrainConfig(_Section):
+    """One training run's whole config: model, data, optim, train."""
+
     model: ModelSection = ModelSection()
     data: DataSection = DataSection()
     optim: OptimSection = OptimSection()
     train: TrainSection = TrainSection()
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (what a checkpoint and a trial's config hold)."""
         return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """The config of ``values``; a bad key or value raises ``ConfigError`` naming it."""
         try:
             return cls.model_validate(values)
         except ValidationError as e:

@@ -32,6 +32,8 @@ class DataError(RuntimeError):
 
 @dataclass
 class Data:
+    """The three splits of a data set, as batches on the training device or from a loader."""
+
     train: TensorBatches | LoaderBatches
     val: TensorBatches | LoaderBatches  # what the scheduler and the searcher see
     test: TensorBatches | LoaderBatches  # measured only with train.evaluate_test; ``val`` itself without a test split
@@ -137,6 +139,7 @@ def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image of the batch flipped left-right with probability 1/2 (``generator``'s draws)."""
     flip = _rand((x.shape[0],), generator, x.device) < 0.5
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 

@@ -21,6 +21,8 @@ DIGEST_CHARS = 12
 
 @dataclass(frozen=True)
 class SplitRecord:
+    """What an MLflow data set input records of one split: its name, digest and size."""
+
     name: str  # the data set (data.name), e.g. digits
     split: str  # TRAIN_SPLIT, VAL_SPLIT or TEST_SPLIT
     digest: str

@@ -35,6 +35,7 @@ class Diverged(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU; ``cuda`` without one is an error."""
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device=cuda but no CUDA device is visible; use train.device=auto or cpu")
     if name == "auto":
@@ -43,6 +44,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether the run autocasts to bfloat16: ``bf16``, or ``auto`` on a GPU that supports it."""
     if precision == "bf16":
         return True
     return precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -197,9 +199,11 @@ class Trainer:
 
     @property
     def done(self) -> bool:
+        """Whether every epoch of ``train.epochs`` has run."""
         return self.epoch >= self.cfg.train.epochs
 
     def epochs(self) -> Iterator[dict[str, Any]]:
+        """Run the remaining epochs, yielding each epoch's row."""
         while not self.done:
             yield self.run_epoch()
 
@@ -238,6 +242,7 @@ class Trainer:
         return mean_loss, images
 
     def run_epoch(self) -> dict[str, Any]:
+        """One epoch of training, then val: the epoch's row (``contract.metrics`` names)."""
         start = time.perf_counter()
         train_loss, images = self.train_one_epoch()
         train_time = time.perf_counter() - start
@@ -266,6 +271,7 @@ class Trainer:
     # --- checkpoints: tensors and plain values only, so they load with weights_only=True ---
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything to resume exactly: config, model, optimizer, EMA, step, epoch, RNG states."""
         state = {
             "config": self.cfg.to_dict(),
             "model": self.model.state_dict(),
@@ -302,9 +308,11 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
 
     def save(self, path: str | Path) -> None:
+        """Save ``state_dict`` to ``path``."""
         torch.save(self.state_dict(), path)
 
     def load(self, path: str | Path) -> None:
+        """Resume from a ``save``d file (read with ``weights_only=True``)."""
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
 
     def summary(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class TrialRuns:
     parent_run_id: str
 
     def find(self, trial_id: str, timeout_s: float = FIND_RUN_TIMEOUT_S) -> str | None:
+        """The run the driver made for ``trial_id`` (found by its tags), waiting up to ``timeout_s``; None."""
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(self.tracking_uri)

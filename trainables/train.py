@@ -29,6 +29,7 @@ log = logging.getLogger("trainables.train")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; argparse's own errors exit 2."""
     parser = Parser(prog="python -m trainables.train", description=__doc__.split("\n")[0])
     add_config_arguments(parser, "YAML config (sections model, data, optim, train)", "optim.lr=0.001")
     parser.add_argument("--output-dir", default="outputs/train", help="where checkpoint and metrics go")
@@ -38,6 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m trainables.train``: the exit code (0 done, 1 diverged, 2 bad input, 130 Ctrl-C)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from trainables.data import DataError

@@ -13,6 +13,8 @@ LN_EPS = 1e-5  # every LayerNorm in T2T-ViT uses PyTorch's default eps (timm's V
 
 
 class Block(nn.Module):
+    """A pre-norm transformer block: attention then MLP, each residual through DropPath."""
+
     def __init__(
         self,
         dim: int,

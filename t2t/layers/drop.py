@@ -19,6 +19,8 @@ def drop_path(x: torch.Tensor, p: float = 0.0, training: bool = False) -> torch.
 
 
 class DropPath(nn.Module):
+    """Stochastic depth as a module (``drop_path``), its rate shown by ``print(model)``."""
+
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
