@@ -162,19 +162,21 @@ def test_every_search_subpackage_is_in_the_rule():
 
 
 # Methods a library calls, documented by the library's own base class (Tune's callbacks, searchers, schedulers and
-# loggers, logging's filters, Optuna's journal backend, MLflow-less property setters).
+# loggers, logging's filters, Optuna's journal backend, torch's modules).
 LIBRARY_HOOKS = {
     "on_trial_start", "on_trial_result", "on_trial_complete", "on_trial_error", "on_trial_recover", "on_step_end",
     "on_checkpoint", "log_trial_result", "suggest", "save", "restore", "set_search_properties", "filter",
-    "append_logs",
+    "append_logs", "forward", "extra_repr",
 }  # fmt: skip
 
 
-def test_every_public_definition_of_search_says_what_a_caller_needs():
+@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
+def test_every_public_definition_says_what_a_caller_needs(package):
     undocumented = []
-    for path in _files("search"):
+    for path in _files(package):
         for node in ast.parse(path.read_text()).body:
-            members = node.body if isinstance(node, ast.ClassDef) else []
+            public_class = isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+            members = node.body if public_class else []
             for item in [node, *members]:
                 if not isinstance(item, (ast.FunctionDef, ast.ClassDef)) or item.name.startswith("_"):
                     continue
