@@ -42,15 +42,19 @@ def ray_local():
         ray.shutdown()
 
 
-def run_search(folder: Path, *args: str, log: str = "search.log", timeout_s: float = 300) -> int:
-    """``python -m search.run ARGS`` in ``folder`` as a subprocess in its own session, stopped by PID."""
+def run_search(
+    folder: Path, *args: str, log: str = "search.log", timeout_s: float = 300, new_store: bool = False
+) -> int:
+    """``python -m search.run ARGS`` in ``folder`` as a subprocess in its own session, stopped by PID; its MLflow store
+    ``folder/mlflow.db``, made by the search itself only with ``new_store`` (``tests.processes.migrated_store``)."""
     import os
     import sys
 
-    from tests.processes import kill_session, spawn
+    from tests.processes import kill_session, migrated_store, spawn
 
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db", "PYTHONPATH": str(root)}
+    uri = f"sqlite:///{folder}/mlflow.db" if new_store else migrated_store(folder)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(root)}
     proc = spawn([sys.executable, "-m", "search.run", *args], folder / log, cwd=folder, env=env)
     try:
         return proc.wait(timeout=timeout_s)
@@ -62,7 +66,7 @@ def run_search(folder: Path, *args: str, log: str = "search.log", timeout_s: flo
 def smoke_search(tmp_path_factory) -> Path:
     """One finished ``--smoke-test`` search named 'smoke', shared read-only by the tests that inspect one."""
     folder = tmp_path_factory.mktemp("smoke")
-    code = run_search(folder, "--smoke-test", "--name", "smoke")
+    code = run_search(folder, "--smoke-test", "--name", "smoke", new_store=True)  # the store made as a user's is
     assert code == 0, (folder / "search.log").read_text()[-3000:]
     return folder
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,3 +104,23 @@ def mlflow_server(port: int, store: Path, artifacts: Path, log: Path) -> subproc
             "--backend-store-uri", f"sqlite:///{store}", "--artifacts-destination", str(artifacts)]  # fmt: skip
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     return serve(args, log, f"http://127.0.0.1:{port}/health", f"the MLflow server on port {port}", env)
+
+
+_TEMPLATE: list[Path] = []  # the session's migrated MLflow store, made on first use
+
+
+def migrated_store(folder: Path) -> str:
+    """``sqlite:///FOLDER/mlflow.db``; a new file is a copy of an empty store whose tables MLflow created and migrated
+    once per test session (5 s a search otherwise). The smoke search creates its own, as a new user's does."""
+    path = Path(folder) / "mlflow.db"
+    if not path.exists():
+        if not _TEMPLATE:
+            template = Path(tempfile.mkdtemp(prefix="t2t-mlflow-template-")) / "mlflow.db"
+            code = (
+                f"from mlflow.tracking import MlflowClient; MlflowClient('sqlite:///{template}').search_experiments()"
+            )
+            subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+            atexit.register(shutil.rmtree, template.parent, ignore_errors=True)
+            _TEMPLATE.append(template)
+        shutil.copyfile(_TEMPLATE[0], path)
+    return f"sqlite:///{path}"

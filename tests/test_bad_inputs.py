@@ -332,7 +332,8 @@ def test_a_trial_no_node_can_place_is_refused_before_any_run(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     log = tmp_path / "search.log"
-    assert run_search(work, "--smoke-test", "--set", "search.cpus_per_trial=512", log=str(log), timeout_s=120) == 2
+    args = ["--smoke-test", "--set", "search.cpus_per_trial=512"]
+    assert run_search(work, *args, log=str(log), timeout_s=120, new_store=True) == 2
     lines = log.read_text().strip().splitlines()
     assert lines[-1].startswith("error: search.cpus_per_trial=512 but the largest node has"), lines[-5:]
     assert "Traceback" not in log.read_text()

@@ -18,7 +18,7 @@ from contract.status import COMPLETED, INTERRUPTED, NOT_STARTED, trial_status
 from contract.tracking import PARENT_RUN_TAG, ROLE_FINAL, ROLE_TAG, ROLE_TRIAL, TRIAL_ID_TAG
 from search.study.searcher import RAY_TRIAL_ID
 from search.study.storage import open_storage, study_location
-from tests.processes import kill_session, spawn
+from tests.processes import kill_session, migrated_store, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_PREFIX = M.TEST_ACC.split("_")[0] + "_"  # test_acc, test_loss, test_acc5
@@ -27,7 +27,9 @@ RESUMABLE = "resumable"  # a trial that a --resume continues (Tune: unfinished; 
 
 def search(folder: Path, *args: str, log: str = "search.log", env: dict | None = None):
     """``python -m search.run ARGS`` in ``folder`` as a subprocess in its own session (stop it with ``finish``)."""
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db", **os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+    if "MLFLOW_TRACKING_URI" not in env:
+        env["MLFLOW_TRACKING_URI"] = migrated_store(folder)
     return spawn([sys.executable, "-m", "search.run", *args], folder / log, cwd=folder, env=env)
 
 
