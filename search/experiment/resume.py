@@ -70,9 +70,17 @@ def prepare(study_name: str, storage: str, experiment_path: str) -> None:
 
 def snapshot_trial_ids(experiment_path: str) -> set[str]:
     """The ids of the trials in the experiment's newest snapshot: those ``Tuner.restore`` restores."""
+    import logging
+
     from ray.tune import ExperimentAnalysis
 
-    return {trial.trial_id for trial in ExperimentAnalysis(experiment_path).trials}
+    quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")  # "Failed to fetch metrics" of a trial
+    level = quiet.level  # that had not reported when the driver was killed: expected, and not what is read here
+    quiet.setLevel(logging.ERROR)
+    try:
+        return {trial.trial_id for trial in ExperimentAnalysis(experiment_path).trials}
+    finally:
+        quiet.setLevel(level)
 
 
 def forget() -> None:
