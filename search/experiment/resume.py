@@ -25,6 +25,7 @@ queues them ahead of its own writes.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 SNAPSHOT_S = "auto"  # the search phase's TUNE_GLOBAL_CHECKPOINT_S
@@ -70,8 +71,6 @@ def prepare(study_name: str, storage: str, experiment_path: str) -> None:
 
 def snapshot_trial_ids(experiment_path: str) -> set[str]:
     """The ids of the trials in the experiment's newest snapshot: those ``Tuner.restore`` restores."""
-    import logging
-
     from ray.tune import ExperimentAnalysis
 
     quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")  # "Failed to fetch metrics" of a trial
