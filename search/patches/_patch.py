@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+RAY_SERIES = "2.60."  # the Ray release series every patch here was written for (pyproject.toml pins ray 2.60.*)
+
 
 class PatchError(RuntimeError):
     """The library differs from the one a patch was written for: check upstream, then update or remove the patch."""
@@ -115,3 +117,9 @@ def _unwrap(value) -> Callable:
     if isinstance(value, property):
         return value.fget
     return getattr(value, "__func__", value)
+
+
+def ray_patch(name: str, target: str, make: Callable[[Callable], Callable], fingerprints: dict[str, str],
+              upstream: str) -> Patch:  # fmt: skip
+    """A patch of Ray ``RAY_SERIES``: see ``Patch``."""
+    return Patch(name, target, make, "ray", RAY_SERIES, fingerprints, upstream)

@@ -9,7 +9,7 @@ Patched: the cached actor is kept for the next trial Tune adds; the pending tria
 
 from __future__ import annotations
 
-from search.patches._patch import Patch
+from search.patches._patch import ray_patch
 
 
 def _make(reuse):
@@ -22,12 +22,10 @@ def _make(reuse):
     return maybe_reuse_cached_actor
 
 
-PATCH = Patch(
+PATCH = ray_patch(
     name="actor_reuse",
     target="ray.tune.execution.tune_controller:TuneController._maybe_reuse_cached_actor",
     make=_make,
-    distribution="ray",
-    version="2.60.",
     fingerprints={"ray.tune.execution.tune_controller:TuneController._maybe_reuse_cached_actor": "4c3099edac149320"},
     upstream="ray-project/ray PR #36020 (the swap, meant for an actor only requested; no report of this case, 2026-12)",
 )

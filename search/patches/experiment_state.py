@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from search.patches._patch import Patch
+from search.patches._patch import ray_patch
 
 _TMP_TEMPLATE = "../.writing-experiment_state-{}.json"  # relative to the staging folder
 
@@ -32,12 +32,10 @@ def _make(original):
     return save_to_dir
 
 
-PATCH = Patch(
+PATCH = ray_patch(
     name="experiment_state",
     target="ray.tune.execution.tune_controller:TuneController.save_to_dir",
     make=_make,
-    distribution="ray",
-    version="2.60.",
     fingerprints={
         "ray.tune.execution.tune_controller:TuneController.save_to_dir": "12db40e542d7e1d9",
         "ray.tune.execution.tune_controller:TuneController.experiment_state_file_name": "9c370f20ff832737",

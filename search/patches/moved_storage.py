@@ -9,7 +9,7 @@ controller's, as ``_restore_trials`` does for the restored ones (a new trial has
 
 from __future__ import annotations
 
-from search.patches._patch import Patch
+from search.patches._patch import ray_patch
 
 
 def _make(add_trial):
@@ -24,12 +24,10 @@ def _make(add_trial):
     return add_trial_here
 
 
-PATCH = Patch(
+PATCH = ray_patch(
     name="moved_storage",
     target="ray.tune.execution.tune_controller:TuneController.add_trial",
     make=_make,
-    distribution="ray",
-    version="2.60.",
     fingerprints={"ray.tune.execution.tune_controller:TuneController.add_trial": "d6684d15af44c194"},
     upstream="no upstream report found (searched 2026-12)",
 )

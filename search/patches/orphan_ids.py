@@ -9,7 +9,7 @@ the searcher for a configuration, so a searcher cannot choose it. Patched: when 
 
 from __future__ import annotations
 
-from search.patches._patch import Patch
+from search.patches._patch import ray_patch
 
 _WRAPPERS_DEEP = 8  # Tune's searcher wrappers (ConcurrencyLimiter) nest a few deep at most
 
@@ -40,12 +40,10 @@ def _next_orphan(searcher) -> str | None:
     return None
 
 
-PATCH = Patch(
+PATCH = ray_patch(
     name="orphan_ids",
     target="ray.tune.search.search_generator:SearchGenerator.create_trial_if_possible",
     make=_make,
-    distribution="ray",
-    version="2.60.",
     fingerprints={
         "ray.tune.search.search_generator:SearchGenerator.create_trial_if_possible": "1de4d49dfbb4ed6c",
         "ray.tune.experiment.trial:Trial.generate_id": "903ca31fec7837f5",
