@@ -37,6 +37,7 @@ _started: list[str] = []  # what the fast test running now started (kept: code m
 
 
 def limit_s(tier: str) -> int:
+    """The tier's time limit per test, in seconds."""
     return TIERS[tier][1] if tier in TIERS else FAST_TIMEOUT_S
 
 

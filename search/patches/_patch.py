@@ -119,7 +119,8 @@ def _unwrap(value) -> Callable:
     return getattr(value, "__func__", value)
 
 
-def ray_patch(name: str, target: str, make: Callable[[Callable], Callable], fingerprints: dict[str, str],
-              upstream: str) -> Patch:  # fmt: skip
+def ray_patch(
+    name: str, target: str, make: Callable[[Callable], Callable], fingerprints: dict[str, str], upstream: str
+) -> Patch:
     """A patch of Ray ``RAY_SERIES``: see ``Patch``."""
     return Patch(name, target, make, "ray", RAY_SERIES, fingerprints, upstream)
