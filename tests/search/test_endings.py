@@ -7,6 +7,7 @@ import json
 import shutil
 import signal
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,24 @@ from contract.files import PENDING_WRITES, SEARCH_ID
 from contract.status import COMPLETED, INTERRUPTED, PRUNED
 from contract.tracking import SEARCH_ID_TAG
 from tests.processes import free_port, kill_session, mlflow_server, wait_for
-from tests.search.stores import RESUMABLE, assert_agree, epochs, finish, runs, search
+from tests.search.stores import (
+    RESUMABLE,
+    assert_agree,
+    epochs,
+    finish,
+    mlflow_story,
+    runs,
+    search,
+    study_story,
+    tune_story,
+)
 
 pytestmark = pytest.mark.processes
 # Every trial runs every epoch. No final phase unless a test asks: the endings of the search are what is tested
-# here, and the final phase's own ending (a killed driver, --resume) is in tests/search/test_final.py.
+# here, and the final phase's own ending (a killed driver, --resume) is in tests/search/test_killed_search.py.
 SMALL = ["--smoke-test", "--set", "search.scheduler=none", "--set", "base.data.batch_size=32", "--set",
          "search.final.enabled=false"]  # fmt: skip
+STOPPED = "stopped"  # the search the signal tests stop
 
 
 def _results(folder: Path, name: str) -> int:
@@ -60,54 +72,84 @@ def test_the_time_budget_ends_a_finished_search(tmp_path):
     assert "has finished: nothing to resume" in _log(tmp_path, "again.log")
 
 
-def _interrupt(tmp_path: Path, proc, name: str, sig: int, expected: int, after: int) -> None:
-    """Send ``sig`` once ``after`` more epochs were reported; the driver ends with ``expected``."""
-    start = _results(tmp_path, name)
+@dataclass
+class Stop:
+    """What the stores said when a driver ended on a signal."""
+
+    code: int
+    log: str
+    parents: list  # MLflow's parent runs of the search
+    stories: tuple[dict, dict, dict]  # Tune's, the study's and MLflow's (tests/search/stores.py)
+
+
+@dataclass
+class Stopped:
+    folder: Path
+    second: tuple[int, str]  # a second driver started on the search while the first ran: its exit code and log
+    stops: list[Stop]
+    end: int  # the last resume's exit code
+
+
+def _interrupt(folder: Path, proc, log: str, sig: int, after: int) -> Stop:
+    """Send ``sig`` once ``after`` more epochs were reported; what the stores (and the driver's ``log``) say once
+    the driver ended."""
+    start = _results(folder, STOPPED)
     try:
-        wait_for(lambda: _results(tmp_path, name) >= start + after, 180, f"{after} more epochs")
+        wait_for(lambda: _results(folder, STOPPED) >= start + after, 180, f"{after} more epochs")
         proc.send_signal(sig)
-        assert proc.wait(timeout=120) == expected
+        code = proc.wait(timeout=120)
     finally:
         kill_session(proc)
+    experiment = folder / "ray_results" / STOPPED
+    uri = f"sqlite:///{folder}/mlflow.db"
+    stories = tune_story(experiment), study_story(experiment, STOPPED), mlflow_story(uri, STOPPED)
+    return Stop(code, _log(folder, log), runs(uri, STOPPED)[1], stories)
 
 
-def test_a_signal_leaves_a_resumable_search_that_resume_finishes(tmp_path):
-    name = "stopped"
-    args = [*SMALL, "--name", name, "--set", "base.train.epochs=8"]
-    proc = search(tmp_path, *args)
-    # Ctrl-C stops the first driver, SIGTERM the resumed one (whose callback was unpickled): each signal once, and
-    # a resumed driver's stop as well as a fresh one's.
-    for attempt, (sig, code) in enumerate(((signal.SIGINT, 130), (signal.SIGTERM, 143))):
-        _interrupt(tmp_path, proc, name, sig, code, after=1)
-        log = _log(tmp_path, f"search{attempt}.log" if attempt else "search.log")
-        assert f"continue with: python -m search.run --name {name} --resume" in log
-        _, parents, _ = runs(f"sqlite:///{tmp_path}/mlflow.db", name)
-        assert len(parents) == 1 and parents[0].info.status == "KILLED"
-        assert parents[0].data.tags[M.STATUS] == INTERRUPTED and "best_run_id" not in parents[0].data.tags
-        assert RESUMABLE in assert_agree(tmp_path, name).values()
-        proc = search(tmp_path, "--name", name, "--resume", log=f"search{attempt + 1}.log")  # the saved config
-    assert finish(proc) == 0, _log(tmp_path, "search2.log")[-3000:]
-    story = assert_agree(tmp_path, name)
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory) -> Stopped:
+    """One search stopped twice and resumed to its end: Ctrl-C stops the first driver, SIGTERM the resumed one (whose
+    callback was unpickled), so each signal once, and a resumed driver's stop as well as a fresh one's. While the
+    first driver starts, a second driver is started on the same search (before tuner.pkl exists)."""
+    folder = tmp_path_factory.mktemp("stopped")
+    args = [*SMALL, "--name", STOPPED, "--set", "base.train.epochs=8"]
+    proc = search(folder, *args)
+    try:
+        wait_for(lambda: "(id " in _log(folder), 120, "the first driver's start")
+        second = finish(search(folder, *args, log="second.log"), timeout_s=60), _log(folder, "second.log")
+    except BaseException:
+        kill_session(proc)
+        raise
+    stops = []
+    for attempt, sig in enumerate((signal.SIGINT, signal.SIGTERM)):
+        stops.append(_interrupt(folder, proc, f"search{attempt}.log" if attempt else "search.log", sig, after=1))
+        proc = search(folder, "--name", STOPPED, "--resume", log=f"search{attempt + 1}.log")  # the saved config
+    return Stopped(folder, second, stops, finish(proc))
+
+
+def test_a_signal_leaves_a_resumable_search_that_resume_finishes(stopped):
+    assert [s.code for s in stopped.stops] == [130, 143]  # Ctrl-C, then SIGTERM
+    for stop in stopped.stops:
+        assert f"continue with: python -m search.run --name {STOPPED} --resume" in stop.log
+        assert len(stop.parents) == 1 and stop.parents[0].info.status == "KILLED"
+        parent = stop.parents[0].data.tags
+        assert parent[M.STATUS] == INTERRUPTED and "best_run_id" not in parent
+        tune, study, mlflow = stop.stories
+        assert tune == study == mlflow and RESUMABLE in tune.values()
+    assert stopped.end == 0, _log(stopped.folder, "search2.log")[-3000:]
+    story = assert_agree(stopped.folder, STOPPED)
     assert list(story.values()) == [COMPLETED] * 3
-    client, parents, children = runs(f"sqlite:///{tmp_path}/mlflow.db", name)
+    client, parents, children = runs(f"sqlite:///{stopped.folder}/mlflow.db", STOPPED)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert all(epochs(client, c) == list(range(1, 9)) for c in children)
 
 
-def test_a_second_driver_on_the_same_search_is_refused(tmp_path):
-    args = [*SMALL, "--name", "twice", "--set", "base.train.epochs=3"]
-    first = search(tmp_path, *args)
-    try:
-        wait_for(lambda: "(id " in _log(tmp_path), 120, "the first driver's start")  # before tuner.pkl exists
-        assert finish(search(tmp_path, *args, log="second.log"), timeout_s=60) == 2
-        errors = _log(tmp_path, "second.log").strip().splitlines()
-        assert len(errors) == 1 and errors[0].startswith("error: another driver (pid"), errors
-        assert finish(first) == 0, _log(tmp_path)[-3000:]
-    finally:
-        kill_session(first)
-    _, parents, _ = runs(f"sqlite:///{tmp_path}/mlflow.db", "twice")
-    assert len(parents) == 1
-    assert_agree(tmp_path, "twice")
+def test_a_second_driver_on_the_same_search_is_refused(stopped):
+    code, log = stopped.second
+    errors = log.strip().splitlines()
+    assert code == 2 and len(errors) == 1 and errors[0].startswith("error: another driver (pid"), errors
+    assert stopped.stops[0].code == 130  # the first driver went on until its Ctrl-C
+    assert len(runs(f"sqlite:///{stopped.folder}/mlflow.db", STOPPED)[1]) == 1  # one parent: the second made none
 
 
 def test_a_full_disk_stops_the_search_with_one_line_and_resume_finishes_it_elsewhere(tmp_path):

@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 
 from contract import final
 from contract import metrics as M
-from contract.files import BEST_CONFIG, FINAL_EXPERIMENT, SEARCH_SUMMARY
+from contract.files import BEST_CONFIG, SEARCH_SUMMARY
 from contract.status import COMPLETED
 from contract.tracking import BASELINE_TAG, FINAL_SEED_TAG, FINAL_SOURCE_TAG, ROLE_FINAL
 from search.study.searcher import RAY_TRIAL_ID
-from tests.processes import kill_session, wait_for
-from tests.search.stores import assert_agree, epochs, finish, load_study, runs, search
+from tests.search.stores import assert_agree, load_study, runs
 
 
 def _rows(client, finals) -> list[dict]:
@@ -67,37 +65,6 @@ def test_the_final_phase_retrains_the_best_and_the_baseline_on_test(smoke_search
     assert "final phase (test split" in log and expected.verdict() in log
     assert log.index("final phase (test split") < log.index("search-time numbers (val")
     assert_agree(folder, "smoke")  # Tune's final experiment and MLflow's final runs agree too
-
-
-@pytest.mark.processes
-def test_a_driver_killed_in_the_final_phase_resumes_it_without_duplicates(tmp_path):
-    args = ["--smoke-test", "--name", "late", "--set", "search.scheduler=none", "--set", "search.num_trials=2",
-            "--set", "base.train.epochs=3", "--set", "base.data.batch_size=32"]  # fmt: skip
-    driver = search(tmp_path, *args)
-    final_dir = tmp_path / "ray_results" / "late" / FINAL_EXPERIMENT
-
-    def a_final_run_is_midway() -> bool:
-        return any(len(r.read_text().splitlines()) >= 1 for r in final_dir.glob("final_*/result.json"))
-
-    try:
-        wait_for(a_final_run_is_midway, 240, "a final run past its first epoch")
-    finally:
-        kill_session(driver)  # SIGKILL: no cleanup
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    assert any(r.info.status == "RUNNING" for r in runs(uri, "late", ROLE_FINAL)[2])
-
-    resumed = search(tmp_path, *args, "--resume", log="resume.log")
-    assert finish(resumed) == 0, (tmp_path / "resume.log").read_text()
-    client, parents, finals = runs(uri, "late", ROLE_FINAL)
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    sources = {r.data.tags[FINAL_SOURCE_TAG] for r in finals}
-    pairs = [(r.data.tags[FINAL_SOURCE_TAG], r.data.tags[FINAL_SEED_TAG]) for r in finals]
-    assert len(pairs) == len(set(pairs)) == 2 * len(sources)  # each configuration and seed once
-    for run in finals:
-        assert run.info.status == "FINISHED" and epochs(client, run) == [1, 2, 3]
-    assert_agree(tmp_path, "late")
-    summary = json.loads((tmp_path / "ray_results" / "late" / SEARCH_SUMMARY).read_text())
-    assert summary["final"]["winner"] in sources
 
 
 def test_no_test_number_reaches_the_search(smoke_search: Path):

@@ -15,11 +15,10 @@ from optuna.trial import TrialState
 
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, PRUNED
-from contract.tracking import BASELINE_TAG, FINAL_SOURCE_TAG, ROLE_FINAL
+from contract.tracking import BASELINE_TAG
 from search.study.searcher import BASELINE, RAY_TRIAL_ID
 from tests.conftest import run_search
-from tests.processes import kill_session, wait_for
-from tests.search.stores import assert_agree, epochs, finish, load_study, runs, search
+from tests.search.stores import epochs, finish, load_study, runs, search
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,55 +138,6 @@ def test_asha_stops_are_pruned_and_the_budget_refuses_before_training(tmp_path):
         if trial.state == TrialState.COMPLETE:
             assert by_trial[trial.user_attrs[RAY_TRIAL_ID]].data.tags[M.STATUS] == COMPLETED
             assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
-
-
-def test_driver_killed_mid_search_then_resumed(tmp_path):
-    args = [
-        "--smoke-test",
-        "--name",
-        "crash",
-        "--set",
-        "search.scheduler=none",
-        "--set",
-        "search.num_trials=3",
-        "--set",
-        "search.max_concurrent=2",
-        "--set",
-        "base.train.epochs=6",
-        "--set",
-        "base.data.batch_size=32",
-    ]
-    driver = _search(tmp_path, *args)
-    folder = tmp_path / "ray_results" / "crash"
-
-    def some_trial_is_midway() -> bool:
-        return any(2 <= len(result.read_text().splitlines()) < 6 for result in folder.glob("trial_*/result.json"))
-
-    try:
-        wait_for(some_trial_is_midway, 180, "a trial past its second epoch")
-    finally:
-        kill_session(driver)  # SIGKILL: no cleanup in the driver, the Ray it started goes too
-
-    _, parents, children = _runs(tmp_path, "crash")
-    assert any(c.info.status == "RUNNING" for c in children)  # the crash left runs open...
-
-    resumed = _search(tmp_path, *args, "--resume", log="resume.log")
-    assert finish(resumed) == 0, (tmp_path / "resume.log").read_text()
-
-    client, parents, children = _runs(tmp_path, "crash")  # ...the resume closed them, and added none
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    study = _study(tmp_path, "crash")
-    assert all(t.state == TrialState.COMPLETE for t in study.trials) and len(study.trials) == 3
-    assert len(children) == 3 and {c.data.tags["trial_id"] for c in children} == {
-        t.user_attrs[RAY_TRIAL_ID] for t in study.trials
-    }
-    for child in children:
-        assert child.info.status == "FINISHED" and child.data.tags[M.STATUS] == COMPLETED
-        assert epochs(client, child) == [1, 2, 3, 4, 5, 6]  # nothing lost, nothing logged twice
-    assert_agree(tmp_path, "crash")  # Tune's own history has no repeats either, and the three stores agree
-    _, _, finals = runs(f"sqlite:///{tmp_path}/mlflow.db", "crash", ROLE_FINAL)  # the resumed search's choice
-    assert finals and all(f.info.status == "FINISHED" for f in finals)
-    assert {f.data.tags[FINAL_SOURCE_TAG] for f in finals} <= {c.data.tags["trial_id"] for c in children}
 
 
 def test_diverging_trials_are_recorded_not_crashes(tmp_path):
