@@ -8,6 +8,7 @@ No training: the numbers are drawn from a seeded generator so the UI has somethi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import time
@@ -30,10 +31,9 @@ from contract.tracking import (
     TRIAL_ID_TAG,
     VAL_SPLIT,
 )
-from search.tracking.writes import EPOCH_METRICS, SIZE_METRICS
+from search.tracking.writes import EPOCH_METRICS, SIZE_METRICS, dataset_inputs
 from trainables.config import TrainConfig, read_yaml
 from trainables.dataset_record import SplitRecord
-from trainables.mlflow_run import log_datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_EPOCHS = 6
@@ -87,14 +87,15 @@ def _status(rng: random.Random, epochs: int) -> str:
     return COMPLETED if epochs == MAX_EPOCHS else PRUNED
 
 
-def _datasets(tracking_uri: str, run_id: str) -> None:
+def _datasets(client, run_id: str) -> None:
+    """The data set inputs the driver logs from a trial's first result (``search.tracking.writes.LogInputs``)."""
     splits = {TRAIN_SPLIT: 1078, VAL_SPLIT: 359}  # the digits' split at val 0.2, test 0.2
     digest = {s: hashlib.sha256(s.encode()).hexdigest()[:12] for s in splits}
     records = [SplitRecord("digits", s, digest[s], n, 10, (1, 32, 32), "sklearn") for s, n in splits.items()]
-    log_datasets(tracking_uri, run_id, records)
+    client.log_inputs(run_id, datasets=dataset_inputs([dataclasses.asdict(r) for r in records]))
 
 
-def _trial(client, tracking_uri: str, experiment_id: str, parent_id: str, rng: random.Random, base: dict) -> None:
+def _trial(client, experiment_id: str, parent_id: str, rng: random.Random, base: dict) -> None:
     """One trial's run, as ``search.tracking.run_index.RunIndex.child_run`` opens it and ``search.tracking.writes``
     fills and ends it."""
     from mlflow.entities import Param, RunTag
@@ -107,7 +108,7 @@ def _trial(client, tracking_uri: str, experiment_id: str, parent_id: str, rng: r
     params = [Param(k, str(v)[:6000]) for k, v in {**base, **_sampled(rng)}.items()]
     metrics = _epoch_rows(rng, epochs, int(time.time() * 1000))
     client.log_batch(run_id, metrics=metrics, params=params, tags=[RunTag(M.STATUS, status)])
-    _datasets(tracking_uri, run_id)
+    _datasets(client, run_id)
     client.set_terminated(run_id, RUN_STATUS[status])
 
 
@@ -125,7 +126,7 @@ def write_search(store: Path, experiment: str, trials: int, seed: int = 0) -> st
                                tags=parent_tags).info.run_id  # fmt: skip
     client.log_batch(parent, params=[Param(k, str(v)) for k, v in base.items()])
     for _ in range(trials):
-        _trial(client, tracking_uri, experiment_id, parent, rng, base)
+        _trial(client, experiment_id, parent, rng, base)
     now = int(time.time() * 1000)
     summary = {M.BEST_VAL_ACC: 0.97, "num_trials": trials}
     client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in summary.items()])

@@ -20,6 +20,9 @@ PARAMS = "params"
 MACS = "macs"
 STATUS = "status"  # a result's status (see contract.status), also the MLflow tag of a run's final status
 REASON = "reason"  # why a run diverged or failed
+# A trial process's first result: the splits it trains and is measured on, as JSON (trainables.dataset_record), which
+# the driver logs as the run's MLflow data set inputs.
+DATASETS = "datasets"
 
 # What the search optimises, and in which direction.
 OBJECTIVE = VAL_ACC

@@ -128,7 +128,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     from search.tracking.mlflow_callback import MlflowCallback
 
     s = cfg.search
-    trainable = tune.with_resources(trial_function(tracker), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+    trainable = tune.with_resources(trial_function(), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
     callbacks = [MlflowCallback(tracker), Progress(), JsonHistory(), CsvHistory()]
     if cfg.local_experiment_dir:
         callbacks.append(DiskGuard(cfg.experiment_path))
@@ -163,12 +163,12 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     )
 
 
-def trial_function(tracker: MlflowTracker):
-    """The trainable's function, whose trials log their data sets and system metrics to their own runs."""
-    from trainables.mlflow_run import TrialRuns
-    from trainables.tune import tracked
+def trial_function():
+    """The trainable's function: its results carry the trial's telemetry and data sets, which the MLflow callback
+    logs to the trial's run."""
+    from trainables.tune import train_t2t_tracked
 
-    return tracked(TrialRuns(tracker.uri, tracker.experiment_id, tracker.parent_id))
+    return train_t2t_tracked
 
 
 def trial_name(trial) -> str:
@@ -370,7 +370,7 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
     runs = final.entries(retrains, f.seeds)
     log.info("final phase: %d configuration(s) x %d seeds retrained from scratch and measured on %s (%d runs)",
              len(retrains), f.seeds, final.split(cfg), len(runs))  # fmt: skip
-    train = trial_function(tracker)
+    train = trial_function()
     build = functools.partial(final.build_final_tuner, cfg, tracker, train, runs, at_once)
     done = fit(cfg, tracker, stop, build, FINAL_SNAPSHOT_S)
     if tracker.open_trials():

@@ -13,6 +13,7 @@ pytest_plugins = ["tests.tiers"]  # test tiers by what a test starts
 
 # The reference fixtures (computed from the official code) live beside the checkout, in ../shared/reference.
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+STARTED = ".started"  # the smoke search's folder: a file made just before it starts
 
 
 @pytest.fixture(scope="session")
@@ -46,15 +47,18 @@ def run_search(
     folder: Path, *args: str, log: str = "search.log", timeout_s: float = 300, new_store: bool = False
 ) -> int:
     """``python -m search.run ARGS`` in ``folder`` as a subprocess in its own session, stopped by PID; its MLflow store
-    ``folder/mlflow.db``, made by the search itself only with ``new_store`` (``tests.processes.migrated_store``)."""
+    ``folder/mlflow.db``. With ``new_store`` the search runs as a new user's does: no ``MLFLOW_TRACKING_URI``, so the
+    default store, which the search makes itself; else a copy of a migrated one (``tests.processes.migrated_store``)."""
     import os
     import sys
 
     from tests.processes import kill_session, migrated_store, spawn
 
     root = Path(__file__).resolve().parents[1]
-    uri = f"sqlite:///{folder}/mlflow.db" if new_store else migrated_store(folder)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(root)}
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(root)
+    if not new_store:
+        env["MLFLOW_TRACKING_URI"] = migrated_store(folder)
     proc = spawn([sys.executable, "-m", "search.run", *args], folder / log, cwd=folder, env=env)
     try:
         return proc.wait(timeout=timeout_s)
@@ -64,9 +68,11 @@ def run_search(
 
 @pytest.fixture(scope="session")
 def smoke_search(tmp_path_factory) -> Path:
-    """One finished ``--smoke-test`` search named 'smoke', shared read-only by the tests that inspect one."""
+    """One finished ``--smoke-test`` search named 'smoke', run as a new user runs it (no environment variable set),
+    shared read-only by the tests that inspect one."""
     folder = tmp_path_factory.mktemp("smoke")
-    code = run_search(folder, "--smoke-test", "--name", "smoke", new_store=True)  # the store made as a user's is
+    (folder / STARTED).touch()
+    code = run_search(folder, "--smoke-test", "--name", "smoke", new_store=True)
     assert code == 0, (folder / "search.log").read_text()[-3000:]
     return folder
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +18,9 @@ from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, RUNNING
 from trainables.checkpoint import CHECKPOINT_FILE
 from trainables.config import TrainConfig
-from trainables.dataset_record import describe
+from trainables.dataset_record import SplitRecord, describe
 from trainables.loop import Diverged, Trainer
-from trainables.mlflow_run import TrialRuns, trial_run
+from trainables.telemetry import Telemetry, nvml_reader, visible_gpus
 
 
 def trial_device(cfg: TrainConfig) -> torch.device:
@@ -36,22 +38,22 @@ def cpu_share() -> int:
     return max(1, int(assigned.get("CPU", 1)))
 
 
-def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None, runs: TrialRuns | None = None) -> None:
+def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None) -> None:
     """Train ``config`` (a ``TrainConfig.to_dict()``), reporting every epoch with a checkpoint.
 
     A restarted trial (``FailureConfig`` retry, ``Tuner.restore``) continues from its last checkpoint: the same
-    epoch, optimizer, schedule and RNG states.
-    ``report`` defaults to ``ray.tune.report``; with ``runs`` (see ``tracked``) the trial's MLflow run gets its data
-    sets and system metrics from this process.
+    epoch, optimizer, schedule and RNG states. Every report carries this process's telemetry since the last one
+    (``trainables.telemetry``), its first the data sets (``M.DATASETS``): the driver logs both to the trial's run.
+    ``report`` defaults to ``ray.tune.report``.
     """
     report = report or tune.report
     cfg = TrainConfig.from_dict(config)
     torch.set_num_threads(cpu_share())
     trainer = Trainer(cfg, trial_device(cfg))
+    records = describe(cfg.data, trainer.data, cfg.train.evaluate_test)
     try:
-        trial_id = tune.get_context().get_trial_id() if runs else ""
-        with trial_run(runs, trial_id, describe(cfg.data, trainer.data, cfg.train.evaluate_test)):
-            _train(trainer, report)
+        with Telemetry(nvml_reader(visible_gpus()) if trainer.device.type == "cuda" else None) as telemetry:
+            _train(trainer, TelemetryReport(report, telemetry, records))
     finally:
         device = trainer.device
         del trainer
@@ -60,14 +62,23 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None,
             torch.cuda.empty_cache()
 
 
-def tracked(runs: TrialRuns) -> Callable[[dict[str, Any]], None]:
-    """``train_t2t`` whose trials log their data sets and system metrics to their MLflow runs (``runs`` travels
-    with the function when Ray pickles it)."""
+def train_t2t_tracked(config: dict[str, Any]) -> None:
+    """The search's trainable: ``train_t2t``, under the name Tune registers it by (``Tuner.restore`` takes only the
+    name a search started with)."""
+    train_t2t(config)
 
-    def train_t2t_tracked(config: dict[str, Any]) -> None:
-        train_t2t(config, runs=runs)
 
-    return train_t2t_tracked
+class TelemetryReport:
+    """``report`` with the process's telemetry since the last report, and the data sets on its first."""
+
+    def __init__(self, report: Callable[..., None], telemetry: Telemetry, records: list[SplitRecord]) -> None:
+        self.report, self.telemetry = report, telemetry
+        self.datasets: str | None = json.dumps([dataclasses.asdict(r) for r in records])
+
+    def __call__(self, row: dict[str, Any], **kwargs: Any) -> None:
+        extra = {M.DATASETS: self.datasets} if self.datasets else {}
+        self.datasets = None
+        self.report({**row, **self.telemetry.take(), **extra}, **kwargs)
 
 
 def _train(trainer: Trainer, report: Callable[..., None]) -> None:

@@ -6,6 +6,7 @@ only queues each write, and its own thread delivers them.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class MlflowCallback(Callback):
         if node and (not nodes or nodes[-1] != node):  # where the trial ran: a moved trial lists both nodes
             nodes.append(node)
             tags = {NODE_IP_TAG: node, NODE_IPS_TAG: ",".join(nodes)}
+        if isinstance(result.get(M.DATASETS), str):  # a trial process's first result (trainables.tune)
+            self.tracker.log_inputs(trial.trial_id, json.loads(result[M.DATASETS]))
         self.tracker.epoch(trial.trial_id, result, tags)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:

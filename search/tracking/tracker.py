@@ -19,7 +19,7 @@ from contract import metrics as M
 from search.tracking.delivery import Delivery
 from search.tracking.run_index import PARENT, RunIndex, TrackingError
 from search.tracking.store_process import StoreProcess
-from search.tracking.writes import EndRun, LogEpoch, LogMetrics, SetTags, StartTrial, Write, is_number
+from search.tracking.writes import EndRun, LogEpoch, LogInputs, LogMetrics, SetTags, StartTrial, Write, is_number
 
 __all__ = ["PARENT", "MlflowTracker", "TrackingError"]
 
@@ -120,6 +120,10 @@ class MlflowTracker:
     def log_metrics(self, trial_id: str, values: Mapping[str, float]) -> None:
         """Numbers at step 0 (the final phase's test numbers, a parent's leaderboard)."""
         self._submit(LogMetrics(trial_id, dict(values)))
+
+    def log_inputs(self, trial_id: str, records: list[dict[str, Any]]) -> None:
+        """The trial's data sets, one input per split (``trainables.dataset_record.SplitRecord`` fields)."""
+        self._submit(LogInputs(trial_id, list(records)))
 
     def set_tags(self, trial_id: str, tags: Mapping[str, Any]) -> None:
         """Tags on a trial's run (``PARENT``: the parent run's)."""

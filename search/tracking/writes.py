@@ -7,12 +7,14 @@ disk as it queues (``search.tracking.pending``).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from contract import metrics as M
 from contract.status import RUN_STATUS
+from contract.tracking import DATASET_CONTEXT_TAG, SYSTEM_METRICS_PREFIX
 from search.tracking.run_index import RunIndex, mlflow_params
 
 # Numbers of an epoch's result that become the run's metrics (step = epoch).
@@ -31,6 +33,12 @@ EPOCH_METRICS = (
     M.TEST_ACC5,
 )
 SIZE_METRICS = (M.PARAMS, M.MACS)  # logged once, at step 0, with a run's first epoch
+
+
+def epoch_metric(name: str) -> bool:
+    """Whether a result's number is one of a run's per-epoch metrics: the training's, or the telemetry its process
+    sent (``system/*``, trainables.telemetry)."""
+    return name in EPOCH_METRICS or name.startswith(SYSTEM_METRICS_PREFIX)
 
 
 def _now_ms() -> int:
@@ -93,7 +101,7 @@ class LogEpoch(Write):
 
         step, row, at = int(self.row[M.EPOCH]), self.row, self.timestamp
         if step > batch.step:
-            batch.metrics += [Metric(k, float(row[k]), at, step) for k in EPOCH_METRICS if k in row]
+            batch.metrics += [Metric(k, float(v), at, step) for k, v in row.items() if epoch_metric(k)]
             if batch.step == 0:
                 batch.metrics += [Metric(k, float(row[k]), at, 0) for k in SIZE_METRICS if k in row]
             batch.step = step
@@ -128,6 +136,34 @@ class LogMetrics(Write):
 
         metrics = [Metric(k, float(v), self.timestamp, 0) for k, v in self.values.items()]
         index.client.log_batch(index.run(self.trial_id), metrics=metrics)
+
+
+@dataclass
+class LogInputs(Write):
+    """The run's data set inputs: one per split, as ``trainables.dataset_record.SplitRecord`` fields (logging the
+    same again adds nothing: MLflow keeps one input per data set and run)."""
+
+    records: list[dict[str, Any]]
+    kind: ClassVar[str] = "inputs"
+
+    def begin(self, index: RunIndex) -> None:
+        """The inputs, in a call of their own."""
+        index.client.log_inputs(index.run(self.trial_id), datasets=dataset_inputs(self.records))
+
+
+def dataset_inputs(records: list[dict[str, Any]]) -> list:
+    """MLflow ``DatasetInput``s of split records: the UI's Dataset column, each split told apart by its context tag."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    inputs = []
+    for r in records:
+        profile = {"num_rows": r["rows"], "num_classes": r["num_classes"], "image_shape": list(r["image_shape"])}
+        dataset = Dataset(
+            name=r["name"], digest=r["digest"], source_type="local", source=json.dumps({"source": r["source"]}),
+            profile=json.dumps(profile),
+        )  # fmt: skip
+        inputs.append(DatasetInput(dataset, tags=[InputTag(DATASET_CONTEXT_TAG, r["split"])]))
+    return inputs
 
 
 @dataclass
@@ -177,7 +213,8 @@ class RunBatch:
 
 
 BATCHED = (StartTrial, LogEpoch, EndRun, SetTags)  # the writes whose MLflow calls merge per run
-IN_ORDER = (StartTrial, LogMetrics)  # the writes with a call of their own, made after what their run gathered
+# The writes with a call of their own, made after what their run gathered.
+IN_ORDER = (StartTrial, LogMetrics, LogInputs)
 
 
 def deliver(writes: list[Write], index: RunIndex) -> None:
@@ -207,7 +244,7 @@ def run_tags(tags: dict[str, Any]) -> list:
     return [RunTag(key, str(value)) for key, value in tags.items()]
 
 
-_KINDS = {cls.kind: cls for cls in (StartTrial, LogEpoch, EndRun, LogMetrics, SetTags)}
+_KINDS = {cls.kind: cls for cls in (StartTrial, LogEpoch, EndRun, LogMetrics, LogInputs, SetTags)}
 
 
 def from_json(values: dict[str, Any]) -> Write:

@@ -16,11 +16,12 @@ from mlflow.tracking import MlflowClient
 from contract import metrics as M
 from contract.files import PENDING_WRITES
 from contract.status import COMPLETED
-from contract.tracking import NODE_IPS_TAG
+from contract.tracking import DATASET_CONTEXT_TAG, NODE_IPS_TAG, TRAIN_SPLIT, VAL_SPLIT
 from tests.cluster.netns import HEAD_IP, WORKER_IP, Cluster
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.cluster
+CPU_METRIC = "system/cpu_utilization_percentage"  # one of the telemetry a trial's process sends (MLflow's name)
 
 
 def _search_args(name: str, cluster: Cluster, *sets: str) -> list[str]:
@@ -45,8 +46,12 @@ def _finish(cluster: Cluster, proc, timeout_s: float) -> tuple[int, str]:
     return code, (cluster.folder / "search.log").read_text()
 
 
+def client_of(cluster: Cluster) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{cluster.mlflow}/mlflow.db")  # the server's own store, read directly
+
+
 def _runs(cluster: Cluster, name: str):
-    client = MlflowClient(f"sqlite:///{cluster.mlflow}/mlflow.db")  # the server's own store, read directly
+    client = client_of(cluster)
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id]) if experiment else []
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -92,6 +97,11 @@ def test_trials_spread_over_both_hosts_and_survive_a_dead_worker_raylet(cluster)
     assert f"lost its worker on node {WORKER_IP}" in log and f"continues on node {HEAD_IP}" in log, log[-4000:]
     children = _assert_every_epoch_once(cluster, name, trials=3, epochs=epochs)  # nothing lost, nothing repeated
 
+    for child in children:  # sent with the results from either host: the worker's trials cannot reach MLflow
+        steps = [m.step for m in client_of(cluster).get_metric_history(child.info.run_id, CPU_METRIC)]
+        assert steps == list(range(1, epochs + 1)), (child.data.tags["trial_id"], steps)
+        splits = {i.tags[0].value for i in child.inputs.dataset_inputs if i.tags[0].key == DATASET_CONTEXT_TAG}
+        assert splits == {TRAIN_SPLIT, VAL_SPLIT}, child.data.tags["trial_id"]
     hosts = {c.data.tags[NODE_IPS_TAG] for c in children}
     assert f"{WORKER_IP},{HEAD_IP}" in hosts, hosts  # the moved trial: begun on the worker, finished on the head
     assert {HEAD_IP, WORKER_IP} <= {ip for h in hosts for ip in h.split(",")}

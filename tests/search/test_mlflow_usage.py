@@ -5,6 +5,7 @@ with the leaderboard's top line."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -28,12 +29,12 @@ from contract.tracking import (
     ROLE_FINAL,
     ROLE_TAG,
     ROLE_TRIAL,
-    SYSTEM_METRICS_PREFIX,
     TEST_SPLIT,
     TRAIN_SPLIT,
     UI_TRAINING_VIEW,
     VAL_SPLIT,
 )
+from tests.conftest import STARTED
 from trainables.config import TrainConfig
 from trainables.loop import Trainer, evaluate
 
@@ -62,11 +63,9 @@ def test_experiment_kind_data_sets_and_system_metrics(smoke_search):
     children, _ = _children(client, exp.experiment_id)
     finals, _ = _children(client, exp.experiment_id, ROLE_FINAL)
     assert len(children) == 3 and finals
-    # A search trial never records the test split; a final run does. The extras are best effort (trainables.
-    # mlflow_run): a short final run on a fresh worker was seen without them once.
-    logged = [f for f in finals if f.inputs.dataset_inputs]
-    assert logged, [f.data.tags["trial_id"] for f in finals]
-    for child in children + logged:
+    # A search trial never records the test split; a final run does. Each run's data sets and system metrics came
+    # with its results from the trial's process (trainables.telemetry), which never opens MLflow itself.
+    for child in children + finals:
         inputs = {
             i.tags[0].value: i.dataset for i in child.inputs.dataset_inputs if i.tags[0].key == DATASET_CONTEXT_TAG
         }
@@ -76,8 +75,19 @@ def test_experiment_kind_data_sets_and_system_metrics(smoke_search):
         assert min(rows.values()) > 0 and (sum(rows.values()) == DIGITS) == (child in finals)
         assert {d.name for d in inputs.values()} == {"digits"}
         assert len({d.digest for d in inputs.values()}) == len(splits)
-        system = {k for k in child.data.metrics if k.startswith(SYSTEM_METRICS_PREFIX)}
-        assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= system, system
+        last = int(child.data.metrics[M.EPOCH])
+        for name in ("system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"):
+            assert [m.step for m in client.get_metric_history(child.info.run_id, name)] == list(range(1, last + 1))
+
+
+def test_no_store_is_made_beside_the_working_folders_one(smoke_search):
+    """With no MLFLOW_TRACKING_URI, the driver's store is ``mlflow.db`` in the working folder, and no trial process
+    makes one of its own (in its working folder under Ray's session folder)."""
+    started = (smoke_search / STARTED).stat().st_mtime
+    sessions = [d for d in (Path(tempfile.gettempdir()) / "ray").glob("session_2*") if d.stat().st_mtime >= started]
+    assert sessions, "the search's Ray session folder"
+    stores = [*smoke_search.rglob("mlflow.db"), *(p for d in sessions for p in d.rglob("mlflow.db"))]
+    assert stores == [smoke_search / "mlflow.db"], stores
 
 
 def test_the_winner_is_registered_and_evaluates_to_its_accuracy(smoke_search, tmp_path, monkeypatch):

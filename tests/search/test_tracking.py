@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -15,11 +16,11 @@ from mlflow.tracking import MlflowClient
 from contract import metrics as M
 from contract.files import PENDING_WRITES
 from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED, RUNNING, trial_status
-from contract.tracking import BASELINE_TAG
+from contract.tracking import BASELINE_TAG, DATASET_CONTEXT_TAG, TRAIN_SPLIT, VAL_SPLIT
 from search.experiment.preflight import check_tracking
 from search.tracking.run_index import RunIndex
 from search.tracking.tracker import PARENT, MlflowTracker
-from search.tracking.writes import EndRun, LogEpoch, SetTags, StartTrial, deliver
+from search.tracking.writes import EndRun, LogEpoch, LogInputs, SetTags, StartTrial, deliver, from_json
 from tests.processes import free_port, kill_session, mlflow_server
 from tests.search.stores import ROOT
 
@@ -323,3 +324,27 @@ def test_a_driver_killed_with_writes_queued_leaves_them_for_the_next_one(tmp_pat
     assert run.data.params == {"model.depth": "3"}
     assert [m.step for m in client.get_metric_history(run.info.run_id, M.VAL_ACC)] == [1, 2]
     assert not pending.exists()
+
+
+def test_a_trials_telemetry_and_data_sets_reach_its_run_from_its_results(tmp_path):
+    """What a trial's process sent with its results (trainables.tune): ``system/*`` numbers at each epoch's step,
+    GPU ones included, and its splits as data set inputs; delivered again (a resume) or read back from the pending
+    file, they add nothing."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = MlflowTracker(uri, "exp", "search-1")  # not opened: no writer thread, writes applied here
+    _start(tracker)
+    split = {"name": "digits", "digest": "abc", "rows": 9, "num_classes": 10, "image_shape": [1, 8, 8], "source": "s"}
+    records = [{**split, "split": TRAIN_SPLIT}, {**split, "split": VAL_SPLIT, "digest": "def", "rows": 3}]
+    telemetry = {"system/cpu_utilization_percentage": 50.0, "system/gpu_0_utilization_percentage": 97.0}
+    queued = [StartTrial("a", {}), LogInputs("a", records)]
+    queued += [LogEpoch("a", {**_row(epoch), **telemetry}) for epoch in (1, 2)]
+    queued = [from_json(json.loads(json.dumps(w.to_json()))) for w in queued]  # as kept in the pending file
+    deliver(queued, tracker.index)
+    deliver(queued, RunIndex(uri, "exp", "search-1"))
+    client = MlflowClient(uri)
+    run = client.get_run(tracker.run_id("a"))
+    for name in telemetry:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2]
+    inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs if i.tags[0].key == DATASET_CONTEXT_TAG}
+    assert sorted(inputs) == [TRAIN_SPLIT, VAL_SPLIT] and inputs[VAL_SPLIT].digest == "def"
+    assert json.loads(inputs[TRAIN_SPLIT].profile)["num_rows"] == 9

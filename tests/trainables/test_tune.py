@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from ray import tune
 
 from contract import metrics as M
 from contract.status import COMPLETED, RUNNING
+from contract.tracking import TRAIN_SPLIT, VAL_SPLIT
 from trainables.config import TrainConfig
 from trainables.tune import train_t2t
 
@@ -61,6 +63,12 @@ def test_two_trials_report_every_epoch_with_checkpoints(ray_local, tmp_path):
         assert history[M.EPOCH].tolist() == [1, 2, 3]
         assert history[M.STATUS].tolist() == [RUNNING, RUNNING, COMPLETED]
         assert history[M.VAL_ACC].between(0, 1).all()
+        # the process's telemetry with every report, its data sets with the first (the driver logs both to MLflow)
+        assert history["system/cpu_utilization_percentage"].between(0, 100).all()
+        assert history["system/system_memory_usage_megabytes"].gt(0).all()
+        datasets = history[M.DATASETS].tolist()
+        assert {r["split"] for r in json.loads(datasets[0])} == {TRAIN_SPLIT, VAL_SPLIT}
+        assert all(not isinstance(d, str) for d in datasets[1:]), datasets  # missing: NaN
         assert result.checkpoint is not None
         assert (Path(result.checkpoint.path) / "checkpoint.pt").is_file()
     seeds = {r.config["train"]["seed"] for r in results}
