@@ -6,6 +6,8 @@ RNG states, best metrics, history); ``state_dict``/``load_state_dict`` carry it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import time
 from collections.abc import Iterable, Iterator
@@ -168,9 +170,9 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         self.generator = torch.Generator().manual_seed(cfg.train.seed)  # data order and augmentation
         self.data: Data = build_data(cfg.data, self.device, self.generator)
-        model_cfg = cfg.model.build_config(cfg.data.img_size, self.data.in_chans, self.data.num_classes)
-        self.cost = t2t.complexity(model_cfg)
-        self.model = t2t.T2TViT(model_cfg)
+        self.model_config = cfg.model.build_config(cfg.data.img_size, self.data.in_chans, self.data.num_classes)
+        self.cost = t2t.complexity(self.model_config)
+        self.model = t2t.T2TViT(self.model_config)
         if cfg.model.pretrained:
             t2t.load_pretrained(self.model, cfg.model.pretrained, strict=False)
         self.model.to(self.device)
@@ -274,6 +276,7 @@ class Trainer:
         """Everything to resume exactly: config, model, optimizer, EMA, step, epoch, RNG states."""
         state = {
             "config": self.cfg.to_dict(),
+            "model_config": dataclasses.asdict(self.model_config),  # the architecture, built for this data
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,

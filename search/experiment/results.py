@@ -73,18 +73,16 @@ def summarize(
         _recommend(summary, winner["result"].config if winner else summary.best_config, cfg)
     else:
         _recommend(summary, summary.best_config, cfg)
-    if champion is not None:  # a final run's weights are logged here; the search's best trial's were above
-        _register(summary, tracker, champion, cfg.name, logged=champion is not final_phase_champion)
+    if champion is not None:
+        _register(summary, tracker, champion, cfg.name)
     return summary
 
 
-def _register(summary: SearchSummary, tracker: MlflowTracker, champion, name: str, logged: bool) -> None:
-    """The winner's weights in the Model Registry: a final run's (``logged`` False: logged here first), else the
-    search's best trial's."""
+def _register(summary: SearchSummary, tracker: MlflowTracker, champion, name: str) -> None:
+    """The winner in the Model Registry: its weights and config, which are also an MLflow model."""
     trial_id = champion.metrics[TRIAL_ID]
-    if not logged:
-        tracker.drain(timeout_s=30)
-        log_weights(tracker, trial_id, champion)
+    tracker.drain(timeout_s=30)  # a final run's run id
+    log_weights(tracker, trial_id, champion, mlflow_model=True)
     tags = {TRIAL_ID_TAG: str(trial_id), M.VAL_ACC: f"{champion.metrics.get(M.VAL_ACC, float('nan')):.6f}"}
     if M.TEST_ACC in champion.metrics:
         tags[M.TEST_ACC] = f"{champion.metrics[M.TEST_ACC]:.6f}"
@@ -128,12 +126,14 @@ def _describe_baseline(
         tracker.set_tags(baseline, {BASELINE_TAG: "true"})
 
 
-def log_weights(tracker: MlflowTracker, trial_id: str, result) -> None:
-    """The best checkpoint's model weights (loadable with ``t2t.load_pretrained``) as an MLflow artifact."""
+def log_weights(tracker: MlflowTracker, trial_id: str, result, mlflow_model: bool = False) -> None:
+    """The best checkpoint's model weights (loadable with ``t2t.load_pretrained``) as an MLflow artifact; with
+    ``mlflow_model`` the same folder is also an MLflow model (``search.tracking.mlflow_model``)."""
     import tempfile
 
     import torch
 
+    from search.tracking.mlflow_model import save_mlflow_model
     from trainables.checkpoint import CHECKPOINT_FILE
 
     best = result.get_best_checkpoint(M.VAL_ACC, "max") if result.best_checkpoints else None  # None: it saved none
@@ -147,6 +147,8 @@ def log_weights(tracker: MlflowTracker, trial_id: str, result) -> None:
             weights = state.get("ema", state["model"])  # the weights that were evaluated: with EMA, the EMA ones
             torch.save(weights, Path(out) / MODEL_WEIGHTS_FILE)
             (Path(out) / MODEL_CONFIG_FILE).write_text(json.dumps(state["config"], indent=2))
+            if mlflow_model and "model_config" in state:  # a checkpoint of an older version has weights alone
+                save_mlflow_model(state["model_config"], weights, Path(out))
             tracker.client.log_artifacts(run_id, out, artifact_path=MODEL_ARTIFACTS)
     except Exception as e:
         log.warning("could not log the weights of trial %s to MLflow: %s", trial_id, e)

@@ -5,10 +5,13 @@ with the leaderboard's top line."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 import tempfile
 from pathlib import Path
 
 import mlflow
+import mlflow.pytorch
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -35,6 +38,7 @@ from contract.tracking import (
     VAL_SPLIT,
 )
 from tests.conftest import STARTED
+from tests.processes import free_port, kill_session, serve
 from trainables.config import TrainConfig
 from trainables.loop import Trainer, evaluate
 
@@ -111,6 +115,35 @@ def test_the_winner_is_registered_and_evaluates_to_its_accuracy(smoke_search, tm
     test = evaluate(trainer.model, trainer.data.test, False, classes, TEST_SPLIT)[M.TEST_ACC]
     assert val == pytest.approx(run.data.metrics[M.VAL_ACC], abs=1e-9)  # the latest: its last epoch's
     assert test == pytest.approx(run.data.metrics[M.TEST_ACC], abs=1e-9)
+
+    # The same folder is an MLflow model: MLflow's PyTorch flavour loads it, and it scores the same.
+    model = mlflow.pytorch.load_model(f"models:/smoke@{CHAMPION_ALIAS}")
+    for batches, metric in ((trainer.data.val, M.VAL_ACC), (trainer.data.test, M.TEST_ACC)):
+        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches)
+        assert correct / sum(len(y) for _, y in batches) == pytest.approx(run.data.metrics[metric], abs=1e-9)
+    info = mlflow.models.get_model_info(f"models:/smoke@{CHAMPION_ALIAS}")
+    size = cfg.data.img_size
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 1, size, size]  # digits: one channel
+
+
+def test_mlflow_serves_the_champion_over_http(smoke_search, tmp_path):
+    """``mlflow models serve -m models:/NAME@champion --env-manager local``, on loopback: class scores per image."""
+    import requests
+
+    port = free_port()
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # the venv active: its uvicorn
+    env = {**os.environ, "MLFLOW_TRACKING_URI": _client(smoke_search)[1], "PATH": path}
+    args = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/smoke@{CHAMPION_ALIAS}",
+            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
+    server = serve(args, tmp_path / "serve.log", f"http://127.0.0.1:{port}/ping", "mlflow models serve", env)
+    try:
+        images = torch.rand(3, 1, 32, 32).tolist()
+        answer = requests.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": images}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        scores = answer.json()["predictions"]
+        assert len(scores) == 3 and all(len(row) == 10 for row in scores)  # the ten digits' scores per image
+    finally:
+        kill_session(server)
 
 
 def test_the_parent_run_carries_the_leaderboard(smoke_search):
