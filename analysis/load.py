@@ -39,7 +39,7 @@ from contract.tracking import (
     child_runs,
 )
 
-HISTORY_METRICS = (M.VAL_ACC, M.VAL_LOSS, M.TRAIN_LOSS, M.EPOCH_TIME_S)
+HISTORY_METRICS = (M.VAL_ACC, M.VAL_LOSS, M.TRAIN_LOSS, M.EPOCH_TIME_S, M.GPU_UTILIZATION, M.GPU_MEMORY_PEAK)
 # A final run: contract.final's row (val_acc is the run's last epoch's), its epochs, and its own ids.
 FINAL_COLUMNS = ["trial_id", "run_id", SOURCE, SEED, BASELINE, M.STATUS, M.VAL_ACC, M.TEST_ACC, M.TEST_LOSS, "epochs"]
 BULK_RUNS = 500  # runs per bulk history query: well under SQLite's limit on a query's parameters

@@ -6,6 +6,7 @@ Each section is built by its own function, in the order the report shows them; t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,7 +241,7 @@ def pareto(exp: Experiment, measure: str, params: list[str]) -> Section:
 
 
 def cost(exp: Experiment) -> Section:
-    """Trial time, time to the best result, time spent on trials later pruned, GPU-hours."""
+    """Trial time, time to the best result, time spent on trials later pruned, GPU-hours and how the GPUs were used."""
     c = S.cost(exp)
     minutes = {k: v / 60 for k, v in c.items() if k.endswith("_s")}
     text = (
@@ -250,7 +251,15 @@ def cost(exp: Experiment) -> Section:
         "went to trials that were later pruned"
         + (f"; {c['gpu_hours']:.2f} GPU-hours." if c["gpu_hours"] else "; no GPU.")
     )
-    return Section("Cost", text, [pd.DataFrame([c])])
+    tables = [pd.DataFrame([c])]
+    if not math.isnan(c["gpu_utilization_percentage"]):
+        text += (
+            f" The GPUs were busy {c['gpu_utilization_percentage']:.0f}% of the trials' time (idle "
+            f"{c['gpu_idle_share']:.0%}: data loading, evaluation, checkpoints); one GPU held at most "
+            f"{c['gpu_memory_peak_megabytes']:.0f} MB (NVML, sampled every few seconds by each trial's process)."
+        )
+        tables.append(S.gpu_by_trial(exp))
+    return Section("Cost", text, tables)
 
 
 def failures(exp: Experiment) -> Section:

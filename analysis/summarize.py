@@ -285,7 +285,8 @@ def lower_bounds(trials: pd.DataFrame, cost: str) -> pd.DataFrame:
 
 
 def cost(exp: Experiment) -> dict[str, float]:
-    """Trial time in total, until the best result, and in trials that were later pruned; GPU hours if GPUs ran."""
+    """Trial time in total, until the best result, and in trials that were later pruned; GPU hours if GPUs ran,
+    with what the trials' processes measured of their GPUs (NaN where none did)."""
     hist, trials = exp.history, exp.trials
     total = float(hist[M.EPOCH_TIME_S].sum())
     validated = hist.dropna(subset=[M.VAL_ACC])
@@ -301,7 +302,36 @@ def cost(exp: Experiment) -> dict[str, float]:
         "trial_time_to_best_s": until_best,
         "pruned_trial_time_s": float(hist.loc[hist["trial_id"].isin(pruned_ids), M.EPOCH_TIME_S].sum()),
         "gpu_hours": total * gpus / 3600,
+        **gpu_use(hist),
     }
+
+
+GPU_COLUMNS = [M.GPU_UTILIZATION, M.GPU_MEMORY_PEAK]
+
+
+def gpu_use(hist: pd.DataFrame) -> dict[str, float]:
+    """Over the epochs of ``hist``: the GPUs' mean utilisation (weighted by epoch time), the share of time they sat
+    idle (data loading, evaluation, checkpoints), the most memory one GPU held; NaN where no epoch measured them."""
+    hist = hist.reindex(columns=[*hist.columns.difference(GPU_COLUMNS), *GPU_COLUMNS])  # NaN where never measured
+    measured = hist.dropna(subset=[M.GPU_UTILIZATION, M.EPOCH_TIME_S])
+    seconds = measured[M.EPOCH_TIME_S].sum()
+    busy = float((measured[M.GPU_UTILIZATION] * measured[M.EPOCH_TIME_S]).sum() / seconds) if seconds else math.nan
+    return {
+        "gpu_utilization_percentage": busy,
+        "gpu_idle_share": 1 - busy / 100,
+        "gpu_memory_peak_megabytes": float(hist[M.GPU_MEMORY_PEAK].max()),
+    }
+
+
+def gpu_by_trial(exp: Experiment) -> pd.DataFrame:
+    """Per trial that measured its GPUs: GPU-hours, mean utilisation, idle share, peak memory."""
+    gpus = float(exp.setting("search.gpus_per_trial", 0) or 0)
+    rows = []
+    for trial_id, hist in exp.history.groupby("trial_id", sort=False):
+        use = gpu_use(hist)
+        if not math.isnan(use["gpu_utilization_percentage"]):
+            rows.append({"trial_id": trial_id, "gpu_hours": hist[M.EPOCH_TIME_S].sum() * gpus / 3600, **use})
+    return pd.DataFrame(rows)
 
 
 def failures(exp: Experiment) -> pd.DataFrame:

@@ -23,6 +23,10 @@ REASON = "reason"  # why a run diverged or failed
 # A trial process's first result: the splits it trains and is measured on, as JSON (trainables.dataset_record), which
 # the driver logs as the run's MLflow data set inputs.
 DATASETS = "datasets"
+# A trial's GPUs over an epoch, from its process (trainables.telemetry): the mean busy share of its GPUs, and the most
+# memory one of them held. Beside MLflow's per-GPU system/gpu_N_* metrics, which the UI charts.
+GPU_UTILIZATION = "system/gpu_utilization_percentage"
+GPU_MEMORY_PEAK = "system/gpu_memory_peak_megabytes"
 
 # What the search optimises, and in which direction.
 OBJECTIVE = VAL_ACC

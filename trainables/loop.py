@@ -7,7 +7,6 @@ RNG states, best metrics, history); ``state_dict``/``load_state_dict`` carry it.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import time
 from collections.abc import Iterable, Iterator

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import psutil
 
+from contract import metrics as M
 from contract.tracking import SYSTEM_METRICS_PREFIX
 
 SAMPLING_INTERVAL_S = 5.0  # MLflow's own monitor samples every 10 s
@@ -65,6 +66,22 @@ def nvml_reader(indexes: list[int]) -> GpuReader | None:
     return read
 
 
+def _trial_gpus(reading: dict[str, float]) -> dict[str, float]:
+    """The trial's GPUs as one: their mean utilisation and the most memory one of them holds (unprefixed names)."""
+    util = [v for k, v in reading.items() if k.startswith("gpu_") and k.endswith("_utilization_percentage")]
+    memory = [v for k, v in reading.items() if k.startswith("gpu_") and k.endswith("_memory_usage_megabytes")]
+    out = {}
+    if util:
+        out[_bare(M.GPU_UTILIZATION)] = sum(util) / len(util)
+    if memory:
+        out[_bare(M.GPU_MEMORY_PEAK)] = max(memory)
+    return out
+
+
+def _bare(name: str) -> str:
+    return name.removeprefix(SYSTEM_METRICS_PREFIX)
+
+
 class Telemetry:
     """Samples on a thread of its own from ``start`` to ``stop``; ``take`` returns the means since the last take."""
 
@@ -96,16 +113,20 @@ class Telemetry:
                 readings.update(read() if read else {})
             except Exception:  # a reading that fails is left out, never the trial
                 continue
+        readings.update(_trial_gpus(readings))
         with self._lock:
             for name, value in readings.items():
                 self._samples[name].append(value)
 
     def take(self) -> dict[str, float]:
-        """The mean of each reading since the last take (one taken now if none was), as ``system/NAME``."""
+        """The mean of each reading since the last take (one taken now if none was; the peak memory: its most), as
+        ``system/NAME``."""
         with self._lock:
             empty = not self._samples
         if empty:
             self.sample()
         with self._lock:
             samples, self._samples = self._samples, defaultdict(list)
-        return {SYSTEM_METRICS_PREFIX + name: sum(v) / len(v) for name, v in samples.items() if v}
+        peak = _bare(M.GPU_MEMORY_PEAK)
+        means = {name: max(v) if name == peak else sum(v) / len(v) for name, v in samples.items() if v}
+        return {SYSTEM_METRICS_PREFIX + name: value for name, value in means.items()}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from analysis import sections
 from analysis import summarize as S
 from contract import metrics as M
 from contract.status import COMPLETED, DIVERGED, PRUNED
@@ -60,6 +63,24 @@ def test_cost_accounts_for_every_trial_second():
     assert c["pruned_trial_time_s"] == 10.0 * (2 + 4)
     assert c["time_to_best_s"] == 10.0 * (6 + 6 + 2 + 4)  # d's last epoch
     assert c["gpu_hours"] == pytest.approx(250 * 0.5 / 3600)
+
+
+def test_gpu_use_is_weighted_by_epoch_time_per_trial_and_in_total():
+    exp = hand_made()
+    assert math.isnan(S.cost(exp)["gpu_utilization_percentage"]) and S.gpu_by_trial(exp).empty  # never measured
+    hist = exp.history
+    hist[M.GPU_UTILIZATION] = hist["trial_id"].map({"a": 80.0, "b": 40.0})  # the others: not measured
+    hist[M.GPU_MEMORY_PEAK] = hist["trial_id"].map({"a": 900.0, "b": 1500.0})
+    hist.loc[hist["trial_id"] == "b", M.EPOCH_TIME_S] = 30.0  # b's epochs took three times a's
+    c = S.cost(exp)
+    assert c["gpu_utilization_percentage"] == pytest.approx((80 * 60 + 40 * 180) / 240)
+    assert c["gpu_idle_share"] == pytest.approx(1 - c["gpu_utilization_percentage"] / 100)
+    assert c["gpu_memory_peak_megabytes"] == 1500.0
+    by_trial = S.gpu_by_trial(exp).set_index("trial_id")
+    assert list(by_trial.index) == ["a", "b"] and by_trial.loc["b", "gpu_hours"] == pytest.approx(180 * 0.5 / 3600)
+    assert by_trial.loc["a", "gpu_idle_share"] == pytest.approx(0.2)
+    text = sections.cost(exp).text
+    assert "busy 50% of the trials' time (idle 50%" in text and "at most 1500 MB" in text
 
 
 def test_failures_name_the_reason():

@@ -122,8 +122,8 @@ def test_the_winner_is_registered_and_evaluates_to_its_accuracy(smoke_search, tm
         correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches)
         assert correct / sum(len(y) for _, y in batches) == pytest.approx(run.data.metrics[metric], abs=1e-9)
     info = mlflow.models.get_model_info(f"models:/smoke@{CHAMPION_ALIAS}")
-    size = cfg.data.img_size
-    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 1, size, size]  # digits: one channel
+    size = cfg.data.img_size  # the digits: one channel
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 1, size, size]
 
 
 def test_mlflow_serves_the_champion_over_http(smoke_search, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from contract import metrics as M
 from contract.tracking import SYSTEM_METRICS_PREFIX
 from trainables.telemetry import Telemetry, nvml_reader, visible_gpus
 
@@ -19,7 +20,9 @@ class FakeGpu:
     def __call__(self) -> dict[str, float]:
         if not self.utilization:
             raise RuntimeError("NVML: GPU is lost")
-        return {"gpu_0_utilization_percentage": self.utilization.pop(0), "gpu_0_memory_usage_megabytes": 512.0}
+        util = self.utilization.pop(0)
+        return {"gpu_0_utilization_percentage": util, "gpu_0_memory_usage_megabytes": 500 + util,
+                "gpu_1_utilization_percentage": 0.0, "gpu_1_memory_usage_megabytes": 100.0}  # fmt: skip
 
 
 def test_take_is_the_mean_since_the_last_take_named_as_mlflow_names_system_metrics():
@@ -27,9 +30,11 @@ def test_take_is_the_mean_since_the_last_take_named_as_mlflow_names_system_metri
     telemetry.sample()
     telemetry.sample()
     first = telemetry.take()
-    assert set(first) == {SYSTEM_METRICS_PREFIX + n for n in NODE | {"gpu_0_utilization_percentage",
-                                                                      "gpu_0_memory_usage_megabytes"}}  # fmt: skip
-    assert first["system/gpu_0_utilization_percentage"] == 20.0 and first["system/gpu_0_memory_usage_megabytes"] == 512
+    gpus = {f"gpu_{n}_{what}" for n in (0, 1) for what in ("utilization_percentage", "memory_usage_megabytes")}
+    assert set(first) == {SYSTEM_METRICS_PREFIX + n for n in NODE | gpus} | {M.GPU_UTILIZATION, M.GPU_MEMORY_PEAK}
+    assert first["system/gpu_0_utilization_percentage"] == 20.0 and first["system/gpu_0_memory_usage_megabytes"] == 520
+    assert first[M.GPU_UTILIZATION] == 10.0  # the trial's two GPUs, one idle
+    assert first[M.GPU_MEMORY_PEAK] == 530  # the most either held at any sample, not a mean
     assert 0 <= first["system/cpu_utilization_percentage"] <= 100
     assert telemetry.take()["system/gpu_0_utilization_percentage"] == 90.0  # nothing sampled since: one reading now
 
