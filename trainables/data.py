@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from trainables.config import DataSection
+from trainables.staging import is_remote, listing, stage
 
 CIFAR_STATS = {  # per-channel mean and std of the training images
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -267,7 +268,11 @@ def _imagefolder(cfg: DataSection, device: torch.device, generator: torch.Genera
 def has_test_split(cfg: DataSection) -> bool:
     """Whether ``cfg`` has images of its own for the test split; without (an image folder lacking test/), the
     test split is the validation split and numbers measured on it are val numbers."""
-    return cfg.name != "imagefolder" or (Path(cfg.root).expanduser() / TEST_DIR).is_dir()
+    if cfg.name != "imagefolder":
+        return True
+    if is_remote(cfg.root):
+        return any(name.startswith(f"{TEST_DIR}/") for name in listing(cfg.root))
+    return (Path(cfg.root).expanduser() / TEST_DIR).is_dir()
 
 
 def check_available(cfg: DataSection) -> None:
@@ -292,6 +297,9 @@ def check_available(cfg: DataSection) -> None:
 
 def channels_and_classes(cfg: DataSection) -> tuple[int, int]:
     """(in_chans, num_classes) of a data set without loading it (to price a model before it is built)."""
+    if cfg.name == "imagefolder" and is_remote(cfg.root):  # the class folders as the storage lists them
+        parts = [name.split("/") for name in listing(cfg.root)]
+        return 3, len({p[1] for p in parts if len(p) > 2 and p[0] == TRAIN_DIR})
     check_available(cfg)
     if cfg.name == "imagefolder":
         return 3, sum(1 for p in (Path(cfg.root).expanduser() / TRAIN_DIR).iterdir() if p.is_dir())
@@ -300,7 +308,10 @@ def channels_and_classes(cfg: DataSection) -> tuple[int, int]:
 
 def build_data(cfg: DataSection, device: torch.device, generator: torch.Generator) -> Data:
     """The data set named by ``cfg.name``, split three ways by ``cfg.split_seed``; ``generator`` drives order and
-    augmentation of the training batches."""
+    augmentation of the training batches. A ``data.root`` on shared storage is read from this node's copy
+    (``trainables.staging``)."""
+    if is_remote(cfg.root):
+        cfg = cfg.model_copy(update={"root": str(stage(cfg.root))})
     if cfg.name == "imagefolder":
         return _imagefolder(cfg, device, generator)
     if cfg.name in CIFAR_STATS:

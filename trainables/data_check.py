@@ -10,6 +10,7 @@ from pathlib import Path
 
 from trainables.config import DataSection
 from trainables.data import TEST_DIR, TRAIN_DIR, VAL_DIR, DataError, check_available, has_test_split
+from trainables.staging import StagingError, is_remote, listing
 
 _CIFAR_FILES = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]),
@@ -20,7 +21,11 @@ _CIFAR_TRAIN_IMAGES = 50_000  # CIFAR-10's and CIFAR-100's official training set
 
 
 def check_data(cfg: DataSection, seed: int | None = None) -> None:
-    """Raise ``DataError`` when ``cfg`` cannot train (``seed``, a run's ``train.seed``, does not move the split)."""
+    """Raise ``DataError`` when ``cfg`` cannot train (``seed``, a run's ``train.seed``, does not move the split).
+    A ``data.root`` on shared storage is listed, not copied: each node copies it when a trial first needs it."""
+    if is_remote(cfg.root):
+        _check_remote(cfg)
+        return
     check_available(cfg)
     if cfg.name in _CIFAR_FILES:
         _check_val_size(cfg)
@@ -30,6 +35,28 @@ def check_data(cfg: DataSection, seed: int | None = None) -> None:
         _check_imagefolder(cfg)
     elif cfg.name in ("digits", "synthetic"):
         _check_split(cfg)
+
+
+def _check_remote(cfg: DataSection) -> None:
+    """The URI can be read and holds what the data set reads (CIFAR's batches, an image folder's train/ and val/)."""
+    if cfg.download:
+        raise DataError(f"data.download=true needs a local data.root, not {cfg.root}: put the data set there once")
+    try:
+        files = listing(cfg.root)
+    except StagingError as e:
+        raise DataError(str(e)) from e
+    if cfg.name in _CIFAR_FILES:
+        _check_val_size(cfg)
+        folder, names = _CIFAR_FILES[cfg.name]
+        missing = [n for n in names if f"{folder}/{n}" not in files]
+        if missing:
+            raise DataError(f"{cfg.root}/{folder} lacks {', '.join(missing)}: copy the whole {folder} folder there")
+    elif cfg.name == "imagefolder":
+        splits = (TRAIN_DIR, VAL_DIR, TEST_DIR) if has_test_split(cfg) else (TRAIN_DIR, VAL_DIR)
+        empty = [s for s in splits if not any(name.startswith(f"{s}/") for name in files)]
+        if empty:
+            raise DataError(f"{cfg.root} holds nothing under {', '.join(empty)}/: data.root must hold train/ and "
+                            "val/ (and test/) with one subfolder per class")  # fmt: skip
 
 
 def _check_val_size(cfg: DataSection) -> None:
