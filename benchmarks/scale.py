@@ -6,6 +6,10 @@ with no searcher and no tracking, the floor under any stack built on Tune.
 
     python benchmarks/scale.py                       # N = 10, 100, 500 of the tiny config; 1,000 bookkeeping trials
     python benchmarks/scale.py --trials 10,100 --bookkeeping 0 --stacks ours,stock
+    python benchmarks/scale.py --trials 100,500 --bookkeeping 0 --stacks ours,tuned   # against the tuned stack
+
+Stacks: ``ours``; ``stock`` (Ray's defaults: a new worker process per trial); ``tuned``, the stock stack as a Ray user
+tunes it (``reuse_actors=True``, Tune's automatic CSV/JSON/TensorBoard loggers off); ``tune``.
 
 Rows:
 - ``tiny``: ``trainables.tune.train_t2t`` on the embedded digits, t2t_vit_test (depth 2, embed_dim 48, token_dim 32),
@@ -97,7 +101,7 @@ def run_ours(kind: str, trials: int, folder: Path) -> None:
     }  # fmt: skip
     (folder / "scale.yaml").write_text(yaml.safe_dump(config))
     if kind == "bookkeeping":
-        driver.trial_function = lambda tracker: bookkeeping
+        driver.trial_function = lambda: bookkeeping
     rc = main(["--config", str(folder / "scale.yaml")])
     if rc != 0:
         raise SystemExit(f"t2t-search exited {rc}")
@@ -140,6 +144,21 @@ def run_stock(kind: str, trials: int, folder: Path) -> None:
              {"callbacks": [mlflow], "checkpoint_config": tune.CheckpointConfig(num_to_keep=2)})  # fmt: skip
 
 
+def run_tuned(kind: str, trials: int, folder: Path) -> None:
+    """The hand-glued stack as a Ray user tunes it: the stock one with actors reused between trials (Ray's default
+    starts a worker process per trial) and Tune's automatic file loggers (CSV, JSON, TensorBoard) off."""
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    from ray import tune
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = ConcurrencyLimiter(OptunaSearch(seed=0), max_concurrent=slots(kind))
+    mlflow = MLflowLoggerCallback(tracking_uri=f"sqlite:///{folder}/mlflow.db", experiment_name="scale")
+    tune_fit(kind, trials, folder, {"search_alg": searcher, "reuse_actors": True},
+             {"callbacks": [mlflow], "checkpoint_config": tune.CheckpointConfig(num_to_keep=2)})  # fmt: skip
+
+
 def timed_fits() -> list[float]:
     """The seconds each ``Tuner.fit`` of this process takes from now on: Tune's own run of the trials, without the
     driver's start (imports, Ray, the stores) and end (ours: the summary and the report)."""
@@ -164,7 +183,7 @@ def run_tune(kind: str, trials: int, folder: Path) -> None:
     tune_fit(kind, trials, folder, {"max_concurrent_trials": slots(kind), "reuse_actors": True}, {})
 
 
-STACKS = {"ours": run_ours, "stock": run_stock, "tune": run_tune}
+STACKS = {"ours": run_ours, "stock": run_stock, "tuned": run_tuned, "tune": run_tune}
 
 
 def one(stack: str, kind: str, trials: int, folder: Path) -> dict:
@@ -227,19 +246,22 @@ def commit() -> str:
 
 def table(rows: list[dict]) -> str:
     head = ("run", "trials", "stack", "wall (Tune's run)", "trials/min", "driver CPU/trial", "driver peak",
-            "results/trial", "MLflow/trial", "vs stock", "of ideal (Tune's run)")  # fmt: skip
+            "results/trial", "MLflow/trial", "vs stock", "vs tuned (Tune's run)", "of ideal (Tune's run)")  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    stock = {(r["kind"], r["trials"]): r["wall_s"] for r in rows if r["stack"] == "stock"}
+    by = {(r["stack"], r["kind"], r["trials"]): r for r in rows}
     for r in rows:
-        ratio = r["wall_s"] / stock[(r["kind"], r["trials"])] if (r["kind"], r["trials"]) in stock else None
-        vs = f"{ratio:.2f}x" if ratio else "-"
+        stock, tuned = by.get(("stock", r["kind"], r["trials"])), by.get(("tuned", r["kind"], r["trials"]))
+        vs = f"{r['wall_s'] / stock['wall_s']:.2f}x" if stock else "-"
+        vs_tuned = (
+            f"{r['wall_s'] / tuned['wall_s']:.2f}x ({r['tune_fit_s'] / tuned['tune_fit_s']:.2f}x)" if tuned else "-"
+        )
         ideal = f"{r['of_ideal']:.2f}x ({r['fit_of_ideal']:.2f}x) of {r['ideal_s']:.0f} s" if "of_ideal" in r else "-"
         lines.append(
             f"| {r['kind']} | {r['trials']} | {r['stack']} | {r['wall_s']:.0f} s ({r['tune_fit_s']:.0f} s) | "
             f"{r['trials_per_min']:.1f} | "
             f"{r['driver_cpu_per_trial_s']:.3f} s | {r['driver_peak_mib']:.0f} MiB | "
             f"{r['results_bytes_per_trial'] / 1024:.0f} KiB | {r['mlflow_bytes_per_trial'] / 1024:.0f} KiB | "
-            f"{vs} | {ideal} |"
+            f"{vs} | {vs_tuned} | {ideal} |"
         )
     return "\n".join(lines)
 
