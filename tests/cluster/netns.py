@@ -114,8 +114,11 @@ class Cluster:
         command = ["ip", "netns", "exec", self.ns[ip], *args]
         return subprocess.run(command, env=self.env(**env), capture_output=True, text=True, timeout=timeout_s)
 
-    def start_node(self, ip: str, cpus: int = 1, private_storage: bool = False) -> subprocess.Popen:
-        """``ray start --block`` on host ``ip`` (the head if it is HEAD_IP), connected when this returns.
+    def start_node(
+        self, ip: str, cpus: int = 1, private_storage: bool = False, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        """``ray start --block`` on host ``ip`` (the head if it is HEAD_IP), connected when this returns; ``env``
+        is the host's own (its trials' processes inherit it from the raylet).
 
         ``private_storage``: the host gets its own empty tmpfs over the storage folder (a worker without the
         shared storage), through a private mount namespace; the real filesystem is untouched.
@@ -138,7 +141,7 @@ class Cluster:
         if private_storage:
             script = f'mount -t tmpfs tmpfs "{self.storage}" && exec "$@"'
             args = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *args]
-        proc = self.spawn_in(ip, args, f"ray-{ip}.log")
+        proc = self.spawn_in(ip, args, f"ray-{ip}.log", env=self.env(**(env or {})))
         self.nodes[ip] = proc
         wait_for(lambda: self._alive_nodes(proc) >= (1 if ip == HEAD_IP else 2), 120, f"the Ray node on {ip}", 2)
         return proc
@@ -192,9 +195,11 @@ class Cluster:
     def tracking_uri(self) -> str:
         return f"http://{HEAD_IP}:{MLFLOW_PORT}"
 
-    def search(self, *args: str, tracking_uri: str | None = None, log: str = "search.log") -> subprocess.Popen:
-        """``python -m search.run --address HEAD ARGS`` on the head host, as a user runs it there."""
-        env = self.env(MLFLOW_TRACKING_URI=tracking_uri or self.tracking_uri)
+    def search(
+        self, *args: str, tracking_uri: str | None = None, log: str = "search.log", env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        """``python -m search.run --address HEAD ARGS`` on the head host, as a user runs it there (with ``env``)."""
+        env = self.env(MLFLOW_TRACKING_URI=tracking_uri or self.tracking_uri, **(env or {}))
         command = [sys.executable, "-m", "search.run", "--address", f"{HEAD_IP}:{GCS_PORT}", *args]
         return self.spawn_in(HEAD_IP, command, log, env=env)
 

@@ -16,14 +16,12 @@ import pytest
 from contract.tracking import DATASET_CONTEXT_TAG
 from tests.conftest import run_search
 from tests.processes import free_port, kill_session, serve
+from tests.s3 import BUCKET, PER_CLASS, PREFIX, URI, aws
 from tests.search.stores import runs
 from trainables.staging import MANIFEST, listing, stage
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parents[2]
-BUCKET, PREFIX = "data", "shapes"
-URI = f"s3://{BUCKET}/{PREFIX}"
-CLASSES, PER_CLASS = ("bright", "dark"), 8
 
 
 @pytest.fixture(scope="module")
@@ -32,37 +30,13 @@ def s3_server(tmp_path_factory):
     port, folder = free_port(), tmp_path_factory.mktemp("s3")
     server = serve([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], folder / "moto.log",
                    f"http://127.0.0.1:{port}/", "moto's S3 server")  # fmt: skip
-    env = _aws(port)
+    env = aws(f"http://127.0.0.1:{port}")
     try:
-        code = f"from tests.trainables.test_staging import upload; upload({str(folder / 'images')!r})"
+        code = f"from tests.s3 import upload; upload({str(folder / 'images')!r})"
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, **env}, timeout=120)
         yield env
     finally:
         kill_session(server)
-
-
-def _aws(port: int) -> dict[str, str]:
-    keys = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-    return {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_EC2_METADATA_DISABLED": "true", **keys}
-
-
-def upload(local: str) -> None:
-    """Write the image folder under ``local`` and upload it to s3://data/shapes (run with the server's env)."""
-    import boto3
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for split in ("train", "val", "test"):
-        for label, name in enumerate(CLASSES):
-            (Path(local) / split / name).mkdir(parents=True)
-            for i in range(PER_CLASS):
-                pixels = rng.integers(0, 100, (32, 32, 3)) + 150 * (label == 0)
-                Image.fromarray(pixels.astype("uint8")).save(Path(local) / split / name / f"{i}.png")
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    for path in Path(local).rglob("*.png"):
-        s3.upload_file(str(path), BUCKET, f"{PREFIX}/{path.relative_to(local)}")
 
 
 @pytest.fixture
