@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "T2T_DATA_CACHE"  # where a node keeps its copies; default ~/.cache/t2t-search/data
 MANIFEST = ".t2t-staged.json"  # in a finished copy: each file's path and size as the storage listed them
+LOCK_WAIT_S = 6 * 3600.0  # a trial waits this long for another's copy (a large data set over a slow link)
 
 
 class StagingError(RuntimeError):
@@ -86,12 +88,28 @@ def stage(uri: str, cache: Path | None = None) -> Path:
     name = urlparse(uri).path.rstrip("/").rsplit("/", 1)[-1] or "data"  # never the credentials of a URI
     target = cache / f"{name}-{key}"
     with open(cache / f"{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, however it ends
+        _lock(lock, uri)
         files = listing(uri)
         if _whole(target, files):
             return target
         _copy(uri, files, target)
     return target
+
+
+def _lock(lock, uri: str) -> None:
+    """Hold the copy's lock (released when this process ends, however it ends), waiting at most ``LOCK_WAIT_S``."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise StagingError(
+                    f"another process on this node has been copying {redact(uri)} for {LOCK_WAIT_S:.0f} s: "
+                    f"see its trial's log, or remove {lock.name} if no trial runs here"
+                ) from None
+            time.sleep(1.0)
 
 
 def _whole(target: Path, files: dict[str, int]) -> bool:
