@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from trainables.config import DataSection
-from trainables.staging import is_remote, listing, stage
+from trainables.staging import cached_listing, is_remote, stage
 
 CIFAR_STATS = {  # per-channel mean and std of the training images
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -271,7 +271,7 @@ def has_test_split(cfg: DataSection) -> bool:
     if cfg.name != "imagefolder":
         return True
     if is_remote(cfg.root):
-        return any(name.startswith(f"{TEST_DIR}/") for name in listing(cfg.root))
+        return any(name.startswith(f"{TEST_DIR}/") for name in cached_listing(cfg.root))
     return (Path(cfg.root).expanduser() / TEST_DIR).is_dir()
 
 
@@ -297,10 +297,12 @@ def check_available(cfg: DataSection) -> None:
 
 def channels_and_classes(cfg: DataSection) -> tuple[int, int]:
     """(in_chans, num_classes) of a data set without loading it (to price a model before it is built)."""
-    if cfg.name == "imagefolder" and is_remote(cfg.root):  # the class folders as the storage lists them
-        parts = [name.split("/") for name in listing(cfg.root)]
-        return 3, len({p[1] for p in parts if len(p) > 2 and p[0] == TRAIN_DIR})
-    check_available(cfg)
+    if is_remote(cfg.root):  # nothing local to check: the image folder's classes as the storage lists them
+        if cfg.name == "imagefolder":
+            parts = [name.split("/") for name in cached_listing(cfg.root)]
+            return 3, len({p[1] for p in parts if len(p) > 2 and p[0] == TRAIN_DIR})
+    else:
+        check_available(cfg)
     if cfg.name == "imagefolder":
         return 3, sum(1 for p in (Path(cfg.root).expanduser() / TRAIN_DIR).iterdir() if p.is_dir())
     return {"digits": (1, 10), "cifar10": (3, 10), "cifar100": (3, 100)}.get(cfg.name, (3, cfg.synthetic_classes))

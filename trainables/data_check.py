@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from contract.redact import redact
 from trainables.config import DataSection
 from trainables.data import TEST_DIR, TRAIN_DIR, VAL_DIR, DataError, check_available, has_test_split
 from trainables.staging import StagingError, is_remote, listing
@@ -39,6 +40,11 @@ def check_data(cfg: DataSection, seed: int | None = None) -> None:
 
 def _check_remote(cfg: DataSection) -> None:
     """The URI can be read and holds what the data set reads (CIFAR's batches, an image folder's train/ and val/)."""
+    if redact(cfg.root) != cfg.root:  # it would reach the run's parameters and the logs
+        raise DataError(
+            f"data.root {redact(cfg.root)} holds a credential: give the storage's credentials in its environment "
+            "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3), not in the URI"
+        )
     if cfg.download:
         raise DataError(f"data.download=true needs a local data.root, not {cfg.root}: put the data set there once")
     try:

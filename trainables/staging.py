@@ -3,13 +3,15 @@ Ray's storage does), copied once per node into a local cache, then read from loc
 
 Every trial on a node asks for the copy; an exclusive file lock makes one of them copy while the others wait, then
 find it ready. A copy goes into a temporary folder and is renamed into place only once every file arrived with the
-size the storage lists, so a copy killed half way is never used: the next trial removes it and copies again. A copy
-whose listing no longer matches the storage's (the data set changed) is copied again.
+size the storage lists, so a copy killed half way is never used: the next trial removes it and copies again. Each
+version of the data (its listing: names and sizes) gets a copy of its own, so a copy that trials may still read is
+never replaced; old versions stay until the cache is cleaned. A change that keeps every name and size is not seen.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -80,19 +82,36 @@ def listing(uri: str) -> dict[str, int]:
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def cached_listing(uri: str) -> dict[str, int]:
+    """``listing`` once per process: what the driver reads of a data set's layout (its classes, whether it has a test
+    split) on every model it prices."""
+    return listing(uri)
+
+
+def lock_file(uri: str, cache: Path) -> Path:
+    """The lock every process on this node takes to copy ``uri``, or to find its copy whole."""
+    key = hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:16]
+    return cache / f"{_name(uri)}-{key}.lock"
+
+
+def _name(uri: str) -> str:
+    return urlparse(uri).path.rstrip("/").rsplit("/", 1)[-1] or "data"  # never the credentials of a URI
+
+
 def stage(uri: str, cache: Path | None = None) -> Path:
     """The local copy of ``uri`` on this node: made now if there is none whole, else the one there."""
     cache = cache or cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:16]
-    name = urlparse(uri).path.rstrip("/").rsplit("/", 1)[-1] or "data"  # never the credentials of a URI
-    target = cache / f"{name}-{key}"
-    with open(cache / f"{target.name}.lock", "w") as lock:
+    lock_path = lock_file(uri, cache)
+    with open(lock_path, "w") as lock:
         _lock(lock, uri)
         files = listing(uri)
-        if _whole(target, files):
-            return target
-        _copy(uri, files, target)
+        # A copy per version of the data (its listing): one that trials may still read is never replaced.
+        version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
+        target = lock_path.with_name(f"{lock_path.stem}-{version}")
+        if not _whole(target, files):
+            _copy(uri, files, target)
     return target
 
 
@@ -107,7 +126,7 @@ def _lock(lock, uri: str) -> None:
             if time.monotonic() > deadline:
                 raise StagingError(
                     f"another process on this node has been copying {redact(uri)} for {LOCK_WAIT_S:.0f} s: "
-                    f"see its trial's log, or remove {lock.name} if no trial runs here"
+                    "see its trial's log"
                 ) from None
             time.sleep(1.0)
 
@@ -131,7 +150,7 @@ def _copy(uri: str, files: dict[str, int], target: Path) -> None:
 
     fs, path = _open(uri)
     partial = target.with_name(f"{target.name}.partial")
-    for leftover in (partial, target):  # a copy killed half way, or one of data that has changed since
+    for leftover in (partial, target):  # a copy killed half way, or this version's copy with a file cut short
         shutil.rmtree(leftover, ignore_errors=True)
     partial.mkdir()
     pafs.copy_files(path, str(partial), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())

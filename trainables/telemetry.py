@@ -55,15 +55,26 @@ def nvml_reader(indexes: list[int]) -> GpuReader | None:
 
     def read() -> dict[str, float]:
         out = {}
-        for n, handle in enumerate(handles):
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            out[f"gpu_{n}_utilization_percentage"] = float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-            out[f"gpu_{n}_memory_usage_megabytes"] = memory.used / 1e6
-            out[f"gpu_{n}_memory_usage_percentage"] = memory.used / memory.total * 100
-            out[f"gpu_{n}_power_usage_watts"] = pynvml.nvmlDeviceGetPowerUsage(handle) / 1000
+        for n, handle in enumerate(handles):  # each query alone: a device may not support one (power on MIG)
+            for name, query in _nvml_queries(pynvml, handle).items():
+                try:
+                    out[f"gpu_{n}_{name}"] = query()
+                except pynvml.NVMLError:
+                    continue
         return out
 
     return read
+
+
+def _nvml_queries(pynvml, handle) -> dict[str, Callable[[], float]]:
+    """NVML's readings of one GPU, as MLflow's GPU monitor names them."""
+    memory = lambda: pynvml.nvmlDeviceGetMemoryInfo(handle)  # noqa: E731
+    return {
+        "utilization_percentage": lambda: float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
+        "memory_usage_megabytes": lambda: memory().used / 1e6,
+        "memory_usage_percentage": lambda: memory().used / memory().total * 100,
+        "power_usage_watts": lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000,
+    }
 
 
 def _trial_gpus(reading: dict[str, float]) -> dict[str, float]:

@@ -50,8 +50,8 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None)
     cfg = TrainConfig.from_dict(config)
     torch.set_num_threads(cpu_share())
     trainer = Trainer(cfg, trial_device(cfg))
-    records = describe(cfg.data, trainer.data, cfg.train.evaluate_test)
     try:
+        records = describe(cfg.data, trainer.data, cfg.train.evaluate_test)
         with Telemetry(nvml_reader(visible_gpus()) if trainer.device.type == "cuda" else None) as telemetry:
             _train(trainer, TelemetryReport(report, telemetry, records))
     finally:

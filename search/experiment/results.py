@@ -133,7 +133,6 @@ def log_weights(tracker: MlflowTracker, trial_id: str, result, mlflow_model: boo
 
     import torch
 
-    from search.tracking.mlflow_model import save_mlflow_model
     from trainables.checkpoint import CHECKPOINT_FILE
 
     best = result.get_best_checkpoint(M.VAL_ACC, "max") if result.best_checkpoints else None  # None: it saved none
@@ -148,10 +147,21 @@ def log_weights(tracker: MlflowTracker, trial_id: str, result, mlflow_model: boo
             torch.save(weights, Path(out) / MODEL_WEIGHTS_FILE)
             (Path(out) / MODEL_CONFIG_FILE).write_text(json.dumps(state["config"], indent=2))
             if mlflow_model and "model_config" in state:  # a checkpoint of an older version has weights alone
-                save_mlflow_model(state["model_config"], weights, Path(out))
+                _add_mlflow_model(state["model_config"], weights, Path(out), trial_id)
             tracker.client.log_artifacts(run_id, out, artifact_path=MODEL_ARTIFACTS)
     except Exception as e:
         log.warning("could not log the weights of trial %s to MLflow: %s", trial_id, e)
+
+
+def _add_mlflow_model(model_config: dict, weights: dict, folder: Path, trial_id: str) -> None:
+    """The MLflow model beside the weights; a failure only warns: the weights and their registration go ahead."""
+    from search.tracking.mlflow_model import save_mlflow_model
+
+    try:
+        save_mlflow_model(model_config, weights, folder)
+    except Exception as e:
+        log.warning("could not save trial %s's weights as an MLflow model (t2t.load_pretrained still reads them): %s",
+                    trial_id, e)  # fmt: skip
 
 
 def write_report(cfg: SearchConfig, parent_id: str) -> str | None:

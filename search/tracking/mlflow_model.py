@@ -40,6 +40,8 @@ def save_mlflow_model(model_config: dict[str, Any], weights: dict[str, Any], fol
     example = np.zeros((EXAMPLE_BATCH, config.in_chans, *config.img_size), dtype=np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "mlflow_model"
-        mlflow.pytorch.save_model(model, str(saved), input_example=example, pip_requirements=requirements())
+        mlflow.pytorch.save_model(  # pt2 named: MLflow's default turns to pickle under some tracking URIs
+            model, str(saved), input_example=example, pip_requirements=requirements(), serialization_format="pt2"
+        )
         for entry in saved.iterdir():
             shutil.move(str(entry), str(folder / entry.name))

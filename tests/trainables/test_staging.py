@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from tests.conftest import run_search
 from tests.processes import free_port, kill_session, serve
 from tests.s3 import BUCKET, PER_CLASS, PREFIX, URI, aws
 from tests.search.stores import runs
-from trainables.staging import MANIFEST, listing, stage
+from trainables.staging import MANIFEST, listing, lock_file, stage
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ def test_two_trials_starting_at_once_on_a_node_make_one_copy(s3, tmp_path):
     files = listing(URI)
     assert len(files) == 3 * 2 * PER_CLASS
     # Hold the copy's lock while both start, so both wait for it, as two trials placed on a node together do.
-    with open(cache / f"{PREFIX}-{_key(URI)}.lock", "w") as held:
+    with open(lock_file(URI, cache), "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         procs = [_stage_in_process(cache, s3, log) for log in logs]
         time.sleep(3)  # both are waiting on the lock now (or still importing: either way neither has copied)
@@ -85,22 +86,31 @@ def test_two_trials_starting_at_once_on_a_node_make_one_copy(s3, tmp_path):
     assert sorted(str(p.relative_to(target)) for p in target.rglob("*.png")) == sorted(files)
 
 
-def _key(uri: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(uri.encode()).hexdigest()[:16]
-
-
 def test_a_copy_killed_half_way_is_never_used_and_is_made_again(s3, tmp_path):
-    first = stage(URI, tmp_path)
+    first = stage(URI, tmp_path / "a")
     partial = first.with_name(f"{first.name}.partial")
+    shutil.rmtree(first)
     partial.mkdir()
-    (partial / "train").mkdir()  # what a copy killed half way leaves: a partial folder, no manifest
-    some = next(first.rglob("*.png"))
-    some.write_bytes(some.read_bytes()[:10])  # and a finished copy whose file was cut short since
-    again = stage(URI, tmp_path)
-    assert again == first and not partial.exists()
+    (partial / "train").mkdir()  # what a copy killed half way leaves: a partial folder, no manifest, nothing renamed
+    again = stage(URI, tmp_path / "a")
+    assert again == first and not partial.exists() and (again / MANIFEST).is_file()
+    some = next(again.rglob("*.png"))
+    some.write_bytes(some.read_bytes()[:10])  # a finished copy whose file was cut short since
+    assert stage(URI, tmp_path / "a") == first
     assert some.stat().st_size == listing(URI)[str(some.relative_to(first))]  # copied again whole
+
+
+def test_a_new_version_of_the_data_gets_its_own_copy_and_the_old_one_stays(s3, tmp_path):
+    import boto3
+
+    old = stage(URI, tmp_path)
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"{PREFIX}/train/dark/extra.png", Body=b"not an image")
+    try:
+        new = stage(URI, tmp_path)
+    finally:
+        boto3.client("s3").delete_object(Bucket=BUCKET, Key=f"{PREFIX}/train/dark/extra.png")
+    assert new != old and (new / "train" / "dark" / "extra.png").is_file()
+    assert (old / MANIFEST).is_file()  # trials that still read the old version keep it
 
 
 def test_a_uri_that_cannot_be_read_is_one_line_before_ray_starts(s3, tmp_path):
