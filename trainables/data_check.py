@@ -11,7 +11,7 @@ from pathlib import Path
 from contract.redact import redact
 from trainables.config import DataSection
 from trainables.data import TEST_DIR, TRAIN_DIR, VAL_DIR, DataError, check_available, has_test_split
-from trainables.staging import StagingError, is_remote, listing
+from trainables.staging import StagingError, cached_listing, is_remote
 
 _CIFAR_FILES = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]),
@@ -48,7 +48,7 @@ def _check_remote(cfg: DataSection) -> None:
     if cfg.download:
         raise DataError(f"data.download=true needs a local data.root, not {cfg.root}: put the data set there once")
     try:
-        files = listing(cfg.root)
+        files = cached_listing(cfg.root)  # the one listing has_test_split and the model's pricing read too
     except StagingError as e:
         raise DataError(str(e)) from e
     if cfg.name in _CIFAR_FILES:

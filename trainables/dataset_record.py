@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import torch
 
-from contract.redact import redact
 from contract.tracking import TEST_SPLIT, TRAIN_SPLIT, VAL_SPLIT
 from trainables.config import DataSection
 from trainables.data import Data, LoaderBatches, TensorBatches
@@ -57,7 +56,7 @@ def _split(cfg: DataSection, data: Data, split: str, batches: TensorBatches | Lo
         digest, rows = _tensor_digest(batches), len(batches.labels)
     else:
         digest, rows = _folder_digest(batches)
-    source = {"digits": "sklearn.datasets.load_digits", "synthetic": "generated"}.get(cfg.name, redact(str(cfg.root)))
+    source = {"digits": "sklearn.datasets.load_digits", "synthetic": "generated"}.get(cfg.name, str(cfg.root))
     return SplitRecord(cfg.name, split, digest, rows, data.num_classes, shape, source)
 
 

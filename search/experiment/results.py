@@ -63,10 +63,10 @@ def summarize(
     if order:
         _describe_best(summary, order[0], tracker)
     _describe_baseline(summary, rows, tracker, cfg, storage)
+    champion = (final_phase.champion() if final_phase else None) or (order[0]["result"] if order else None)
     for row in [r for r in order if r[M.STATUS] == COMPLETED][: cfg.search.log_checkpoints]:
-        log_weights(tracker, row[TRIAL_ID], row["result"])
-    final_phase_champion = final_phase.champion() if final_phase else None
-    champion = final_phase_champion or (order[0]["result"] if order else None)
+        if row["result"] is not champion:  # the champion's are logged once, below, with its MLflow model
+            log_weights(tracker, row[TRIAL_ID], row["result"])
     if final_phase is not None:
         summary.final, summary.final_split = final_phase.result.to_dict(), final_split(cfg)
         winner = next((r for r in rows if r[TRIAL_ID] == final_phase.result.winner), None)
