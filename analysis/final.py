@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Experiment
-from analysis.summarize import missing
+from analysis.summarize import baseline_trial, missing
 from contract import metrics as M
 from contract import ranking
-from contract.final import SEED, SOURCE, Estimate, FinalResult, summarize
+from contract.final import MEASURED, SEED, SOURCE, FinalResult, summarize
 from contract.status import COMPLETED
 
 
@@ -32,7 +32,10 @@ def rows(exp: Experiment) -> list[dict[str, Any]]:
 
 def result(exp: Experiment) -> FinalResult | None:
     """The final phase's numbers; None where no final run was found."""
-    return None if exp.final.empty else summarize(rows(exp))
+    if exp.final.empty:
+        return None
+    baseline = baseline_trial(exp)
+    return summarize(rows(exp), exp.final_split, None if baseline is None else str(baseline[M.STATUS]))
 
 
 def winner(exp: Experiment) -> str | None:
@@ -42,53 +45,60 @@ def winner(exp: Experiment) -> str | None:
 
 
 def counted(exp: Experiment) -> pd.DataFrame:
-    """The final runs that ``summarize`` counts: completed, with a test number."""
+    """The final runs that ``summarize`` counts: completed, with a number on the final split."""
     done = pd.DataFrame(rows(exp), columns=exp.final.columns)
-    return done[(done[M.STATUS] == COMPLETED) & done[M.TEST_ACC].notna()]
+    return done[(done[M.STATUS] == COMPLETED) & done[MEASURED[exp.final_split]].notna()]
 
 
 def candidates_table(res: FinalResult) -> pd.DataFrame:
-    """One row per candidate, the winner first: its test accuracy over seeds and its mean last-epoch val_acc."""
-    order = sorted(res.candidates, key=lambda c: c.source != res.winner)
-    return pd.DataFrame(
-        [
-            {
-                "candidate (search trial)": c.source,
-                "baseline": c.baseline,
-                "winner": c.source == res.winner,
+    """One row per candidate in the search's order (its pick first): its accuracy on the final split over its
+    completed seeds, its mean last-epoch val_acc, and how its runs ended."""
+    acc = f"{res.split}_acc"
+    table = []
+    for source in res.ranked:
+        c = res.candidate(source)
+        row = {
+            "candidate (search trial)": source,
+            "role": ", ".join(res.roles(source)),
+            "runs": ", ".join(f"{n} {s}" for s, n in res.runs.get(source, {}).items()),
+        }
+        if c is not None:
+            row |= {
                 "seeds": ", ".join(map(str, c.seeds)),
-                f"{M.TEST_ACC} mean": c.test.mean,
-                f"{M.TEST_ACC} std": c.test.std,
-                "95% low": c.test.low,
-                "95% high": c.test.high,
+                f"{acc} mean": c.measured.mean,
+                f"{acc} std": c.measured.std,
+                "95% low (seeds)": c.measured.low,
+                "95% high (seeds)": c.measured.high,
                 f"{M.VAL_ACC} mean (last epoch)": c.val.mean,
             }
-            for c in order
-        ]
-    )
+        table.append(row)
+    return pd.DataFrame(table)
+
+
+def gains_table(res: FinalResult) -> pd.DataFrame:
+    """One row per candidate compared with the baseline: the gain, its interval over seeds (the images fixed) and
+    over seeds and images (where every run's per-image hits are known), in points."""
+
+    def points(value: float | None) -> float | None:
+        return None if value is None else 100 * value
+
+    return pd.DataFrame([
+        {
+            "candidate - baseline": source,
+            "gain (points)": points(g.mean),
+            "95% low, seeds": points(g.low),
+            "95% high, seeds": points(g.high),
+            "95% low, seeds and images": points(g.paired_low),
+            "95% high, seeds and images": points(g.paired_high),
+        }
+        for source, g in res.gains.items()
+    ])  # fmt: skip
 
 
 def fidelity_phrase(exp: Experiment, res: FinalResult) -> str:
     """ "test split, trained from scratch for N epochs, K seeds", from the runs themselves."""
     epochs = sorted({int(e) for e in counted(exp)["epochs"].dropna()})
     span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]} to {epochs[-1]}" if epochs else "an unknown number of"
-    seeds = sorted({c.test.n for c in res.candidates})
+    seeds = sorted({c.measured.n for c in res.candidates})
     per = f"{seeds[0]} seeds" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]} seeds (see each candidate's)"
-    return f"test split, trained from scratch for {span} epochs, {per}"
-
-
-def estimate_phrase(e: Estimate) -> str:
-    """``0.9123 ± 0.0050 (95% interval 0.9001 to 0.9245, 3 seeds)``; the spread only where there are 2 runs."""
-    if e.std is None:
-        return f"{e.mean:.4f} (1 seed: no spread)"
-    return f"{e.mean:.4f} ± {e.std:.4f} (95% interval {e.low:.4f} to {e.high:.4f}, {e.n} seeds)"
-
-
-def gain_phrase(res: FinalResult) -> str | None:
-    """The winner's gain over the baseline in points of test accuracy, with Welch's interval."""
-    if res.gain is None:
-        return None
-    g = res.gain
-    interval = "no interval: fewer than 2 runs each" if g.low is None else f"95% interval {100 * g.low:+.2f} to "
-    interval += "" if g.low is None else f"{100 * g.high:+.2f}, Welch"
-    return f"{100 * g.mean:+.2f} points of test accuracy ({interval})"
+    return f"{res.split} split, trained from scratch for {span} epochs, {per}"

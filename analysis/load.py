@@ -22,7 +22,7 @@ import yaml
 
 from contract import metrics as M
 from contract.files import SEARCH_CONFIG
-from contract.final import BASELINE, SEED, SOURCE
+from contract.final import BASELINE, HITS, SEED, SOURCE
 from contract.flat import flatten
 from contract.status import RUNNING, trial_status
 from contract.summary import SearchSummary
@@ -31,17 +31,22 @@ from contract.tracking import (
     CONFIG_ARTIFACT,
     FINAL_SEED_TAG,
     FINAL_SOURCE_TAG,
+    FINAL_SPLIT_TAG,
     ROLE_FINAL,
     ROLE_PARENT,
     ROLE_TAG,
     ROLE_TRIAL,
+    TEST_SPLIT,
     TRIAL_ID_TAG,
+    VAL_SPLIT,
     child_runs,
+    hits_from_tags,
 )
 
 HISTORY_METRICS = (M.VAL_ACC, M.VAL_LOSS, M.TRAIN_LOSS, M.EPOCH_TIME_S, M.GPU_UTILIZATION, M.GPU_MEMORY_PEAK)
 # A final run: contract.final's row (val_acc is the run's last epoch's), its epochs, and its own ids.
-FINAL_COLUMNS = ["trial_id", "run_id", SOURCE, SEED, BASELINE, M.STATUS, M.VAL_ACC, M.TEST_ACC, M.TEST_LOSS, "epochs"]
+FINAL_COLUMNS = ["trial_id", "run_id", SOURCE, SEED, BASELINE, M.STATUS, M.VAL_ACC, M.TEST_ACC, M.TEST_LOSS, HITS,
+                 "split", "epochs"]  # fmt: skip
 BULK_RUNS = 500  # runs per bulk history query: well under SQLite's limit on a query's parameters
 TUNE_ERROR_FILES = ("error.txt", "error.pkl")  # what Tune writes in the folder of a trial that raised
 
@@ -62,6 +67,12 @@ class Experiment:
     parent_run_id: str | None = None
     tracking_uri: str | None = None
     final: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FINAL_COLUMNS))
+
+    @property
+    def final_split(self) -> str:
+        """What the final runs were measured on: test, or val for an image folder without test/."""
+        splits = set(self.final["split"].dropna()) if "split" in self.final else set()
+        return VAL_SPLIT if splits == {VAL_SPLIT} else TEST_SPLIT
 
     @property
     def space(self) -> dict[str, Any]:
@@ -211,6 +222,8 @@ def _final_row(run: Any, val_acc: list) -> dict[str, Any]:
         M.VAL_ACC: None if val is None else val.value,
         M.TEST_ACC: values.get(M.TEST_ACC),
         M.TEST_LOSS: values.get(M.TEST_LOSS),
+        HITS: hits_from_tags(tags),
+        "split": tags.get(FINAL_SPLIT_TAG, TEST_SPLIT),  # a final run from before the tag was on test
         "epochs": None if val is None else val.step,
     }
 

@@ -22,6 +22,7 @@ from contract import metrics as M
 from contract.files import BEST_CONFIG
 from contract.final import SEED, SOURCE
 from contract.status import COMPLETED
+from contract.tracking import TEST_SPLIT
 
 # What a search-time number is, said wherever one is shown.
 SEARCH_TIME = "val: the data the search selected on; best epoch; one seed"
@@ -63,9 +64,10 @@ def cell(value: Any) -> str:
 
 
 def final_evaluation(exp: Experiment) -> Section:
-    """The final phase: each candidate's test accuracy over its seeds, the winner, its gain over the baseline and
-    contract.final's verdict; or one line saying that none ran."""
-    title = "Final evaluation (test split)"
+    """The final phase: each candidate's accuracy on the final split over its seeds, the search's pick and the
+    winner against the baseline, and contract.final's verdict; or one line saying that none ran."""
+    split = exp.final_split
+    title = f"Final evaluation ({split} split)"
     res = F.result(exp)
     if res is None:
         where = "" if exp.parent_run_id else " (read from a Tune folder, which holds the search's trials only)"
@@ -75,22 +77,32 @@ def final_evaluation(exp: Experiment) -> Section:
     left_out = [skipped[["trial_id", SOURCE, SEED, M.STATUS, "epochs"]]] if len(skipped) else []
     if res.winner is None:
         return Section(title, f"{len(exp.final)} final runs: {res.verdict()}.", left_out)
-    winner, baseline = res.candidate(res.winner), res.candidate(res.baseline)
+    winner = res.candidate(res.winner)
     lines = [
         f"{_upper(F.fidelity_phrase(exp, res))}: the search's best completed configurations"
-        f"{' and the baseline' if baseline else ''}, each retrained with new seeds and measured once on test. The "
-        "winner is the candidate with the highest mean last-epoch val_acc over its seeds, never chosen on test.",
-        f"Winner: trial {winner.source}{' (the baseline)' if winner.baseline else ''}, test_acc "
-        f"{F.estimate_phrase(winner.test)}.",
+        f"{' and the baseline' if res.baseline else ''}, each retrained with new seeds and measured once on {split}. "
+        "The winner is the candidate with the highest mean last-epoch val_acc over its seeds, among those whose runs "
+        "all completed; never chosen on test.",
     ]
-    if res.gain is not None:
-        lines.append(f"Baseline: trial {baseline.source}, test_acc {F.estimate_phrase(baseline.test)}. The winner's "
-                     f"gain over it: {F.gain_phrase(res)}.")  # fmt: skip
+    if split != TEST_SPLIT:
+        lines.append("The data set has no test split: these are val numbers, the data that chose the search's pick "
+                     "and the winner, so theirs are biased upward.")  # fmt: skip
+    lines.append(f"Winner: trial {winner.source}{' (the baseline)' if winner.baseline else ''}, {split}_acc "
+                 f"{winner.measured.describe()}.")  # fmt: skip
+    if winner.measured.images_error():
+        lines.append(f"The interval is over training seeds on fixed images; the images' own error: "
+                     f"{winner.measured.images_error()}.")  # fmt: skip
+    if res.gains:
+        gains = "; ".join(f"trial {s}: {g.describe()}" for s, g in res.gains.items())
+        lines.append(f"Gain over the baseline, trial {res.baseline}: {gains}.")
+    if res.compared > 1:
+        lines.append(f"The {res.compared} comparisons with the baseline are not adjusted for their number.")
     lines.append(f"{_upper(res.verdict())}.")
     if len(skipped):
         runs = f"{len(skipped)} final run" + (" is" if len(skipped) == 1 else "s are")
-        lines.append(f"{runs} not counted (not completed, or without a test number): listed below.")
-    return Section(title, " ".join(lines), [F.candidates_table(res), *left_out])
+        lines.append(f"{runs} not counted (not completed, or without a number on {split}): listed below.")
+    tables = [F.candidates_table(res), *([F.gains_table(res)] if res.gains else []), *left_out]
+    return Section(title, " ".join(lines), tables)
 
 
 def _upper(sentence: str) -> str:

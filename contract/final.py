@@ -1,190 +1,279 @@
 """The final phase's numbers, computed one way for the search's summary and for the report.
 
-After the search, each candidate (the best completed configurations, and the baseline) is retrained from scratch
-with several seeds and measured once on the test split. One row per such run goes in; out come each candidate's
-test accuracy over its seeds (mean, standard deviation, 95% interval), the winner and its gain over the baseline.
+After the search, each candidate (the search's best completed configurations, and the baseline) is retrained from
+scratch with several seeds and measured once on the final split: test, or val for an image folder without test/.
+One row per such run goes in; out come each candidate's accuracy over its seeds (``contract.intervals``), the
+winner, and every candidate's gain over the baseline, the search's pick first.
 
-The winner is chosen on validation numbers (each candidate's mean last-epoch val_acc over its seeds; the baseline
-competes too), never on test: the test numbers are only reported, so they stay an unbiased estimate of what the
-winner does on new data.
+- The **pick** is the search's top-ranked configuration, fixed before the final phase: its gain over the baseline
+  is the one number that says whether the search helped, and it is not conditioned on the final phase's own val.
+- The **winner** is chosen on validation numbers (each candidate's mean last-epoch val_acc over its seeds; the
+  baseline competes too), never on test. Only a candidate all of whose runs completed may win: a configuration that
+  diverges on 2 of 3 seeds must not win on its one survivor. Where no candidate completed every run, the best of
+  those with a completed run wins, and its line says how many of its runs failed.
+- The comparisons are not adjusted for their number (one per candidate): the summary says so where there are several.
+- A comparison says "better" or "worse" only where its 95% interval (``contract.intervals.Gain.interval``) excludes
+  0, and says which noise that interval covers; each outcome has its own sentence (``verdict``).
 """
 
 from __future__ import annotations
 
-import math
-import statistics
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from contract.intervals import Estimate, Gain, decode_hits
 from contract.metrics import STATUS, TEST_ACC, VAL_ACC
-from contract.status import COMPLETED
+from contract.status import COMPLETED, DIVERGED, FAILED
+from contract.tracking import TEST_SPLIT, VAL_SPLIT
 
-SOURCE, SEED, BASELINE = "source", "seed", "baseline"  # a row's keys besides status, val_acc and test_acc
-
-# Two-sided 95% quantiles of Student's t by degrees of freedom; between rows the smaller df is used (wider).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}  # fmt: skip
-
-
-def t95(df: float) -> float:
-    """Student's t at 95% (two-sided) for ``df`` degrees of freedom: rounded down to the table (wider, the
-    safe side); infinite below 1."""
-    if df < 1:
-        return math.inf
-    return _T95[max(k for k in _T95 if k <= df)] if df <= 120 else 1.960
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean over runs with its spread: ``std`` of the runs; ``low``/``high`` the 95% interval of the mean
-    (None with fewer than 2 runs)."""
-
-    mean: float
-    std: float | None
-    n: int
-    low: float | None
-    high: float | None
-
-    @classmethod
-    def of(cls, values: list[float]) -> Estimate:
-        """Mean, standard deviation and the 95% interval of ``values`` (no spread from fewer than 2)."""
-        mean = statistics.fmean(values)
-        if len(values) < 2:
-            return cls(mean, None, len(values), None, None)
-        std = statistics.stdev(values)
-        half = t95(len(values) - 1) * std / math.sqrt(len(values))
-        return cls(mean, std, len(values), mean - half, mean + half)
-
-
-@dataclass(frozen=True)
-class Gain:
-    """winner - baseline in mean test accuracy, with Welch's 95% interval (None with fewer than 2 runs each)."""
-
-    mean: float
-    low: float | None
-    high: float | None
-
-    @classmethod
-    def between(cls, a: list[float], b: list[float]) -> Gain:
-        """The difference of the means of ``a`` and ``b`` and Welch's 95% interval (none from fewer than 2 each)."""
-        mean = statistics.fmean(a) - statistics.fmean(b)
-        if len(a) < 2 or len(b) < 2:
-            return cls(mean, None, None)
-        va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-        se = math.sqrt(va + vb)
-        if se == 0:
-            return cls(mean, mean, mean)
-        df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-        return cls(mean, mean - t95(df) * se, mean + t95(df) * se)
-
-    @property
-    def distinguishable(self) -> bool:
-        """The interval excludes 0: the runs tell the two apart."""
-        return self.low is not None and (self.low > 0 or self.high < 0)
+SOURCE, SEED, BASELINE, HITS = "source", "seed", "baseline", "hits"  # a row's keys besides status and accuracies
+# The accuracy a final run is measured by, for each final split.
+MEASURED = {TEST_SPLIT: TEST_ACC, VAL_SPLIT: VAL_ACC}
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One retrained configuration: its source trial, whether it is the baseline, its seeds and numbers."""
+    """One retrained configuration: its source trial, whether it is the baseline, its completed runs' seeds and
+    numbers, and every run's end (``runs``: status -> count)."""
 
     source: str  # the search trial whose configuration was retrained
     baseline: bool
     seeds: list[int]
-    test: Estimate
+    measured: Estimate  # on the final split
     val: Estimate  # last-epoch val_acc: what chooses the winner
+    runs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Every run of it completed."""
+        return set(self.runs) <= {COMPLETED}
+
+    def flag(self) -> str | None:
+        """``1 of 3 runs diverged``: what is left out of its mean, or None when every run completed."""
+        bad = {s: n for s, n in self.runs.items() if s != COMPLETED}
+        if not bad:
+            return None
+        said = ", ".join(f"{n} {s}" for s, n in bad.items())
+        return f"{said} of its {sum(self.runs.values())} runs (left out of its numbers)"
 
 
 @dataclass
 class FinalResult:
-    """The final phase: its candidates, the winner (best mean val), the baseline and the winner's gain."""
+    """The final phase: its candidates, the search's pick, the winner, the baseline and the gains over it."""
 
     candidates: list[Candidate] = field(default_factory=list)
     winner: str | None = None  # a candidate's source
     baseline: str | None = None
-    gain: Gain | None = None  # None when there is no baseline, or the winner is the baseline
-    failed: list[str] = field(default_factory=list)  # sources none of whose runs completed with a test number
-    ranked: list[str] = field(default_factory=list)  # every source in the rows' order: the search's best first
+    gains: dict[str, Gain] = field(default_factory=dict)  # source -> its gain over the baseline (the baseline's none)
+    failed: list[str] = field(default_factory=list)  # sources none of whose runs completed with a number
+    ranked: list[str] = field(default_factory=list)  # every source in the search's order: the pick first
+    split: str = TEST_SPLIT  # what the final runs were measured on
+    runs: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> status -> runs, every source
+    baseline_status: str | None = None  # the baseline trial's end in the search (None: search.baseline off)
+
+    @property
+    def pick(self) -> str | None:
+        """The search's pick: its top-ranked configuration other than the baseline (a source), the one whose gain
+        over the baseline says whether the search helped; None where the baseline was the only candidate."""
+        return next((s for s in self.ranked if s != self.baseline), None)
+
+    @property
+    def gain(self) -> Gain | None:
+        """The winner's gain over the baseline (None: no baseline, or the winner is the baseline)."""
+        return self.gains.get(self.winner)
+
+    def roles(self, source: str) -> list[str]:
+        """What ``source`` is in the final phase: ``pick``, ``winner``, ``baseline`` (none, one or several)."""
+        named = (("pick", self.pick), ("winner", self.winner), ("baseline", self.baseline))
+        return [role for role, of in named if of == source]
 
     def candidate(self, source: str | None) -> Candidate | None:
         """The candidate retrained from ``source``, or None."""
         return next((c for c in self.candidates if c.source == source), None)
 
-    def verdict(self, split: str = "test") -> str:
-        """One sentence on winner against baseline, for the printed summary and the report; ``split``: what the
-        final runs were measured on (val for an image folder without a test split)."""
-        if self.winner is None:
-            return "no candidate finished its final runs"
-        if self.baseline is None:
-            return "no baseline was retrained (search.baseline off): nothing to compare the winner with"
-        if self.winner == self.baseline:
-            best = self.ranked[0] if self.ranked else self.baseline
-            if best == self.baseline:
-                return "the search's best configuration is the baseline's own"
-            if best in self.failed:
-                return "every final run of the search's best failed: the baseline won by default"
-            return "the baseline won the final phase: the search's best did not hold up on retraining"
-        if self.gain.low is None:
-            return "too few final runs to tell the winner from the baseline (2 seeds each at least)"
-        if self.gain.distinguishable:
-            better = "better" if self.gain.mean > 0 else "worse"
-            return f"the winner is {better} than the baseline on {split} (the gain's 95% interval excludes 0)"
-        return f"the winner cannot be told apart from the baseline on {split} (the gain's 95% interval includes 0)"
+    @property
+    def compared(self) -> int:
+        """How many candidates were compared with the baseline (unadjusted when more than one)."""
+        return len(self.gains)
+
+    def verdict(self) -> str:
+        """What happened, in sentences true in every outcome (``verdict``): the printed summary's, the report's and
+        the parent run's ``final.verdict`` tag."""
+        return verdict(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for ``search_summary.json``."""
-        return asdict(self)
+        return asdict(self) | {"pick": self.pick}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> FinalResult:
-        """The result ``to_dict`` wrote (keys an earlier version did not write are empty)."""
-        candidates = [
-            Candidate(**{**c, "test": Estimate(**c["test"]), "val": Estimate(**c["val"])}) for c in values["candidates"]
-        ]
-        gain = Gain(**values["gain"]) if values.get("gain") else None
-        found = [list(values.get(key, [])) for key in ("failed", "ranked")]
-        return cls(candidates, values.get("winner"), values.get("baseline"), gain, *found)
+        """The result ``to_dict`` wrote (an earlier version's ``test`` and ``gain`` read as ``measured`` and the
+        winner's gain)."""
+        candidates = []
+        for c in values["candidates"]:
+            c = dict(c)
+            measured = Estimate(**c.pop("measured", None) or c.pop("test"))
+            c.pop("test", None)
+            candidates.append(Candidate(**{**c, "measured": measured, "val": Estimate(**c["val"])}))
+        gains = {s: Gain.from_dict(g) for s, g in (values.get("gains") or {}).items()}
+        if values.get("gain") and values.get("winner") not in gains:
+            gains[values["winner"]] = Gain.from_dict(values["gain"])
+        return cls(
+            candidates, values.get("winner"), values.get("baseline"), gains,
+            list(values.get("failed", [])), list(values.get("ranked", [])), values.get("split") or TEST_SPLIT,
+            dict(values.get("runs") or {}), values.get("baseline_status"),
+        )  # fmt: skip
 
     def metrics(self) -> dict[str, float]:
-        """The parent run's metrics of the final phase: the winner's and the baseline's test accuracy, the gain."""
+        """The parent run's metrics: the winner's, the baseline's and the pick's accuracy on the final split
+        (``final_test_acc_mean``...), the gains, and the final runs' ends."""
         out: dict[str, float] = {}
-        for prefix, source in (("final_", self.winner), ("baseline_", self.baseline)):
+        acc = f"{self.split}_acc"
+        for prefix, source in (("final_", self.winner), ("baseline_", self.baseline), ("pick_", self.pick)):
             c = self.candidate(source)
             if c is not None:
-                values = {"mean": c.test.mean, "std": c.test.std, "low": c.test.low, "high": c.test.high}
-                out |= {f"{prefix}{TEST_ACC}_{k}": v for k, v in values.items() if v is not None}
-        if self.gain is not None:
-            values = {"mean": self.gain.mean, "low": self.gain.low, "high": self.gain.high}
-            out |= {f"final_gain_{k}": v for k, v in values.items() if v is not None}
-        return out
+                e = c.measured
+                values = {"mean": e.mean, "std": e.std, "low": e.low, "high": e.high}
+                out |= {f"{prefix}{acc}_{k}": v for k, v in values.items() if v is not None}
+        for prefix, gain in (("final_gain", self.gain), ("pick_gain", self.gains.get(self.pick))):
+            if gain is not None:
+                values = {"mean": gain.mean, "low": gain.low, "high": gain.high}
+                values |= {"paired_low": gain.paired_low, "paired_high": gain.paired_high}
+                out |= {f"{prefix}_{k}": v for k, v in values.items() if v is not None}
+        ends = Counter()
+        for counts in self.runs.values():
+            ends.update(counts)
+        return out | {f"final_runs_{s}": float(ends[s]) for s in (COMPLETED, DIVERGED, FAILED)}
 
-
-def summarize(rows: Iterable[Mapping[str, Any]]) -> FinalResult:
-    """The final phase from one row per run: ``source``, ``seed``, ``baseline``, ``status``, ``val_acc`` (last
-    epoch) and ``test_acc``. Only completed runs with a test number count."""
-    rows = list(rows)
-    done = [r for r in rows if r.get(STATUS) == COMPLETED and r.get(TEST_ACC) is not None]
-    sources = list(dict.fromkeys(r[SOURCE] for r in done))  # in the order the runs came
-    groups = {s: sorted((r for r in done if r[SOURCE] == s), key=lambda r: r[SEED]) for s in sources}
-    candidates = [
-        Candidate(
-            source=s,
-            baseline=any(r.get(BASELINE) for r in g),
-            seeds=[int(r[SEED]) for r in g],
-            test=Estimate.of([float(r[TEST_ACC]) for r in g]),
-            val=Estimate.of([float(r[VAL_ACC]) for r in g]),
+    def tags(self) -> dict[str, str]:
+        """The parent run's tags: the split, the verdict, the winner and the pick, each candidate's runs."""
+        runs = "; ".join(
+            f"{s}: " + ", ".join(f"{n} {status}" for status, n in counts.items()) for s, counts in self.runs.items()
         )
-        for s, g in groups.items()
-    ]
+        tags = {"final.split": self.split, "final.verdict": self.verdict(), "final.runs": runs}
+        return tags | {f"final.{k}": v for k, v in (("winner", self.winner), ("pick", self.pick)) if v}
+
+
+def summarize(
+    rows: Iterable[Mapping[str, Any]], split: str = TEST_SPLIT, baseline_status: str | None = None
+) -> FinalResult:
+    """The final phase from one row per run: ``source``, ``seed``, ``baseline``, ``status``, ``val_acc`` (last
+    epoch), ``test_acc`` (None where the split is val) and ``hits`` (``contract.intervals.encode_hits``, or None);
+    rows in the search's order (its best first). Only completed runs with a number on ``split`` count.
+    ``baseline_status``: the baseline trial's end in the search, None where search.baseline was off."""
+    rows, key = list(rows), MEASURED[split]
     ranked = list(dict.fromkeys(r[SOURCE] for r in rows))
-    result = FinalResult(candidates, failed=[s for s in ranked if s not in groups], ranked=ranked)
-    baseline = next((c for c in candidates if c.baseline), None)
+    runs = {s: dict(Counter(str(r.get(STATUS)) for r in rows if r[SOURCE] == s)) for s in ranked}
+    done = [r for r in rows if r.get(STATUS) == COMPLETED and r.get(key) is not None]
+    groups = {s: sorted((r for r in done if r[SOURCE] == s), key=lambda r: r[SEED]) for s in ranked}
+    groups = {s: g for s, g in groups.items() if g}
+    candidates = [_candidate(s, g, key, runs[s]) for s, g in groups.items()]
+    result = FinalResult(
+        candidates, failed=[s for s in ranked if s not in groups], ranked=ranked, split=split, runs=runs,
+        baseline_status=baseline_status,
+    )  # fmt: skip
     if not candidates:
         return result
-    winner = max(candidates, key=lambda c: c.val.mean)  # max keeps the first of equals: the search's better-ranked
+    eligible = [c for c in candidates if c.complete] or candidates
+    winner = max(eligible, key=lambda c: c.val.mean)  # max keeps the first of equals: the search's better-ranked
+    baseline = next((c for c in candidates if c.baseline), None)
     result.winner, result.baseline = winner.source, baseline.source if baseline else None
-    if baseline is not None and winner is not baseline:
-        result.gain = Gain.between(
-            [float(r[TEST_ACC]) for r in groups[winner.source]], [float(r[TEST_ACC]) for r in groups[baseline.source]]
-        )
+    if baseline is None:
+        result.baseline = next((r[SOURCE] for r in rows if r.get(BASELINE)), None)  # retrained, every run failed
+        return result
+    for c in candidates:
+        if c is not baseline:
+            result.gains[c.source] = Gain.between(
+                _numbers(groups[c.source], key), _numbers(groups[baseline.source], key), *_hits(groups, c, baseline)
+            )
     return result
+
+
+def _candidate(source: str, group: list[Mapping[str, Any]], key: str, runs: dict[str, int]) -> Candidate:
+    hits = [r.get(HITS) for r in group]
+    items = len(decode_hits(hits[0])) if all(hits) else None
+    return Candidate(
+        source=source,
+        baseline=any(r.get(BASELINE) for r in group),
+        seeds=[int(r[SEED]) for r in group],
+        measured=Estimate.of(_numbers(group, key), items),
+        val=Estimate.of(_numbers(group, VAL_ACC)),
+        runs=runs,
+    )
+
+
+def _numbers(group: list[Mapping[str, Any]], key: str) -> list[float]:
+    return [float(r[key]) for r in group]
+
+
+def _hits(groups: dict[str, list], a: Candidate, b: Candidate) -> tuple[list | None, list | None]:
+    """Each side's per-image hits, or (None, None) unless every run of both has them."""
+    sides = [[r.get(HITS) for r in groups[c.source]] for c in (a, b)]
+    if not all(all(side) for side in sides):
+        return None, None
+    return tuple([decode_hits(h) for h in side] for side in sides)
+
+
+def verdict(r: FinalResult) -> str:
+    """What happened: first the search's pick against the baseline (whether the search helped), then who won the
+    final phase on val and, where it is another candidate, that winner against the baseline; joined by semicolons."""
+    if r.winner is None:
+        return "no candidate completed a final run: nothing was measured"
+    if r.candidate(r.baseline) is None:
+        return f"{_no_baseline(r)}: nothing to compare the winner, trial {r.winner}, with"
+    said = [_pick(r), _winner(r)]
+    flag = r.candidate(r.winner).flag()
+    if flag:
+        said.append(f"no candidate completed every run: the winner has {flag}")
+    return "; ".join(s for s in said if s)
+
+
+def _pick(r: FinalResult) -> str:
+    first = r.ranked[0]
+    said = "the search's pick"
+    if first == r.baseline:
+        said = "the search's best configuration was the baseline's own (it found nothing better on val); its best " \
+               "other configuration"  # fmt: skip
+    if r.pick is None:
+        return f"{said.split(';')[0]}: no other configuration was retrained"
+    if r.pick in r.failed:
+        return f"{said}, trial {r.pick}: every final run of it failed or diverged"
+    return f"{said}, trial {r.pick}, {compare(r.gains[r.pick], r.split)}"
+
+
+def _winner(r: FinalResult) -> str:
+    if r.winner == r.baseline:
+        return "the baseline won the final phase on val: no configuration of the search beat it there"
+    if r.winner == r.pick:
+        return "the pick also won the final phase on val"
+    return f"the final phase's winner on val is trial {r.winner}, which {compare(r.gains[r.winner], r.split)}"
+
+
+def compare(g: Gain, split: str) -> str:
+    """``is better than the baseline on test (+2.10 points; 95% interval +0.52 to +3.68 over seeds and images)``."""
+    points = f"{100 * g.mean:+.2f} points"
+    if g.interval is None:
+        if min(g.runs) < 2:
+            why = "fewer than 2 completed runs on a side"
+        else:
+            why = "no spread over seeds on either side, and no per-image hits to measure the images' own error"
+        return f"cannot be told apart from the baseline on {split} ({points}; {why})"
+    over = "over seeds and images" if g.paired_low is not None else "over seeds only, the images fixed"
+    low, high = g.interval
+    said = f"({points}; 95% interval {100 * low:+.2f} to {100 * high:+.2f} {over})"
+    if g.distinguishable:
+        return f"is {'better' if g.mean > 0 else 'worse'} than the baseline on {split} {said}"
+    return f"cannot be told apart from the baseline on {split} {said}"
+
+
+def _no_baseline(r: FinalResult) -> str:
+    """Why there is no baseline to compare with."""
+    if r.baseline is not None:  # retrained, and no run of it completed
+        return f"every final run of the baseline, trial {r.baseline}, failed or diverged"
+    if r.baseline_status is None:
+        return "no baseline was retrained (search.baseline off)"
+    if r.baseline_status in (DIVERGED, FAILED):
+        return f"the baseline {r.baseline_status} in the search, so it was not retrained"
+    return "the baseline has no final run"

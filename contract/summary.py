@@ -38,7 +38,7 @@ class SearchSummary:
     report: str | None = None  # report.html
     registered_model: str | None = None  # the Model Registry's model the best trial is a version of
     registered_version: str | None = None  # that version (alias contract.tracking.CHAMPION_ALIAS)
-    final: dict[str, Any] | None = None  # the final phase on test (contract.final.FinalResult.to_dict()), if it ran
+    final: dict[str, Any] | None = None  # the final phase (contract.final.FinalResult.to_dict()), if it ran
     final_split: str | None = None  # the split the final numbers are from: test, or val where there is no test split
 
     @property
@@ -83,10 +83,7 @@ class SearchSummary:
         keys = ("best_trial_id", "best_run_id", "baseline_trial_id", "registered_model", "registered_version")
         tags = {k: str(getattr(self, k)) for k in keys if getattr(self, k) is not None}
         final = self.final_result
-        if final is not None:
-            tags |= {"final.split": str(self.final_split), "final.verdict": final.verdict(str(self.final_split))}
-            tags |= {"final.winner": final.winner} if final.winner else {}
-        return tags
+        return tags | (final.tags() if final is not None else {})
 
     def write(self, folder: Path) -> Path:
         """Write ``search_summary.json`` into ``folder``; its path."""

@@ -23,6 +23,9 @@ ROLE_TRIAL = "trial"  # ... on a search trial's run (a run without ROLE_TAG is o
 ROLE_FINAL = "final"  # ... on a final-phase run: a candidate retrained with one seed and measured on test
 FINAL_SOURCE_TAG = "search.final.source"  # a final run's candidate: the search trial id whose config it retrains
 FINAL_SEED_TAG = "search.final.seed"  # a final run's train.seed
+FINAL_SPLIT_TAG = "search.final.split"  # what a final run is measured on: TEST_SPLIT, or VAL_SPLIT without one
+FINAL_HITS_TAG = "search.final.hits"  # a final run's per-image hits (contract.intervals), in parts: .0, .1, ...
+HITS_TAG_CHARS = 5000  # characters per part: MLflow keeps at most 8,000 in a tag's value
 BASELINE_TAG = "search.baseline"  # "true" on the run of the trial that trained the base config's values
 OPTUNA_STORAGE_TAG = "optuna.storage"  # the parent run's Optuna study URL
 NODE_IP_TAG = "ray.node_ip"  # a trial run's latest node
@@ -71,6 +74,22 @@ def child_runs(client: Any, experiment_id: str, parent_id: str) -> list:
         if not token:
             break
     return runs
+
+
+def hits_tags(encoded: str) -> dict[str, str]:
+    """A final run's per-image hits as tags: ImageNet's 50,000 val images take 2 parts."""
+    parts = range(0, len(encoded), HITS_TAG_CHARS)
+    return {f"{FINAL_HITS_TAG}.{i}": encoded[start : start + HITS_TAG_CHARS] for i, start in enumerate(parts)}
+
+
+def hits_from_tags(tags: dict[str, str]) -> str | None:
+    """The hits ``hits_tags`` spread over a run's tags, or None where it has none."""
+    parts = []
+    for i in range(len(tags)):
+        if f"{FINAL_HITS_TAG}.{i}" not in tags:
+            break
+        parts.append(tags[f"{FINAL_HITS_TAG}.{i}"])
+    return "".join(parts) or None
 
 
 def no_telemetry() -> None:

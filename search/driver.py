@@ -357,13 +357,15 @@ def unfinished(cfg: SearchConfig, tracker: MlflowTracker) -> NoReturn:
 def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, stop: GracefulStop, at_once: int | None):
     """The final phase (``search.final``): a ``final_phase.FinalPhase``, or None when no trial completed. Ended
     early: ``SearchEnded``."""
+    from ray.tune.result import TRIAL_ID
+
     from contract.final import summarize
     from search.experiment import final_phase as final
     from search.experiment.results import outcomes
     from search.study.searcher import baseline_trial_id
 
-    f = cfg.search.final
-    retrains = final.candidates(outcomes(grid), baseline_trial_id(cfg.name, storage), f.top_k)
+    f, rows, baseline = cfg.search.final, outcomes(grid), baseline_trial_id(cfg.name, storage)
+    retrains = final.candidates(rows, baseline, f.top_k)
     if not retrains:
         log.info("no trial completed: no final phase")
         return None
@@ -375,7 +377,8 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
     done = fit(cfg, tracker, stop, build, FINAL_SNAPSHOT_S)
     if tracker.open_trials():
         unfinished(cfg, tracker)
-    return final.FinalPhase(summarize(final.result_rows(done)), done)
+    baseline_status = next((r[M.STATUS] for r in rows if r[TRIAL_ID] == baseline), NOT_STARTED) if baseline else None
+    return final.FinalPhase(summarize(final.result_rows(done), final.split(cfg), baseline_status), done)
 
 
 def identify(cfg: SearchConfig, resume: bool) -> SearchIdentity:

@@ -41,6 +41,11 @@ class Data:
     in_chans: int
     num_classes: int
 
+    @property
+    def has_test_split(self) -> bool:
+        """Whether ``test`` is a split of its own (not ``val`` standing in for it)."""
+        return self.test is not self.val
+
 
 class TensorBatches:
     """Batches of an in-memory data set held on ``device`` at its native size: images (N, C, H, W), float in

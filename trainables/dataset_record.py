@@ -62,8 +62,9 @@ def _split(cfg: DataSection, data: Data, split: str, batches: TensorBatches | Lo
 
 def describe(cfg: DataSection, data: Data, evaluate_test: bool = False) -> list[SplitRecord]:
     """The training and the validation split of ``data`` (built from ``cfg``), and the test split when the run
-    measures it (``train.evaluate_test``): a run that never reads the test split does not record it."""
+    measures it (``train.evaluate_test``) and has one of its own: a run that never reads a test split does not record
+    one."""
     records = [_split(cfg, data, TRAIN_SPLIT, data.train), _split(cfg, data, VAL_SPLIT, data.val)]
-    if evaluate_test:
+    if evaluate_test and data.has_test_split:
         records.append(_split(cfg, data, TEST_SPLIT, data.test))
     return records

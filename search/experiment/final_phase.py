@@ -1,5 +1,5 @@
 """The final phase: the search's best configurations and its baseline, retrained from scratch with several seeds
-and measured once on the test split.
+and measured once on the test split (val for an image folder without test/).
 
 The search selects on val (its scheduler and searcher see nothing else), so its best val_acc is optimistic; these
 runs are what the summary and the report lead with (``contract.final``). They are Ray Tune trials of their own
@@ -22,7 +22,16 @@ from contract import final, ranking
 from contract import metrics as M
 from contract.files import FINAL_EXPERIMENT
 from contract.status import COMPLETED, PRUNED, trial_status
-from contract.tracking import BASELINE_TAG, FINAL_SEED_TAG, FINAL_SOURCE_TAG, ROLE_FINAL, ROLE_TAG
+from contract.tracking import (
+    BASELINE_TAG,
+    FINAL_SEED_TAG,
+    FINAL_SOURCE_TAG,
+    FINAL_SPLIT_TAG,
+    ROLE_FINAL,
+    ROLE_TAG,
+    TEST_SPLIT,
+    VAL_SPLIT,
+)
 from search.experiment.search_config import SearchConfig
 from search.plugins.progress import Progress
 from search.tracking.mlflow_callback import MlflowCallback
@@ -44,10 +53,14 @@ class Retrain:
 def candidates(rows: list[dict[str, Any]], baseline_id: str | None, top_k: int) -> list[Retrain]:
     """The ``top_k`` best completed trials (``contract.ranking``) and the baseline, each once; none when no trial
     completed (nothing is recommended). A pruned baseline is retrained too (full length here): it is what the search
-    is measured against."""
-    best = [r for r in ranking.ranked(rows) if r[M.STATUS] == COMPLETED][:top_k]
+    is measured against. Where the baseline is among the best, the best trial the searcher proposed is retrained
+    too, so that the search's pick (``contract.final``) is always measured against it."""
+    completed = [r for r in ranking.ranked(rows) if r[M.STATUS] == COMPLETED]
+    best = completed[:top_k]
     if not best:
         return []
+    if all(r[TRIAL_ID] == baseline_id for r in best):
+        best += [r for r in completed if r[TRIAL_ID] != baseline_id][:1]
     chosen = [Retrain(r[TRIAL_ID], r["result"].config, r[TRIAL_ID] == baseline_id) for r in best]
     baseline = next((r for r in rows if r[TRIAL_ID] == baseline_id and r[M.STATUS] in (COMPLETED, PRUNED)), None)
     if baseline is not None and not any(c.baseline for c in chosen):
@@ -77,11 +90,16 @@ def final_trainable(train: Callable[[dict[str, Any]], None]) -> Callable[[dict[s
 
 
 class FinalCallback(MlflowCallback):
-    """A final trial's run: the training config as its parameters, its candidate and seed as tags."""
+    """A final trial's run: the training config as its parameters, its candidate, seed and split as tags."""
+
+    def __init__(self, tracker: MlflowTracker, split: str = TEST_SPLIT) -> None:
+        super().__init__(tracker)
+        self.split = split
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         entry = trial.config[ENTRY]
         tags = {ROLE_TAG: ROLE_FINAL, FINAL_SOURCE_TAG: entry[final.SOURCE], FINAL_SEED_TAG: str(entry[final.SEED])}
+        tags[FINAL_SPLIT_TAG] = getattr(self, "split", TEST_SPLIT)  # a callback pickled by an earlier version has none
         if entry[final.BASELINE]:
             tags[BASELINE_TAG] = "true"
         self.tracker.trial_started(trial.trial_id, entry[TRAIN], tags)
@@ -117,7 +135,6 @@ def started(cfg: SearchConfig) -> bool:
 
 def split(cfg: SearchConfig) -> str:
     """The split the final phase measures: test, or val for an image folder without test/ (said plainly)."""
-    from contract.tracking import TEST_SPLIT, VAL_SPLIT
     from trainables.data import has_test_split
 
     return TEST_SPLIT if has_test_split(cfg.base.data) else VAL_SPLIT
@@ -138,7 +155,7 @@ def build_final_tuner(
 
     s = cfg.search
     trainable = tune.with_resources(final_trainable(train), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
-    callbacks = [FinalCallback(tracker), FinalProgress(), JsonHistory(), CsvHistory()]
+    callbacks = [FinalCallback(tracker, split(cfg)), FinalProgress(), JsonHistory(), CsvHistory()]
     if cfg.local_experiment_dir:
         callbacks.append(DiskGuard(cfg.experiment_path))
     path = final_path(cfg)
@@ -198,5 +215,6 @@ def result_rows(grid) -> list[dict[str, Any]]:
             M.STATUS: trial_status(metrics, error=result.error is not None),
             M.VAL_ACC: metrics.get(M.VAL_ACC),
             M.TEST_ACC: metrics.get(M.TEST_ACC),
+            final.HITS: metrics.get(M.FINAL_HITS),
         })  # fmt: skip
     return rows

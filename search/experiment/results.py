@@ -28,9 +28,9 @@ from contract.tracking import (
     UI_BEST_FIRST,
     UI_PAGE_RUNS,
     UI_TRAINING_VIEW,
+    VAL_SPLIT,
 )
 from search.experiment.final_phase import FinalPhase
-from search.experiment.final_phase import split as final_split
 from search.experiment.search_config import SearchConfig
 from search.tracking.model_registry import champion_uri, register_best
 from search.tracking.tracker import PARENT, MlflowTracker
@@ -68,7 +68,7 @@ def summarize(
         if row["result"] is not champion:  # the champion's are logged once, below, with its MLflow model
             log_weights(tracker, row[TRIAL_ID], row["result"])
     if final_phase is not None:
-        summary.final, summary.final_split = final_phase.result.to_dict(), final_split(cfg)
+        summary.final, summary.final_split = final_phase.result.to_dict(), final_phase.result.split
         winner = next((r for r in rows if r[TRIAL_ID] == final_phase.result.winner), None)
         _recommend(summary, winner["result"].config if winner else summary.best_config, cfg)
     else:
@@ -227,26 +227,31 @@ def summary_lines(
 
 def final_lines(summary: SearchSummary, final: FinalResult, cfg: SearchConfig) -> list[str]:
     """The final phase first: it is the number to trust (the search's own val numbers are what it selected on)."""
-    f, split = cfg.search.final, summary.final_split
-    lines = [f"final phase ({split} split; trained from scratch, {f.seeds} seeds per configuration; mean ± std, "
-             "95% interval):"]  # fmt: skip
-    for c in final.candidates:
-        roles = [r for r, on in (("winner", c.source == final.winner), ("baseline", c.baseline)) if on]
-        label = f"{', '.join(roles) or 'candidate'}:"
-        lines.append(f"  {label:<18}trial {c.source}: {split}_acc {_estimate(c.test)} (val {c.val.mean:.4f}, "
-                     f"{c.test.n} runs)")  # fmt: skip
-    if final.gain is not None:
-        g = final.gain
-        interval = f" (95% interval {100 * g.low:+.2f} to {100 * g.high:+.2f})" if g.low is not None else ""
-        lines.append(f"  gain over the baseline: {100 * g.mean:+.2f} points{interval}")
-    lines.append(f"  {final.verdict(split)}")
+    split = final.split
+    lines = [f"final phase ({split} split; trained from scratch, {cfg.search.final.seeds} seeds per configuration; "
+             "mean ± std, 95% interval over seeds):"]  # fmt: skip
+    if split == VAL_SPLIT:
+        lines.append("  no test split: these are val numbers, the data that chose the pick and the winner, so theirs "
+                     "are biased upward")  # fmt: skip
+    for source in final.ranked:
+        c = final.candidate(source)
+        label = f"{', '.join(final.roles(source)) or 'candidate'}:"
+        if c is None:
+            ends = ", ".join(f"{n} {s}" for s, n in final.runs.get(source, {}).items())
+            lines.append(f"  {label:<24}trial {source}: no run completed ({ends})")
+            continue
+        flag = f"; {c.flag()}" if c.flag() else ""
+        lines.append(f"  {label:<24}trial {source}: {split}_acc {c.measured.describe()}; val {c.val.mean:.4f}{flag}")
+    winner = final.candidate(final.winner)
+    if winner is not None and winner.measured.images_error():
+        lines.append(f"  the images' own error, at the winner's accuracy: {winner.measured.images_error()}")
+    for source, gain in final.gains.items():
+        lines.append(f"  trial {source} - baseline: {gain.describe()}")
+    if final.compared > 1:
+        lines.append(f"  ({final.compared} candidates compared with the baseline: the intervals are not adjusted for "
+                     "that number)")  # fmt: skip
+    lines.append(f"  {final.verdict()}")
     return lines + winner_lines(summary, "the winner")
-
-
-def _estimate(e) -> str:
-    if e.std is None:
-        return f"{e.mean:.4f}"
-    return f"{e.mean:.4f} ± {e.std:.4f} [{e.low:.4f}, {e.high:.4f}]"
 
 
 def best_lines(summary: SearchSummary, labelled: bool = False) -> list[str]:

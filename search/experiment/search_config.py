@@ -58,6 +58,10 @@ DEFAULT_SPACE: dict[str, Any] = {
 _PARAM = TypeAdapter(Param)
 
 
+# The keys that decide which images each split holds (trainables.config.DataSection): one value for a whole search.
+SPLIT_KEYS = ("data.split_seed", "data.val_fraction", "data.test_fraction", "data.val_size")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # strict: see trainables.config
 
@@ -147,6 +151,12 @@ class SearchConfig(_Section):
             )
         if self.search.scheduler == "asha":
             self._check_asha()
+        varied = [key for key in SPLIT_KEYS if key in self.space]
+        if varied:
+            raise ValueError(
+                f"space varies {varied[0]}, which decides what the val and test splits hold: trials would be ranked, "
+                "and candidates compared, on different images; set it in base.data instead"
+            )
         if self.base.train.evaluate_test or "train.evaluate_test" in self.space:
             raise ValueError(
                 "train.evaluate_test is the final phase's own (the search must never see a test number): remove "

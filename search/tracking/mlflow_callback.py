@@ -15,7 +15,7 @@ from ray.tune.result import NODE_IP
 
 from contract import metrics as M
 from contract.status import FAILED, trial_status
-from contract.tracking import NODE_IP_TAG, NODE_IPS_TAG
+from contract.tracking import NODE_IP_TAG, NODE_IPS_TAG, hits_tags
 from search.tracking.tracker import MlflowTracker
 
 
@@ -44,6 +44,8 @@ class MlflowCallback(Callback):
         if node and (not nodes or nodes[-1] != node):  # where the trial ran: a moved trial lists both nodes
             nodes.append(node)
             tags = {NODE_IP_TAG: node, NODE_IPS_TAG: ",".join(nodes)}
+        if isinstance(result.get(M.FINAL_HITS), str):  # a final run's last epoch: with its numbers, in one write
+            tags = {**tags, **hits_tags(result[M.FINAL_HITS])}
         if isinstance(result.get(M.DATASETS), str):  # a trial process's first result (trainables.tune)
             self.tracker.log_inputs(trial.trial_id, json.loads(result[M.DATASETS]))
         self.tracker.epoch(trial.trial_id, result, tags)

@@ -159,6 +159,6 @@ def test_the_parent_run_carries_the_leaderboard(smoke_search):
     else:
         assert GAIN not in metrics
     winner = next(c for c in summary["final"]["candidates"] if c["source"] == summary["final"]["winner"])
-    assert metrics["final_test_acc_mean"] == pytest.approx(winner["test"]["mean"])
+    assert metrics["final_test_acc_mean"] == pytest.approx(winner["measured"]["mean"])
     assert parents[0].data.tags["final.verdict"]
     assert metrics["wall_time_s"] > 0
