@@ -57,7 +57,10 @@ def build_sections(exp: Experiment) -> list[Section]:
 
 
 def cell(value: Any) -> str:
-    """A table cell as every format shows it: 4 significant digits, large numbers in full with separators."""
+    """A table cell as every format shows it: 4 significant digits, large numbers in full with separators; a
+    number that does not exist (an interval from fewer than 2 runs) empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
     return str(value)
@@ -82,7 +85,7 @@ def final_evaluation(exp: Experiment) -> Section:
         f"{_upper(F.fidelity_phrase(exp, res))}: the search's best completed configurations"
         f"{' and the baseline' if res.baseline else ''}, each retrained with new seeds and measured once on {split}. "
         "The winner is the candidate with the highest mean last-epoch val_acc over its seeds, among those whose runs "
-        "all completed; never chosen on test.",
+        "all completed" + ("; never chosen on test." if split == TEST_SPLIT else "."),
     ]
     if split != TEST_SPLIT:
         lines.append("The data set has no test split: these are val numbers, the data that chose the search's pick "

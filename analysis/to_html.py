@@ -53,7 +53,8 @@ def _section(section: Section, images: dict[str, bytes]) -> str:
     if section.code:
         parts.append(f"<pre>{html.escape(section.code)}</pre>")
     for table in section.tables:
-        parts.append(f"<div class=w>{table.to_html(index=False, float_format=cell, border=0, classes='t')}</div>")
+        rendered = table.to_html(index=False, float_format=cell, na_rep="", border=0, classes="t")
+        parts.append(f"<div class=w>{rendered}</div>")
     for stem in section.figures:
         if stem in section.interactive:
             parts.append(_figure(stem, section.interactive[stem]))

@@ -257,6 +257,8 @@ def compare(g: Gain, split: str) -> str:
     if g.interval is None:
         if min(g.runs) < 2:
             why = "fewer than 2 completed runs on a side"
+        elif g.items:
+            why = "every run of both got the same images right"
         else:
             why = "no spread over seeds on either side, and no per-image hits to measure the images' own error"
         return f"cannot be told apart from the baseline on {split} ({points}; {why})"

@@ -265,7 +265,7 @@ class Trainer:
             self.best = {**result, M.EPOCH: self.epoch}
         test = evaluate(self.eval_model, self.data.test, self.bf16, nc, TEST_SPLIT, hits) if final and on_test else {}
         if final:
-            test[M.FINAL_HITS] = encode_hits(torch.cat(hits).numpy())
+            test[M.FINAL_HITS] = encode_hits(torch.cat(hits).tolist())
         row = {
             M.EPOCH: self.epoch,
             M.TRAIN_LOSS: train_loss,

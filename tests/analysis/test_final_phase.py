@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
@@ -16,6 +17,7 @@ from analysis.sections import best_configuration, build_sections, final_evaluati
 from contract import final as contract_final
 from contract import metrics as M
 from contract import tracking as contract_tracking
+from contract.intervals import encode_hits
 from contract.status import COMPLETED, FAILED, PRUNED
 from contract.tracking import (
     BASELINE_TAG,
@@ -27,6 +29,7 @@ from contract.tracking import (
     ROLE_TAG,
     ROLE_TRIAL,
     TRIAL_ID_TAG,
+    hits_tags,
 )
 from tests.analysis.hand_made import hand_made
 
@@ -52,9 +55,16 @@ FINAL = {
     "f6": ("s5", 0, COMPLETED, 0.980, 0.85),
     "f7": ("s5", 1, COMPLETED, 0.982, 0.86),
     "f8": ("s5", 2, COMPLETED, 0.981, 0.84),
-    "f9": ("s1", 3, FAILED, 0.999, None),  # no test number: not counted
+    "f9": ("s2", 3, FAILED, 0.999, None),  # no test number: not counted, and s2 may not win
 }
 FINAL_EPOCHS = 4
+IMAGES = 40_000  # each final run's per-image hits: 6,668 characters, two tags
+
+
+def _hits(trial_id: str, test: float):
+    """Per-image hits whose mean is ``test``, in an order of their own."""
+    hits = np.arange(IMAGES) < round(test * IMAGES)
+    return np.random.default_rng(int(trial_id[1:])).permutation(hits)
 
 
 def _child(client, experiment_id, parent_id, tags, params, curve, extra):
@@ -78,6 +88,7 @@ def _final_run(client, experiment_id, parent_id, trial_id):
     source, seed, status, val, test = FINAL[trial_id]
     tags = {TRIAL_ID_TAG: trial_id, M.STATUS: status, ROLE_TAG: ROLE_FINAL, FINAL_SOURCE_TAG: source}
     tags |= {FINAL_SEED_TAG: str(seed), BASELINE_TAG: str(source == BASELINE).lower()}
+    tags |= hits_tags(encode_hits(_hits(trial_id, test))) if test is not None else {}
     params = {"model.depth": SEARCH[source][2], "train.seed": seed}
     curve = [
         val - 0.1 * (FINAL_EPOCHS - e) for e in range(1, FINAL_EPOCHS + 1)
@@ -103,9 +114,10 @@ def _expected():
     """contract.final on the rows written above, independent of the loader."""
     rows = [
         {"source": s, "seed": seed, "baseline": s == BASELINE, M.STATUS: st, M.VAL_ACC: v, M.TEST_ACC: t}
-        for s, seed, st, v, t in FINAL.values()
+        | ({contract_final.HITS: encode_hits(_hits(trial_id, t))} if t is not None else {})
+        for trial_id, (s, seed, st, v, t) in FINAL.items()
     ]
-    return contract_final.summarize(rows)
+    return contract_final.summarize(rows, "test", PRUNED)
 
 
 def test_final_runs_are_loaded_apart_and_never_counted_as_search_trials(store):
@@ -133,23 +145,26 @@ def test_a_search_of_more_runs_than_a_page_holds_is_loaded_whole(store, monkeypa
 def test_the_final_section_shows_contract_finals_numbers(store):
     exp = from_mlflow("searched", store)
     expected, section = _expected(), final_evaluation(exp)
-    assert expected.winner == "s1" and expected.baseline == BASELINE
+    assert expected.winner == expected.pick == "s1" and expected.baseline == BASELINE
     table = section.tables[0].set_index("candidate (search trial)")
+    assert list(table.index) == ["s1", "s2", "s5"]  # the search's order
     for c in expected.candidates:
         row = table.loc[c.source]
-        assert (row["test_acc mean"], row["test_acc std"], row["95% low"], row["95% high"]) == (
-            c.test.mean, c.test.std, c.test.low, c.test.high,
+        assert (row["test_acc mean"], row["test_acc std"], row["95% low (seeds)"], row["95% high (seeds)"]) == (
+            c.measured.mean, c.measured.std, c.measured.low, c.measured.high,
         )  # fmt: skip
         assert row["val_acc mean (last epoch)"] == c.val.mean and row["seeds"] == "0, 1, 2"
-        assert row["baseline"] == c.baseline and row["winner"] == (c.source == "s1")
-    g = expected.gain
-    assert (
-        f"{100 * g.mean:+.2f} points of test accuracy (95% interval {100 * g.low:+.2f} to {100 * g.high:+.2f}"
-        in section.text
-    )
+        assert row["role"] == ", ".join(expected.roles(c.source))
+    assert table.loc["s2", "runs"] == "3 completed, 1 failed" and table.loc["s1", "role"] == "pick, winner"
+    for source, g in expected.gains.items():
+        assert g.items == IMAGES and g.paired_low is not None  # the hits came back from their two tags
+        assert f"trial {source}: {g.describe()}" in section.text
+    assert section.tables[1]["candidate - baseline"].tolist() == ["s1", "s2"]
     assert section.text.startswith("Test split, trained from scratch for 4 epochs, 3 seeds")
+    assert "over 3 training seeds, the same 40,000 images" in section.text and "95% Wilson interval" in section.text
+    assert "The 2 comparisons with the baseline are not adjusted for their number." in section.text
     assert expected.verdict()[1:] in section.text
-    assert section.tables[1]["trial_id"].tolist() == ["f9"]  # the final run left out, listed
+    assert section.tables[2]["trial_id"].tolist() == ["f9"]  # the final run left out, listed
 
 
 def test_the_report_leads_with_the_final_phase_and_gives_no_gain_over_a_pruned_baseline(store, tmp_path):
