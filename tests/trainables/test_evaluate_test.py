@@ -8,6 +8,7 @@ import logging
 import torch
 
 from contract import metrics as M
+from contract.intervals import decode_hits
 from contract.tracking import TEST_SPLIT, TRAIN_SPLIT, VAL_SPLIT
 from trainables.config import TrainConfig
 from trainables.dataset_record import describe
@@ -65,3 +66,23 @@ def test_the_cli_writes_the_test_numbers(tmp_path, caplog):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics) >= TEST_KEYS
     assert f"test_acc {metrics[M.TEST_ACC]:.4f}" in caplog.text
+
+
+def test_the_last_row_keeps_each_test_images_hit():
+    trainer = _trainer("train.evaluate_test=true")
+    rows = list(trainer.epochs())
+    assert all(M.FINAL_HITS not in row for row in rows[:-1])
+    hits = decode_hits(rows[-1][M.FINAL_HITS])
+    assert len(hits) == len(trainer.data.test.labels) and sum(hits) / len(hits) == rows[-1][M.TEST_ACC]
+
+
+def test_without_a_test_split_of_its_own_the_val_numbers_are_the_measurement():
+    """An image folder without test/ (Data.test is Data.val): no number is named test; the hits are val's."""
+    trainer = _trainer("train.evaluate_test=true")
+    trainer.data.test = trainer.data.val
+    rows = list(trainer.epochs())
+    assert not trainer.data.has_test_split and all(not TEST_KEYS & set(row) for row in rows)
+    hits = decode_hits(rows[-1][M.FINAL_HITS])
+    assert len(hits) == len(trainer.data.val.labels) and sum(hits) / len(hits) == rows[-1][M.VAL_ACC]
+    records = describe(trainer.cfg.data, trainer.data, trainer.cfg.train.evaluate_test)
+    assert [r.split for r in records] == [TRAIN_SPLIT, VAL_SPLIT]  # no test input recorded
