@@ -60,7 +60,7 @@ def candidates_table(res: FinalResult) -> pd.DataFrame:
         row = {
             "candidate (search trial)": source,
             "role": ", ".join(res.roles(source)),
-            "runs": ", ".join(f"{n} {s}" for s, n in res.runs.get(source, {}).items()),
+            "runs": res.ends(source),
         }
         if c is not None:
             row |= {

@@ -89,6 +89,10 @@ class FinalResult:
         named = (("pick", self.pick), ("winner", self.winner), ("baseline", self.baseline))
         return [role for role, of in named if of == source]
 
+    def ends(self, source: str) -> str:
+        """How ``source``'s final runs ended: ``2 completed, 1 diverged``."""
+        return ", ".join(f"{n} {status}" for status, n in self.runs.get(source, {}).items())
+
     def candidate(self, source: str | None) -> Candidate | None:
         """The candidate retrained from ``source``, or None."""
         return next((c for c in self.candidates if c.source == source), None)
@@ -149,9 +153,7 @@ class FinalResult:
 
     def tags(self) -> dict[str, str]:
         """The parent run's tags: the split, the verdict, the winner and the pick, each candidate's runs."""
-        runs = "; ".join(
-            f"{s}: " + ", ".join(f"{n} {status}" for status, n in counts.items()) for s, counts in self.runs.items()
-        )
+        runs = "; ".join(f"{s}: {self.ends(s)}" for s in self.runs)
         tags = {"final.split": self.split, "final.verdict": self.verdict(), "final.runs": runs}
         return tags | {f"final.{k}": v for k, v in (("winner", self.winner), ("pick", self.pick)) if v}
 
@@ -231,16 +233,16 @@ def verdict(r: FinalResult) -> str:
 
 
 def _pick(r: FinalResult) -> str:
-    first = r.ranked[0]
-    said = "the search's pick"
-    if first == r.baseline:
-        said = "the search's best configuration was the baseline's own (it found nothing better on val); its best " \
-               "other configuration"  # fmt: skip
-    if r.pick is None:
-        return f"{said.split(';')[0]}: no other configuration was retrained"
+    if r.ranked[0] == r.baseline:
+        lead = "the search's best configuration was the baseline's own (it found nothing better on val)"
+        if r.pick is None:
+            return f"{lead}: no other configuration was retrained"
+        who = f"{lead}; its best other configuration, trial {r.pick}"
+    else:
+        who = f"the search's pick, trial {r.pick}"
     if r.pick in r.failed:
-        return f"{said}, trial {r.pick}: every final run of it failed or diverged"
-    return f"{said}, trial {r.pick}, {compare(r.gains[r.pick], r.split)}"
+        return f"{who}: every final run of it failed or diverged"
+    return f"{who}, {compare(r.gains[r.pick], r.split)}"
 
 
 def _winner(r: FinalResult) -> str:

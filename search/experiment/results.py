@@ -237,11 +237,13 @@ def final_lines(summary: SearchSummary, final: FinalResult, cfg: SearchConfig) -
         c = final.candidate(source)
         label = f"{', '.join(final.roles(source)) or 'candidate'}:"
         if c is None:
-            ends = ", ".join(f"{n} {s}" for s, n in final.runs.get(source, {}).items())
-            lines.append(f"  {label:<24}trial {source}: no run completed ({ends})")
+            lines.append(f"  {label:<24}trial {source}: no run completed ({final.ends(source)})")
             continue
-        flag = f"; {c.flag()}" if c.flag() else ""
-        lines.append(f"  {label:<24}trial {source}: {split}_acc {c.measured.describe()}; val {c.val.mean:.4f}{flag}")
+        left_out = "" if c.complete else ": the others are left out of its numbers"
+        if not c.complete and any(x.complete for x in final.candidates):
+            left_out += ", and it may not win (another candidate completed every run)"
+        lines.append(f"  {label:<24}trial {source}: {split}_acc {c.measured.describe()}; val {c.val.mean:.4f}; runs "
+                     f"{final.ends(source)}{left_out}")  # fmt: skip
     winner = final.candidate(final.winner)
     if winner is not None and winner.measured.images_error():
         lines.append(f"  the images' own error, at the winner's accuracy: {winner.measured.images_error()}")

@@ -1,38 +1,21 @@
 """The final phase's verdict (contract.final) says what happened, truly, in each outcome; its numbers say which split
 they are from, how many runs completed, and what their intervals cover. Rows are constructed: each run's per-image
-hits on a 400-image test set, its accuracy their mean."""
+hits on a 400-image test set, its accuracy their mean (tests.contract.final_rows)."""
 
 from __future__ import annotations
 
-import zlib
-
-import numpy as np
 import pytest
 
-from contract.final import BASELINE, HITS, SEED, SOURCE, FinalResult, summarize
-from contract.intervals import encode_hits
+from contract.final import BASELINE, SEED, SOURCE, FinalResult, summarize
 from contract.metrics import STATUS, TEST_ACC, VAL_ACC
 from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED
+from tests.contract.final_rows import runs
 
-IMAGES = 400
 FAILED_RETRAINS = "every final run of the baseline, trial base, failed or diverged"
 
 
-def _runs(source: str, val: float, test: float, baseline: bool = False, ends=(COMPLETED,) * 3, hits=True):
-    """One row per seed: val_acc near ``val``, test hits with accuracy near ``test`` (a little spread by seed)."""
-    rows = []
-    for seed, end in enumerate(ends, start=1):
-        rng = np.random.default_rng([zlib.crc32(source.encode()), seed])
-        h = rng.random(IMAGES) < test + 0.005 * seed
-        row = {SOURCE: source, SEED: seed, BASELINE: baseline, STATUS: end, VAL_ACC: val + seed / 1000}
-        if end == COMPLETED:
-            row |= {TEST_ACC: float(h.mean()), HITS: encode_hits(h) if hits else None}
-        rows.append(row)
-    return rows
-
-
 def test_the_searchs_pick_beating_the_baseline_is_said_so():
-    r = summarize(_runs("pick", 0.95, 0.95) + _runs("base", 0.80, 0.75, baseline=True), baseline_status=COMPLETED)
+    r = summarize(runs("pick", 0.95, 0.95) + runs("base", 0.80, 0.75, baseline=True), baseline_status=COMPLETED)
     assert r.pick == r.winner == "pick" and r.gains["pick"].distinguishable
     assert r.verdict().startswith("the search's pick, trial pick, is better than the baseline on test (+")
     assert "over seeds and images)" in r.verdict() and r.verdict().endswith("the pick also won the final phase on val")
@@ -41,7 +24,7 @@ def test_the_searchs_pick_beating_the_baseline_is_said_so():
 def test_the_baseline_winning_the_final_phase_is_said_so_with_the_picks_gain():
     """The issue's default run: the search's best (val 0.9415 in the search) lost on retraining. The summary must not
     call it the baseline, and must give its gain, which is not conditioned on the final phase's val."""
-    r = summarize(_runs("best", 0.80, 0.80) + _runs("base", 0.92, 0.925, baseline=True), baseline_status=PRUNED)
+    r = summarize(runs("best", 0.80, 0.80) + runs("base", 0.92, 0.925, baseline=True), baseline_status=PRUNED)
     assert r.winner == r.baseline == "base" and r.pick == "best"
     assert r.gains["best"].mean < 0 and r.gain is None  # the winner is the baseline: no winner's gain
     assert r.verdict() == (
@@ -56,20 +39,20 @@ def test_the_baseline_winning_the_final_phase_is_said_so_with_the_picks_gain():
 
 
 def test_the_searchs_best_being_the_baseline_is_said_so_with_its_best_other_configuration():
-    r = summarize(_runs("base", 0.90, 0.92, baseline=True) + _runs("next", 0.50, 0.40), baseline_status=COMPLETED)
+    r = summarize(runs("base", 0.90, 0.92, baseline=True) + runs("next", 0.50, 0.40), baseline_status=COMPLETED)
     assert r.winner == "base" and r.pick == "next" and r.gains["next"].distinguishable
     assert r.verdict().startswith(
         "the search's best configuration was the baseline's own (it found nothing better on val); its best other "
         "configuration, trial next, is worse than the baseline on test"
     )
-    alone = summarize(_runs("base", 0.90, 0.92, baseline=True), baseline_status=COMPLETED)
+    alone = summarize(runs("base", 0.90, 0.92, baseline=True), baseline_status=COMPLETED)
     assert alone.pick is None
     assert alone.verdict().startswith("the search's best configuration was the baseline's own (it found nothing "
                                       "better on val): no other configuration was retrained")  # fmt: skip
 
 
 def test_a_pick_whose_runs_all_failed_is_not_called_the_baseline():
-    rows = _runs("best", 0.0, 0.0, ends=(FAILED,) * 3) + _runs("base", 0.90, 0.92, baseline=True)
+    rows = runs("best", 0.0, 0.0, ends=(FAILED,) * 3) + runs("base", 0.90, 0.92, baseline=True)
     r = summarize(rows, "test", PRUNED)
     assert r.failed == ["best"] and r.winner == "base" and r.runs["best"] == {FAILED: 3}
     assert r.verdict() == (
@@ -80,8 +63,8 @@ def test_a_pick_whose_runs_all_failed_is_not_called_the_baseline():
 
 
 def test_a_candidate_that_diverged_on_some_seeds_cannot_win_on_its_survivor():
-    lucky = _runs("lucky", 0.99, 0.97, ends=(COMPLETED, DIVERGED, DIVERGED))
-    r = summarize(lucky + _runs("steady", 0.90, 0.90) + _runs("base", 0.85, 0.85, baseline=True), "test", COMPLETED)
+    lucky = runs("lucky", 0.99, 0.97, ends=(COMPLETED, DIVERGED, DIVERGED))
+    r = summarize(lucky + runs("steady", 0.90, 0.90) + runs("base", 0.85, 0.85, baseline=True), "test", COMPLETED)
     assert r.winner == "steady" and r.pick == "lucky"
     c = r.candidate("lucky")
     assert not c.complete and c.runs == {COMPLETED: 1, DIVERGED: 2} and c.measured.n == 1
@@ -89,7 +72,7 @@ def test_a_candidate_that_diverged_on_some_seeds_cannot_win_on_its_survivor():
     assert r.metrics()["final_runs_diverged"] == 2 and r.tags()["final.runs"].startswith("lucky: 1 completed, 2 div")
     assert "fewer than 2 completed runs on a side" in r.verdict()
     assert r.compared == 2  # two candidates against the baseline: the summary says they are unadjusted
-    alone = summarize(lucky + _runs("base", 0.85, 0.85, baseline=True, ends=(COMPLETED, FAILED, FAILED)))
+    alone = summarize(lucky + runs("base", 0.85, 0.85, baseline=True, ends=(COMPLETED, FAILED, FAILED)))
     assert alone.winner == "lucky"  # no candidate completed every run: the best of those with a run, flagged
     assert alone.verdict().endswith("no candidate completed every run: the winner has 2 diverged of its 3 runs "
                                     "(left out of its numbers)")  # fmt: skip
@@ -115,24 +98,24 @@ def test_equal_numbers_on_every_seed_are_not_called_better():
         (None, [], "no baseline was retrained (search.baseline off)"),
         (DIVERGED, [], "the baseline diverged in the search, so it was not retrained"),
         (FAILED, [], "the baseline failed in the search, so it was not retrained"),
-        (COMPLETED, _runs("base", 0, 0, True, ends=(FAILED,) * 3), FAILED_RETRAINS),
+        (COMPLETED, runs("base", 0, 0, True, ends=(FAILED,) * 3), FAILED_RETRAINS),
     ],
 )
 def test_a_missing_baseline_gives_its_true_reason(baseline_status, rows_of_baseline, reason):
-    r = summarize(_runs("pick", 0.9, 0.9) + rows_of_baseline, baseline_status=baseline_status)
+    r = summarize(runs("pick", 0.9, 0.9) + rows_of_baseline, baseline_status=baseline_status)
     assert r.verdict() == f"{reason}: nothing to compare the winner, trial pick, with"
     assert not r.gains
 
 
 def test_no_completed_run_at_all_is_said_so():
-    r = summarize(_runs("pick", 0.9, 0.9, ends=(FAILED,) * 3))
+    r = summarize(runs("pick", 0.9, 0.9, ends=(FAILED,) * 3))
     assert r.winner is None and r.verdict() == "no candidate completed a final run: nothing was measured"
 
 
 def test_val_numbers_are_named_val_everywhere():
     """An image folder without test/: the final runs have no test_acc; their last val is what they are measured by."""
-    rows = [{k: v for k, v in row.items() if k != TEST_ACC} for row in _runs("pick", 0.9, 0.9)]
-    rows += [{k: v for k, v in row.items() if k != TEST_ACC} for row in _runs("base", 0.8, 0.8, baseline=True)]
+    rows = [{k: v for k, v in row.items() if k != TEST_ACC} for row in runs("pick", 0.9, 0.9)]
+    rows += [{k: v for k, v in row.items() if k != TEST_ACC} for row in runs("base", 0.8, 0.8, baseline=True)]
     r = summarize(rows, "val", COMPLETED)
     assert r.split == "val" and r.candidate("pick").measured.mean == pytest.approx(0.9 + 0.002)
     assert " on val " in r.verdict() and "test" not in r.verdict()
