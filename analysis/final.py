@@ -72,7 +72,16 @@ def candidates_table(res: FinalResult) -> pd.DataFrame:
                 f"{M.VAL_ACC} mean (last epoch)": c.val.mean,
             }
         table.append(row)
-    return pd.DataFrame(table)
+    return _numbers(pd.DataFrame(table))
+
+
+def _numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns of numbers as floats, a number that does not exist (no interval below 2 runs) NaN: shown empty."""
+    for column in table.columns:
+        values = table[column].dropna()
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            table[column] = table[column].astype(float)
+    return table
 
 
 def gains_table(res: FinalResult) -> pd.DataFrame:
@@ -92,7 +101,7 @@ def gains_table(res: FinalResult) -> pd.DataFrame:
             "95% high, seeds and images": points(g.paired_high),
         }
         for source, g in res.gains.items()
-    ])  # fmt: skip
+    ]).pipe(_numbers)  # fmt: skip
 
 
 def fidelity_phrase(exp: Experiment, res: FinalResult) -> str:

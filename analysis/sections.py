@@ -93,7 +93,7 @@ def final_evaluation(exp: Experiment) -> Section:
     lines.append(f"Winner: trial {winner.source}{' (the baseline)' if winner.baseline else ''}, {split}_acc "
                  f"{winner.measured.describe()}.")  # fmt: skip
     if winner.measured.images_error():
-        lines.append(f"The interval is over training seeds on fixed images; the images' own error: "
+        lines.append(f"Each interval of an accuracy is over training seeds on fixed images; the images' own error: "
                      f"{winner.measured.images_error()}.")  # fmt: skip
     if res.gains:
         gains = "; ".join(f"trial {s}: {g.describe()}" for s, g in res.gains.items())
