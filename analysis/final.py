@@ -53,7 +53,7 @@ def counted(exp: Experiment) -> pd.DataFrame:
 def candidates_table(res: FinalResult) -> pd.DataFrame:
     """One row per candidate in the search's order (its pick first): its accuracy on the final split over its
     completed seeds, its mean last-epoch val_acc, and how its runs ended."""
-    acc = f"{res.split}_acc"
+    acc = MEASURED[res.split]
     table = []
     for source in res.ranked:
         c = res.candidate(source)

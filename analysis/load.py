@@ -223,7 +223,7 @@ def _final_row(run: Any, val_acc: list) -> dict[str, Any]:
         M.TEST_ACC: values.get(M.TEST_ACC),
         M.TEST_LOSS: values.get(M.TEST_LOSS),
         HITS: hits_from_tags(tags),
-        "split": tags.get(FINAL_SPLIT_TAG, TEST_SPLIT),  # a final run from before the tag was on test
+        "split": tags.get(FINAL_SPLIT_TAG, TEST_SPLIT),  # a final run without the tag is read as measured on test
         "epochs": None if val is None else val.step,
     }
 

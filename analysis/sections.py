@@ -20,7 +20,7 @@ from analysis.fidelity import Fidelity, at_one_epoch
 from analysis.load import Experiment
 from contract import metrics as M
 from contract.files import BEST_CONFIG
-from contract.final import SEED, SOURCE
+from contract.final import MEASURED, SEED, SOURCE
 from contract.status import COMPLETED
 from contract.tracking import TEST_SPLIT
 
@@ -85,21 +85,19 @@ def final_evaluation(exp: Experiment) -> Section:
         f"{_upper(F.fidelity_phrase(exp, res))}: the search's best completed configurations"
         f"{' and the baseline' if res.baseline else ''}, each retrained with new seeds and measured once on {split}. "
         "The winner is the candidate with the highest mean last-epoch val_acc over its seeds, among those whose runs "
-        "all completed" + ("; never chosen on test." if split == TEST_SPLIT else "."),
+        "all completed where there is one" + ("; never chosen on test." if split == TEST_SPLIT else "."),
     ]
     if split != TEST_SPLIT:
         lines.append("The data set has no test split: these are val numbers, the data that chose the search's pick "
                      "and the winner, so theirs are biased upward.")  # fmt: skip
-    lines.append(f"Winner: trial {winner.source}{' (the baseline)' if winner.baseline else ''}, {split}_acc "
+    lines.append(f"Winner: trial {winner.source}{' (the baseline)' if winner.baseline else ''}, {MEASURED[split]} "
                  f"{winner.measured.describe()}.")  # fmt: skip
     if winner.measured.images_error():
-        lines.append(f"Each interval of an accuracy is over training seeds on fixed images; the images' own error: "
-                     f"{winner.measured.images_error()}.")  # fmt: skip
+        lines.append(f"Each interval of an accuracy is over training seeds on fixed images; the images' own error "
+                     f"at the winner's accuracy: {winner.measured.images_error()}.")  # fmt: skip
     if res.gains:
         gains = "; ".join(f"trial {s}: {g.describe()}" for s, g in res.gains.items())
         lines.append(f"Gain over the baseline, trial {res.baseline}: {gains}.")
-    if res.compared > 1:
-        lines.append(f"The {res.compared} comparisons with the baseline are not adjusted for their number.")
     lines.append(f"{_upper(res.verdict())}.")
     if len(skipped):
         runs = f"{len(skipped)} final run" + (" is" if len(skipped) == 1 else "s are")

@@ -23,7 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from contract.intervals import Estimate, Gain, decode_hits
+from contract.hits import decode as hits_of
+from contract.intervals import Estimate, Gain
 from contract.metrics import STATUS, TEST_ACC, VAL_ACC
 from contract.status import COMPLETED, DIVERGED, FAILED
 from contract.tracking import TEST_SPLIT, VAL_SPLIT
@@ -90,8 +91,9 @@ class FinalResult:
         return [role for role, of in named if of == source]
 
     def ends(self, source: str) -> str:
-        """How ``source``'s final runs ended: ``2 completed, 1 diverged``."""
-        return ", ".join(f"{n} {status}" for status, n in self.runs.get(source, {}).items())
+        """How ``source``'s final runs ended: ``2 completed, 1 diverged`` (``unknown`` in a summary written before
+        the ends were kept)."""
+        return ", ".join(f"{n} {status}" for status, n in self.runs.get(source, {}).items()) or "unknown"
 
     def candidate(self, source: str | None) -> Candidate | None:
         """The candidate retrained from ``source``, or None."""
@@ -134,7 +136,7 @@ class FinalResult:
         """The parent run's metrics: the winner's, the baseline's and the pick's accuracy on the final split
         (``final_test_acc_mean``...), the gains, and the final runs' ends."""
         out: dict[str, float] = {}
-        acc = f"{self.split}_acc"
+        acc = MEASURED[self.split]
         for prefix, source in (("final_", self.winner), ("baseline_", self.baseline), ("pick_", self.pick)):
             c = self.candidate(source)
             if c is not None:
@@ -162,7 +164,7 @@ def summarize(
     rows: Iterable[Mapping[str, Any]], split: str = TEST_SPLIT, baseline_status: str | None = None
 ) -> FinalResult:
     """The final phase from one row per run: ``source``, ``seed``, ``baseline``, ``status``, ``val_acc`` (last
-    epoch), ``test_acc`` (None where the split is val) and ``hits`` (``contract.intervals.encode_hits``, or None);
+    epoch), ``test_acc`` (None where the split is val) and ``hits`` (``contract.hits.encode``, or None);
     rows in the search's order (its best first). Only completed runs with a number on ``split`` count.
     ``baseline_status``: the baseline trial's end in the search, None where search.baseline was off."""
     rows, key = list(rows), MEASURED[split]
@@ -174,16 +176,14 @@ def summarize(
     candidates = [_candidate(s, g, key, runs[s]) for s, g in groups.items()]
     result = FinalResult(
         candidates, failed=[s for s in ranked if s not in groups], ranked=ranked, split=split, runs=runs,
-        baseline_status=baseline_status,
+        baseline_status=baseline_status, baseline=next((r[SOURCE] for r in rows if r.get(BASELINE)), None),
     )  # fmt: skip
     if not candidates:
         return result
     eligible = [c for c in candidates if c.complete] or candidates
-    winner = max(eligible, key=lambda c: c.val.mean)  # max keeps the first of equals: the search's better-ranked
-    baseline = next((c for c in candidates if c.baseline), None)
-    result.winner, result.baseline = winner.source, baseline.source if baseline else None
+    result.winner = max(eligible, key=lambda c: c.val.mean).source  # max keeps the first of equals: the better-ranked
+    baseline = result.candidate(result.baseline)
     if baseline is None:
-        result.baseline = next((r[SOURCE] for r in rows if r.get(BASELINE)), None)  # retrained, every run failed
         return result
     for c in candidates:
         if c is not baseline:
@@ -195,7 +195,7 @@ def summarize(
 
 def _candidate(source: str, group: list[Mapping[str, Any]], key: str, runs: dict[str, int]) -> Candidate:
     hits = [r.get(HITS) for r in group]
-    items = len(decode_hits(hits[0])) if all(hits) else None
+    items = len(hits_of(hits[0])[1]) if all(hits) else None
     return Candidate(
         source=source,
         baseline=any(r.get(BASELINE) for r in group),
@@ -211,25 +211,30 @@ def _numbers(group: list[Mapping[str, Any]], key: str) -> list[float]:
 
 
 def _hits(groups: dict[str, list], a: Candidate, b: Candidate) -> tuple[list | None, list | None]:
-    """Each side's per-image hits, or (None, None) unless every run of both has them."""
+    """Each side's per-image hits, or (None, None) unless every run of both has them, on the same images."""
     sides = [[r.get(HITS) for r in groups[c.source]] for c in (a, b)]
     if not all(all(side) for side in sides):
         return None, None
-    return tuple([decode_hits(h) for h in side] for side in sides)
+    decoded = [[hits_of(h) for h in side] for side in sides]
+    if len({images for side in decoded for images, _ in side}) != 1:
+        return None, None
+    return tuple([hits for _, hits in side] for side in decoded)
 
 
 def verdict(r: FinalResult) -> str:
     """What happened: first the search's pick against the baseline (whether the search helped), then who won the
     final phase on val and, where it is another candidate, that winner against the baseline; joined by semicolons."""
     if r.winner is None:
-        return "no candidate completed a final run: nothing was measured"
+        return f"no final run completed with a number on {r.split}: nothing was measured"
     if r.candidate(r.baseline) is None:
         return f"{_no_baseline(r)}: nothing to compare the winner, trial {r.winner}, with"
     said = [_pick(r), _winner(r)]
     flag = r.candidate(r.winner).flag()
     if flag:
         said.append(f"no candidate completed every run: the winner has {flag}")
-    return "; ".join(s for s in said if s)
+    if r.compared > 1:
+        said.append(f"the {r.compared} comparisons with the baseline are not adjusted for their number")
+    return "; ".join(said)
 
 
 def _pick(r: FinalResult) -> str:
@@ -241,16 +246,23 @@ def _pick(r: FinalResult) -> str:
     else:
         who = f"the search's pick, trial {r.pick}"
     if r.pick in r.failed:
-        return f"{who}: every final run of it failed or diverged"
+        return f"{who}: no final run of it completed with a number on {r.split} ({r.ends(r.pick)})"
     return f"{who}, {compare(r.gains[r.pick], r.split)}"
 
 
 def _winner(r: FinalResult) -> str:
     if r.winner == r.baseline:
+        winner = r.candidate(r.winner)
+        above = [c.source for c in r.candidates if not c.complete and c.val.mean > winner.val.mean]
+        if above:
+            return (f"the baseline won the final phase on val among the candidates whose runs all completed (trial "
+                    f"{', '.join(above)} scored higher on val, but not every run of it completed)")  # fmt: skip
         return "the baseline won the final phase on val: no configuration of the search beat it there"
     if r.winner == r.pick:
         return "the pick also won the final phase on val"
-    return f"the final phase's winner on val is trial {r.winner}, which {compare(r.gains[r.winner], r.split)}"
+    among = len(r.candidates)
+    return (f"the final phase's winner on val is trial {r.winner}, which {compare(r.gains[r.winner], r.split)}; "
+            f"chosen on val among {among} candidates, its gain is optimistic, the pick's is not")  # fmt: skip
 
 
 def compare(g: Gain, split: str) -> str:
@@ -260,13 +272,12 @@ def compare(g: Gain, split: str) -> str:
         if min(g.runs) < 2:
             why = "fewer than 2 completed runs on a side"
         elif g.items:
-            why = "every run of both got the same images right"
+            why = "the per-image differences have no variance"
         else:
             why = "no spread over seeds on either side, and no per-image hits to measure the images' own error"
         return f"cannot be told apart from the baseline on {split} ({points}; {why})"
-    over = "over seeds and images" if g.paired_low is not None else "over seeds only, the images fixed"
     low, high = g.interval
-    said = f"({points}; 95% interval {100 * low:+.2f} to {100 * high:+.2f} {over})"
+    said = f"({points}; 95% interval {100 * low:+.2f} to {100 * high:+.2f} {g.over})"
     if g.distinguishable:
         return f"is {'better' if g.mean > 0 else 'worse'} than the baseline on {split} {said}"
     return f"cannot be told apart from the baseline on {split} {said}"
@@ -274,8 +285,9 @@ def compare(g: Gain, split: str) -> str:
 
 def _no_baseline(r: FinalResult) -> str:
     """Why there is no baseline to compare with."""
-    if r.baseline is not None:  # retrained, and no run of it completed
-        return f"every final run of the baseline, trial {r.baseline}, failed or diverged"
+    if r.baseline is not None:  # retrained, and no run of it completed with a number
+        return f"no final run of the baseline, trial {r.baseline}, completed with a number on {r.split} " \
+               f"({r.ends(r.baseline)})"  # fmt: skip
     if r.baseline_status is None:
         return "no baseline was retrained (search.baseline off)"
     if r.baseline_status in (DIVERGED, FAILED):

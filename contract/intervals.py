@@ -5,18 +5,17 @@ none). Two sources of noise stand between those numbers and what a configuration
 - the seeds: another seed trains another model (the spread between runs);
 - the images: another test set of the same size scores the same model differently (one image of 359 is 0.28 points).
 
-``Estimate`` is a configuration's accuracy over its seeds, on the fixed images; its interval is computed on the logit
-scale, so it stays inside [0, 1]. ``Gain`` is the difference of two configurations: Welch's interval over the seeds
-(the fixed images), and, where each run's per-image hits are known, an interval that adds the images' sampling
-error, from the paired per-image differences of the same images. A verdict reads the span of the two.
+``Estimate`` is a configuration's accuracy over its seeds, on the fixed images; its interval is Student's t around
+the logit of the mean (the delta method), so it holds the mean and stays inside [0, 1]. ``Gain`` is the difference
+of two configurations: Welch's interval over the seeds (the fixed images), and, where each run's per-image hits on
+the same images are known (``contract.hits``), the interval over seeds and images: the variance of the paired
+per-image differences added to the seeds', with the seeds' degrees of freedom, so it is never the narrower one.
 """
 
 from __future__ import annotations
 
-import base64
 import math
 import statistics
-from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -32,13 +31,6 @@ def t95(df: float) -> float:
     if df < 1:
         return math.inf
     return _T95[max(k for k in _T95 if k <= df)]
-
-
-def _logit(p: float, items: int | None) -> float:
-    # The empirical logit: finite at 0 and 1 (a run that got every image right); without a known size, 10,000 images.
-    n = items or 10_000
-    q = (p * n + 0.5) / (n + 1)
-    return math.log(q / (1 - q))
 
 
 def _expit(x: float) -> float:
@@ -77,9 +69,9 @@ class Estimate:
         std = statistics.stdev(values)
         if std == 0:
             return cls(mean, std, len(values), None, None, items)
-        logits = [_logit(v, items) for v in values]
-        centre = statistics.fmean(logits)
-        half = t95(len(values) - 1) * statistics.stdev(logits) / math.sqrt(len(values))
+        # Values that differ put their mean strictly inside (0, 1): its logit is finite.
+        centre = math.log(mean / (1 - mean))
+        half = t95(len(values) - 1) * std / math.sqrt(len(values)) / (mean * (1 - mean))
         return cls(mean, std, len(values), _expit(centre - half), _expit(centre + half), items)
 
     @property
@@ -95,7 +87,7 @@ class Estimate:
     def describe(self) -> str:
         """``0.9123 ± 0.0050 (95% interval 0.9001 to 0.9245 over 3 training seeds, the same 359 images)``."""
         if self.std is None:
-            return f"{self.mean:.4f} ({self.n} run: no spread)"
+            return f"{self.mean:.4f} ({self.n} run: spread unknown)"
         if self.no_spread:
             return f"{self.mean:.4f} (no spread in {self.n} runs: every one scored the same)"
         return f"{self.mean:.4f} ± {self.std:.4f} (95% interval {self.low:.4f} to {self.high:.4f} {self.covers()})"
@@ -106,8 +98,8 @@ class Estimate:
             return None
         low, high = wilson(self.mean, self.items)
         return (
-            f"one image is {100 / self.items:.2f} points; another {self.items:,} images would give anywhere from "
-            f"{low:.4f} to {high:.4f} (95% Wilson interval)"
+            f"{low:.4f} to {high:.4f} (95% Wilson interval at {self.items:,} images, for the accuracy on every image "
+            f"like these; one image is {100 / self.items:.2f} points)"
         )
 
 
@@ -134,12 +126,13 @@ class Gain:
         if len(a) < 2 or len(b) < 2:
             return cls(**gain)
         va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+        df = None
         if va + vb > 0:
             df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
             half = t95(df) * math.sqrt(va + vb)
             gain |= {"low": mean - half, "high": mean + half}
-        if hits_a and hits_b and _same_images(hits_a + hits_b):
-            gain |= _paired(mean, hits_a, hits_b, (va, len(a) - 1), (vb, len(b) - 1))
+        if hits_a and hits_b and _same_length(hits_a + hits_b):
+            gain |= _paired(mean, hits_a, hits_b, va + vb, df)
         return cls(**gain)
 
     def describe(self) -> str:
@@ -156,11 +149,16 @@ class Gain:
 
     @property
     def interval(self) -> tuple[float, float] | None:
-        """What a verdict reads: the span of both intervals where both are known (adding the images' variance also
-        adds degrees of freedom, so the combined interval can come out narrower than the seeds' alone), else the
-        one known."""
-        known = [(lo, hi) for lo, hi in ((self.low, self.high), (self.paired_low, self.paired_high)) if lo is not None]
-        return (min(lo for lo, _ in known), max(hi for _, hi in known)) if known else None
+        """What a verdict reads: over seeds and images where the hits are known (never the narrower), else over
+        seeds alone; None without either."""
+        if self.paired_low is not None:
+            return self.paired_low, self.paired_high
+        return (self.low, self.high) if self.low is not None else None
+
+    @property
+    def over(self) -> str:
+        """What ``interval`` covers."""
+        return "over seeds and images" if self.paired_low is not None else "over seeds only, the images fixed"
 
     @property
     def distinguishable(self) -> bool:
@@ -169,44 +167,32 @@ class Gain:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Gain:
-        """The gain ``dataclasses.asdict`` wrote (keys an earlier version did not write take their defaults)."""
+        """The gain ``dataclasses.asdict`` wrote. An interval of zero width (written where no run had any spread)
+        is no interval."""
         known = {f.name for f in fields(cls)}
         gain = {k: v for k, v in values.items() if k in known}
-        return cls(**gain | ({"runs": tuple(gain["runs"])} if "runs" in gain else {}))
+        if "runs" in gain:
+            gain["runs"] = tuple(gain["runs"])
+        for low, high in (("low", "high"), ("paired_low", "paired_high")):
+            if gain.get(low) is not None and gain.get(low) == gain.get(high):
+                gain[low] = gain[high] = None
+        return cls(**gain)
 
 
-def _same_images(hits: list) -> bool:
+def _same_length(hits: list) -> bool:
     return len({len(h) for h in hits}) == 1 and len(hits[0]) > 1
 
 
-def _paired(mean: float, hits_a: list, hits_b: list, *seeds: tuple[float, int]) -> dict[str, float]:
+def _paired(mean: float, hits_a: list, hits_b: list, seeds_var: float, seeds_df: float | None) -> dict[str, float]:
     """Seeds and images together: the variance of the mean per-image difference (the same images scored by both
-    sides, so each image's difficulty cancels) added to each side's seed variance, with Welch-Satterthwaite's
-    degrees of freedom over the three."""
-    per_image = zip(zip(*hits_a, strict=True), zip(*hits_b, strict=True), strict=True)  # _same_images checked
+    sides, so each image's difficulty cancels) added to the seeds' variance. The quantile is Welch's (the seeds'
+    degrees of freedom), or the images' (n - 1) where the seeds have no spread: more variance at the same quantile,
+    so never narrower than Welch's. (The per-image term also holds some seed noise: the interval errs wide.)"""
+    per_image = zip(zip(*hits_a, strict=True), zip(*hits_b, strict=True), strict=True)  # _same_length checked
     d = [sum(a) / len(hits_a) - sum(b) / len(hits_b) for a, b in per_image]
     n = len(d)
-    parts = [*seeds, (statistics.variance(d) / n, n - 1)]
-    total = sum(v for v, _ in parts)
-    if total == 0:  # every run of both made the same predictions on every image
+    total = seeds_var + statistics.variance(d) / n
+    if total == 0:  # every image's difference is the same on every run
         return {"items": n}
-    df = total**2 / sum(v**2 / k for v, k in parts if v > 0)
-    half = t95(df) * math.sqrt(total)
+    half = t95(seeds_df if seeds_df is not None else n - 1) * math.sqrt(total)
     return {"paired_low": mean - half, "paired_high": mean + half, "items": n}
-
-
-def encode_hits(hits: Iterable[Any]) -> str:
-    """A run's per-image top-1 hits (true/false in the split's fixed order) as ``COUNT:BASE64`` of the bits, 8 to a
-    byte: 10,000 images in 1,674 characters."""
-    bits = [bool(h) for h in hits]
-    packed = bytearray((len(bits) + 7) // 8)
-    for i, hit in enumerate(bits):
-        if hit:
-            packed[i >> 3] |= 0x80 >> (i & 7)
-    return f"{len(bits)}:{base64.b64encode(bytes(packed)).decode()}"
-
-
-def decode_hits(text: str) -> list[int]:
-    """The hits ``encode_hits`` wrote, as 0/1."""
-    count, packed = text.split(":", 1)
-    return [(byte >> (7 - j)) & 1 for byte in base64.b64decode(packed) for j in range(8)][: int(count)]

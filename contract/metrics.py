@@ -14,7 +14,7 @@ TEST_LOSS = "test_loss"
 TEST_ACC = "test_acc"
 TEST_ACC5 = "test_acc5"
 # A final run's per-image top-1 hits on its final split (test, or val without one), at its last epoch: a string,
-# contract.intervals.encode_hits, from which the gain's interval adds the images' own sampling error.
+# contract.hits.encode, from which the gain's interval adds the images' own sampling error.
 FINAL_HITS = "final_hits"
 LR = "lr"
 EPOCH_TIME_S = "epoch_time_s"

@@ -114,6 +114,7 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("search", ["--set", "base.train.evaluate_test=true"], "train.evaluate_test is the final phase's own"),
     ("search", ["--set", "space.train.evaluate_test=true"], "train.evaluate_test is the final phase's own"),
     ("search", ["--set", "space.data.split_seed={type: int, low: 0, high: 3}"], "space varies data.split_seed, which"),
+    ("search", ["--set", "space.data.name={type: choice, values: [digits, synthetic]}"], "space varies data.name"),
     ("search", ["--set", "search.final.seeds=1"], "search.final.seeds"),
     ("search", ["--set", "search.final.top_k=0"], "search.final.top_k"),
     ("search", ["--set", "search.final.topk=2"], "search.final.topk"),

@@ -19,7 +19,7 @@ from torch import nn
 
 import t2t
 from contract import metrics as M
-from contract.intervals import encode_hits
+from contract.hits import encode as encode_hits
 from contract.tracking import TEST_SPLIT, VAL_SPLIT
 from trainables.config import OptimSection, TrainConfig
 from trainables.data import Data, build_data
@@ -129,10 +129,10 @@ def evaluate(
     bf16: bool,
     num_classes: int,
     split: str = VAL_SPLIT,
-    hits: list[torch.Tensor] | None = None,
+    hits: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """Loss, top-1 and (with at least 5 classes) top-5 accuracy of ``model`` on ``batches``, named for ``split``;
-    ``hits``, where given, gets each batch's per-image top-1 hits (in the batches' fixed order)."""
+    ``hits``, where given, gets each batch's per-image top-1 hits and labels (in the batches' fixed order)."""
     loss_key, acc_key, acc5_key = SPLIT_METRICS[split]
     model.eval()
     loss_sum, correct1, correct5, n = 0.0, 0, 0, 0
@@ -145,7 +145,7 @@ def evaluate(
         hit = top[:, 0] == y
         correct1 += hit.sum().item()
         if hits is not None:
-            hits.append(hit.cpu())
+            hits.append((hit.cpu(), y.cpu()))
         correct5 += (top == y[:, None]).any(dim=-1).sum().item()
         n += len(y)
     out = {loss_key: loss_sum / n, acc_key: correct1 / n}
@@ -253,24 +253,25 @@ class Trainer:
         start = time.perf_counter()
         train_loss, images = self.train_one_epoch()
         train_time = time.perf_counter() - start
-        # The last epoch of a final run (train.evaluate_test) keeps its per-image hits on the final split: test,
-        # or val where the data set has no test split (then no test_* number: the val numbers are the measurement).
-        final = self.epoch + 1 >= self.cfg.train.epochs and self.cfg.train.evaluate_test
-        hits: list[torch.Tensor] | None = [] if final else None
-        on_test = self.data.has_test_split
-        nc = self.data.num_classes
-        result = evaluate(self.eval_model, self.data.val, self.bf16, nc, hits=None if on_test else hits)
         self.epoch += 1
+        # The last epoch of a final run (train.evaluate_test) is measured on the final split: test, or val where the
+        # data set has no test split (then no test_* number: the val numbers are the measurement), keeping each
+        # image's hit there.
+        final = self.done and self.cfg.train.evaluate_test
+        hits: list[tuple[torch.Tensor, torch.Tensor]] | None = [] if final else None
+        on_test, nc = self.data.has_test_split, self.data.num_classes
+        result = evaluate(self.eval_model, self.data.val, self.bf16, nc, hits=None if on_test else hits)
         if result[M.VAL_ACC] >= self.best.get(M.VAL_ACC, -1.0):
             self.best = {**result, M.EPOCH: self.epoch}
-        test = evaluate(self.eval_model, self.data.test, self.bf16, nc, TEST_SPLIT, hits) if final and on_test else {}
+        measured = {}
         if final:
-            test[M.FINAL_HITS] = encode_hits(torch.cat(hits).tolist())
+            measured = evaluate(self.eval_model, self.data.test, self.bf16, nc, TEST_SPLIT, hits) if on_test else {}
+            measured[M.FINAL_HITS] = encode_hits(*(torch.cat(parts).tolist() for parts in zip(*hits, strict=True)))
         row = {
             M.EPOCH: self.epoch,
             M.TRAIN_LOSS: train_loss,
             **result,
-            **test,
+            **measured,
             M.BEST_VAL_ACC: self.best[M.VAL_ACC],
             M.LR: self.optimizer.param_groups[0]["lr"],
             M.EPOCH_TIME_S: time.perf_counter() - start,

@@ -99,7 +99,7 @@ class FinalCallback(MlflowCallback):
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         entry = trial.config[ENTRY]
         tags = {ROLE_TAG: ROLE_FINAL, FINAL_SOURCE_TAG: entry[final.SOURCE], FINAL_SEED_TAG: str(entry[final.SEED])}
-        tags[FINAL_SPLIT_TAG] = getattr(self, "split", TEST_SPLIT)  # a callback pickled by an earlier version has none
+        tags[FINAL_SPLIT_TAG] = getattr(self, "split", TEST_SPLIT)  # a callback restored without one tags test
         if entry[final.BASELINE]:
             tags[BASELINE_TAG] = "true"
         self.tracker.trial_started(trial.trial_id, entry[TRAIN], tags)

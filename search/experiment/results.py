@@ -14,7 +14,7 @@ from ray.tune.result import TRIAL_ID
 from contract import metrics as M
 from contract import ranking
 from contract.files import BEST_CONFIG, REPORT_DIR
-from contract.final import FinalResult
+from contract.final import MEASURED, FinalResult
 from contract.redact import redact
 from contract.status import COMPLETED, ENDED, trial_status
 from contract.summary import SearchSummary
@@ -234,24 +234,21 @@ def final_lines(summary: SearchSummary, final: FinalResult, cfg: SearchConfig) -
         lines.append("  no test split: these are val numbers, the data that chose the pick and the winner, so theirs "
                      "are biased upward")  # fmt: skip
     for source in final.ranked:
-        c = final.candidate(source)
-        label = f"{', '.join(final.roles(source)) or 'candidate'}:"
+        c, ends = final.candidate(source), final.ends(source)
+        head = f"  {', '.join(final.roles(source)) or 'candidate'}:"
         if c is None:
-            lines.append(f"  {label:<24}trial {source}: no run completed ({final.ends(source)})")
+            lines.append(f"{head:<26}trial {source}: no run completed with a number on {split} ({ends})")
             continue
         left_out = "" if c.complete else ": the others are left out of its numbers"
         if not c.complete and any(x.complete for x in final.candidates):
             left_out += ", and it may not win (another candidate completed every run)"
-        lines.append(f"  {label:<24}trial {source}: {split}_acc {c.measured.describe()}; val {c.val.mean:.4f}; runs "
-                     f"{final.ends(source)}{left_out}")  # fmt: skip
+        lines.append(f"{head:<26}trial {source}: {MEASURED[split]} {c.measured.describe()}; val {c.val.mean:.4f}; "
+                     f"runs {ends}{left_out}")  # fmt: skip
     winner = final.candidate(final.winner)
     if winner is not None and winner.measured.images_error():
         lines.append(f"  the images' own error, at the winner's accuracy: {winner.measured.images_error()}")
     for source, gain in final.gains.items():
         lines.append(f"  trial {source} - baseline: {gain.describe()}")
-    if final.compared > 1:
-        lines.append(f"  ({final.compared} candidates compared with the baseline: the intervals are not adjusted for "
-                     "that number)")  # fmt: skip
     lines.append(f"  {final.verdict()}")
     return lines + winner_lines(summary, "the winner")
 

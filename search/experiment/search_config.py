@@ -59,7 +59,10 @@ _PARAM = TypeAdapter(Param)
 
 
 # The keys that decide which images each split holds (trainables.config.DataSection): one value for a whole search.
-SPLIT_KEYS = ("data.split_seed", "data.val_fraction", "data.test_fraction", "data.val_size")
+SPLIT_KEYS = (
+    "data.name", "data.root", "data.split_seed", "data.val_fraction", "data.test_fraction", "data.val_size",
+    "data.synthetic_samples", "data.synthetic_classes",
+)  # fmt: skip
 
 
 class _Section(BaseModel):
@@ -154,8 +157,8 @@ class SearchConfig(_Section):
         varied = [key for key in SPLIT_KEYS if key in self.space]
         if varied:
             raise ValueError(
-                f"space varies {varied[0]}, which decides what the val and test splits hold: trials would be ranked, "
-                "and candidates compared, on different images; set it in base.data instead"
+                f"space varies {varied[0]}, which decides which images the val and test splits hold: trials would be "
+                "ranked, and candidates compared, on different images; set it in base.data instead"
             )
         if self.base.train.evaluate_test or "train.evaluate_test" in self.space:
             raise ValueError(

@@ -1,5 +1,5 @@
 """The final phase's statistics against scipy: Student's t, the accuracy interval on the logit scale, Welch's
-interval of a gain, the paired per-image interval, Wilson's interval; and the hits' encoding."""
+interval of a gain, the paired per-image interval, Wilson's interval; and the hits' encoding (contract.hits)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from contract.intervals import Estimate, Gain, decode_hits, encode_hits, t95, wilson
+from contract.hits import decode, encode
+from contract.intervals import Estimate, Gain, t95, wilson
 
 TABLE_DF = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 20, 30, 60, 120)
 
@@ -34,11 +35,6 @@ def test_below_one_degree_of_freedom_there_is_no_interval():
     assert t95(0.5) == math.inf
 
 
-def _logit(p: float, n: int) -> float:
-    q = (p * n + 0.5) / (n + 1)
-    return math.log(q / (1 - q))
-
-
 @pytest.mark.parametrize(
     "values",
     [
@@ -46,23 +42,26 @@ def _logit(p: float, n: int) -> float:
         [0.80, 0.95, 0.99, 1.0],  # near 1: a plain t interval runs past 1.0
         [0.10, 0.02, 0.0],
         [0.5, 0.6],
+        [0.6, 0.999, 0.999, 0.999, 0.999, 0.999],  # one bad seed: the interval must still hold the mean
     ],
 )
-def test_an_accuracy_interval_is_students_t_on_the_logit_scale_and_inside_0_1(values):
-    items = 359
-    e = Estimate.of(values, items)
-    logits = [_logit(v, items) for v in values]
-    low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(logits), scale=stats.sem(logits))
+def test_an_accuracy_interval_is_students_t_on_the_logit_of_the_mean_inside_0_1(values):
+    """The delta method: logit(mean) +- t * sem / (mean (1 - mean)), back through the logistic function."""
+    e = Estimate.of(values, 359)
+    mean = np.mean(values)
+    half = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values) / (mean * (1 - mean))
     expit = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    logit = math.log(mean / (1 - mean))
     # the table holds t to 3 decimals: within 5e-4 of the exact quantile's bounds
-    assert e.low == pytest.approx(expit(low), abs=5e-4) and e.high == pytest.approx(expit(high), abs=5e-4)
-    assert 0 <= e.low < e.high <= 1
-    assert e.mean == pytest.approx(np.mean(values)) and e.std == pytest.approx(np.std(values, ddof=1))
+    assert e.low == pytest.approx(expit(logit - half), abs=5e-4)
+    assert e.high == pytest.approx(expit(logit + half), abs=5e-4)
+    assert 0 < e.low < e.mean < e.high < 1
+    assert e.mean == pytest.approx(mean) and e.std == pytest.approx(np.std(values, ddof=1))
     assert e.describe().endswith(f"over {len(values)} training seeds, the same 359 images)")
 
 
-def test_the_issues_interval_past_one_is_bounded():
-    """The default run's val interval was [0.757, 1.003] with a plain t interval: on the logit scale it stays in."""
+def test_an_interval_that_a_plain_t_would_run_past_one_is_bounded():
+    """Three seeds spread as in a default digits run: the plain t interval ends above 1.0, this one below."""
     values = [0.8329, 0.9415, 0.9861]
     mean, half = np.mean(values), stats.t.ppf(0.975, 2) * stats.sem(values)
     assert mean + half > 1  # the plain interval runs past 1.0
@@ -75,7 +74,7 @@ def test_no_spread_gives_no_interval_and_says_so():
     assert e.no_spread and e.low is None and e.high is None
     assert e.describe() == "0.9000 (no spread in 3 runs: every one scored the same)"
     one = Estimate.of([0.9])
-    assert one.std is None and one.low is None and "1 run: no spread" in one.describe()
+    assert one.std is None and one.low is None and "1 run: spread unknown" in one.describe()
 
 
 def test_wilson_is_scipys():
@@ -98,7 +97,7 @@ def test_a_gain_over_seeds_is_welchs():
 
 
 def test_equal_numbers_on_every_seed_are_no_certainty():
-    """The issue's case: every seed scores the same on both sides, one test image apart. No seed interval; with
+    """Every seed scores the same on both sides, one test image apart. No seed interval; with
     the per-image hits, the images' own error decides: one image of 359 cannot tell the two apart."""
     base = np.ones(359, dtype=bool)
     base[:30] = False
@@ -131,19 +130,27 @@ def test_the_paired_interval_is_the_paired_t_test_where_the_seeds_agree():
 
 
 def test_the_paired_interval_adds_the_images_to_the_seeds():
-    """Seeds and images together: each side's seed variance and the per-image variance, Welch-Satterthwaite's df."""
+    """Seeds and images together: each side's seed variance plus the per-image variance, at Welch's quantile, so it
+    is never narrower than Welch's interval over seeds alone."""
     rng = np.random.default_rng(2)
     n = 500
     a = [rng.random(n) < p for p in (0.90, 0.92, 0.88)]
     b = [rng.random(n) < p for p in (0.85, 0.86)]
     acc_a, acc_b = [h.mean() for h in a], [h.mean() for h in b]
     g = Gain.between(acc_a, acc_b, a, b)
+    welch = stats.ttest_ind(acc_a, acc_b, equal_var=False)
     va, vb = np.var(acc_a, ddof=1) / 3, np.var(acc_b, ddof=1) / 2
     vd = np.var(np.mean(a, axis=0) - np.mean(b, axis=0), ddof=1) / n
-    df = (va + vb + vd) ** 2 / (va**2 / 2 + vb**2 / 1 + vd**2 / (n - 1))
-    half = stats.t.ppf(0.975, _table_df(df)) * math.sqrt(va + vb + vd)
+    half = stats.t.ppf(0.975, _table_df(welch.df)) * math.sqrt(va + vb + vd)
     assert (g.paired_low, g.paired_high) == pytest.approx((g.mean - half, g.mean + half), abs=1e-3)
-    assert g.interval == (min(g.low, g.paired_low), max(g.high, g.paired_high))  # the span of both
+    assert g.paired_low < g.low and g.paired_high > g.high and g.interval == (g.paired_low, g.paired_high)
+    assert g.over == "over seeds and images"
+
+
+def test_an_interval_of_zero_width_read_back_is_no_interval():
+    """A summary written where no run had any spread kept low == high == mean: that is no certainty."""
+    g = Gain.from_dict({"mean": 0.0025, "low": 0.0025, "high": 0.0025})
+    assert g.interval is None and not g.distinguishable
 
 
 def test_fewer_than_two_runs_a_side_give_no_interval():
@@ -153,8 +160,11 @@ def test_fewer_than_two_runs_a_side_give_no_interval():
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 359, 10_000])
-def test_hits_survive_their_encoding(n):
-    hits = np.random.default_rng(n).random(n) < 0.5
-    text = encode_hits(hits)
-    assert np.array_equal(decode_hits(text), hits.astype(np.uint8))
-    assert len(text) < n / 5 + 10  # packed: a character per 6 images
+def test_hits_survive_their_encoding_with_their_images(n):
+    rng = np.random.default_rng(n)
+    hits, labels = rng.random(n) < 0.5, rng.integers(0, 10, n).tolist()
+    text = encode(hits, labels)
+    images, decoded = decode(text)
+    assert np.array_equal(decoded, hits.astype(np.uint8)) and images == decode(encode([], labels))[0]
+    assert images != decode(encode([], labels[::-1]))[0] or labels == labels[::-1]  # another order, other images
+    assert len(text) < n / 5 + 30  # packed: a character per 6 images

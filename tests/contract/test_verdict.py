@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from contract.final import BASELINE, SEED, SOURCE, FinalResult, summarize
+from contract.final import BASELINE, HITS, SEED, SOURCE, FinalResult, summarize
 from contract.metrics import STATUS, TEST_ACC, VAL_ACC
 from contract.status import COMPLETED, DIVERGED, FAILED, PRUNED
 from tests.contract.final_rows import runs
 
-FAILED_RETRAINS = "every final run of the baseline, trial base, failed or diverged"
+FAILED_RETRAINS = "no final run of the baseline, trial base, completed with a number on test (3 failed)"
 
 
 def test_the_searchs_pick_beating_the_baseline_is_said_so():
@@ -22,8 +22,8 @@ def test_the_searchs_pick_beating_the_baseline_is_said_so():
 
 
 def test_the_baseline_winning_the_final_phase_is_said_so_with_the_picks_gain():
-    """The issue's default run: the search's best (val 0.9415 in the search) lost on retraining. The summary must not
-    call it the baseline, and must give its gain, which is not conditioned on the final phase's val."""
+    """The search's best loses on retraining: the summary must not call it the baseline, and must give its gain,
+    which is not conditioned on the final phase's val."""
     r = summarize(runs("best", 0.80, 0.80) + runs("base", 0.92, 0.925, baseline=True), baseline_status=PRUNED)
     assert r.winner == r.baseline == "base" and r.pick == "best"
     assert r.gains["best"].mean < 0 and r.gain is None  # the winner is the baseline: no winner's gain
@@ -56,8 +56,8 @@ def test_a_pick_whose_runs_all_failed_is_not_called_the_baseline():
     r = summarize(rows, "test", PRUNED)
     assert r.failed == ["best"] and r.winner == "base" and r.runs["best"] == {FAILED: 3}
     assert r.verdict() == (
-        "the search's pick, trial best: every final run of it failed or diverged; the baseline won the final phase "
-        "on val: no configuration of the search beat it there"
+        "the search's pick, trial best: no final run of it completed with a number on test (3 failed); the baseline "
+        "won the final phase on val: no configuration of the search beat it there"
     )
     assert FinalResult.from_dict(r.to_dict()).verdict() == r.verdict()  # as the summary file keeps it
 
@@ -109,7 +109,41 @@ def test_a_missing_baseline_gives_its_true_reason(baseline_status, rows_of_basel
 
 def test_no_completed_run_at_all_is_said_so():
     r = summarize(runs("pick", 0.9, 0.9, ends=(FAILED,) * 3))
-    assert r.winner is None and r.verdict() == "no candidate completed a final run: nothing was measured"
+    assert r.winner is None and r.verdict() == "no final run completed with a number on test: nothing was measured"
+    no_number = summarize([{**row, "status": COMPLETED, TEST_ACC: None} for row in runs("p", 0.9, 0.9)])
+    assert no_number.verdict() == r.verdict() and no_number.ends("p") == "3 completed"
+
+
+def test_a_baseline_with_no_completed_run_keeps_its_role():
+    r = summarize(runs("base", 0.9, 0.9, True, ends=(FAILED,) * 3) + runs("p", 0.8, 0.8, ends=(FAILED,) * 3))
+    assert r.baseline == "base" and r.pick == "p" and r.roles("base") == ["baseline"]
+
+
+def test_a_candidate_above_the_baseline_that_could_not_win_is_named():
+    lucky = runs("lucky", 0.99, 0.97, ends=(COMPLETED, DIVERGED, DIVERGED))
+    r = summarize(lucky + runs("base", 0.85, 0.85, baseline=True), "test", COMPLETED)
+    assert r.winner == "base"
+    assert r.verdict().endswith(
+        "the baseline won the final phase on val among the candidates whose runs all "
+        "completed (trial lucky scored higher on val, but not every run of it completed)"
+    )
+
+
+def test_runs_on_other_images_are_not_paired():
+    """Hits of another split (another digest of the images) are not compared image by image."""
+    rows = runs("p", 0.95, 0.95) + runs("base", 0.8, 0.75, baseline=True)
+    for row in rows[3:]:
+        count, _, bits = row[HITS].split(":")
+        row[HITS] = f"{count}:{'0' * 16}:{bits}"
+    g = summarize(rows).gains["p"]
+    assert g.paired_low is None and g.items is None and g.low is not None
+
+
+def test_a_winner_chosen_among_several_has_an_optimistic_gain_and_says_so():
+    rows = runs("pick", 0.90, 0.90) + runs("second", 0.95, 0.93) + runs("base", 0.8, 0.8, baseline=True)
+    r = summarize(rows, "test", COMPLETED)
+    assert r.winner == "second" and r.pick == "pick" and r.compared == 2
+    assert "chosen on val among 3 candidates, its gain is optimistic, the pick's is not" in r.verdict()
 
 
 def test_val_numbers_are_named_val_everywhere():

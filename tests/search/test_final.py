@@ -12,7 +12,7 @@ import yaml
 from contract import final
 from contract import metrics as M
 from contract.files import BEST_CONFIG, SEARCH_SUMMARY
-from contract.intervals import decode_hits
+from contract.hits import decode as decode_hits
 from contract.status import COMPLETED
 from contract.tracking import (
     BASELINE_TAG,
@@ -64,7 +64,7 @@ def test_the_final_phase_retrains_the_best_and_the_baseline_on_test(smoke_search
         assert run.data.params["train.seed"] == run.data.tags[FINAL_SEED_TAG] != "0"  # not the search's seed
         assert run.data.tags[M.STATUS] == COMPLETED and M.TEST_ACC in run.data.metrics
         assert run.data.tags[FINAL_SPLIT_TAG] == "test"
-        hits = decode_hits(hits_from_tags(run.data.tags))  # the test split's images, each once, in a fixed order
+        _, hits = decode_hits(hits_from_tags(run.data.tags))  # the test split's images, each once, in a fixed order
         assert len(hits) == TEST_IMAGES and sum(hits) / len(hits) == run.data.metrics[M.TEST_ACC]
 
     order = [c["source"] for c in summary["final"]["candidates"]]  # the search's ranking: it breaks ties on val
@@ -152,7 +152,7 @@ def test_a_baseline_that_wins_on_a_folder_without_test_is_said_truly(tmp_path):
     assert not [k for k in metrics if "test" in k], metrics
     for run in finals:
         assert not [k for k in run.data.metrics if "test" in k] and run.data.tags[FINAL_SPLIT_TAG] == "val"
-        hits = decode_hits(hits_from_tags(run.data.tags))
+        _, hits = decode_hits(hits_from_tags(run.data.tags))
         assert len(hits) == 60 and sum(hits) / 60 == pytest.approx(epochs_val(client, run))
         contexts = {t.value for i in run.inputs.dataset_inputs for t in i.tags if t.key == "mlflow.data.context"}
         assert contexts == {"train", "val"}

@@ -30,11 +30,11 @@ def test_each_candidate_its_runs_and_every_gain_are_printed():
     (line,) = [li for li in lines if "trial steady:" in li]
     assert line.strip().startswith("winner:") and f"over 3 training seeds, the same {IMAGES} images" in line
     assert "runs 3 completed" in line and "left out" not in line
-    assert f"another {IMAGES} images would give anywhere from" in text  # the images' own error
+    assert f"(95% Wilson interval at {IMAGES} images, for the accuracy on every image like these" in text
     assert "trial lucky - baseline:" in text and "trial steady - baseline:" in text
-    assert "2 candidates compared with the baseline: the intervals are not adjusted for that number" in text
     verdict = summarize(rows, "test", COMPLETED).verdict()
     assert lines[-1] == f"  {verdict}" and verdict.startswith("the search's pick, trial lucky, cannot be told apart")
+    assert verdict.endswith("the 2 comparisons with the baseline are not adjusted for their number")
 
 
 def test_val_numbers_are_never_called_test():

@@ -8,7 +8,8 @@ import logging
 import torch
 
 from contract import metrics as M
-from contract.intervals import decode_hits
+from contract.hits import decode as decode_hits
+from contract.hits import encode as encode_hits
 from contract.tracking import TEST_SPLIT, TRAIN_SPLIT, VAL_SPLIT
 from trainables.config import TrainConfig
 from trainables.dataset_record import describe
@@ -72,8 +73,9 @@ def test_the_last_row_keeps_each_test_images_hit():
     trainer = _trainer("train.evaluate_test=true")
     rows = list(trainer.epochs())
     assert all(M.FINAL_HITS not in row for row in rows[:-1])
-    hits = decode_hits(rows[-1][M.FINAL_HITS])
+    images, hits = decode_hits(rows[-1][M.FINAL_HITS])
     assert len(hits) == len(trainer.data.test.labels) and sum(hits) / len(hits) == rows[-1][M.TEST_ACC]
+    assert images == decode_hits(encode_hits([], trainer.data.test.labels.tolist()))[0]  # the test split's images
 
 
 def test_without_a_test_split_of_its_own_the_val_numbers_are_the_measurement():
@@ -82,7 +84,8 @@ def test_without_a_test_split_of_its_own_the_val_numbers_are_the_measurement():
     trainer.data.test = trainer.data.val
     rows = list(trainer.epochs())
     assert not trainer.data.has_test_split and all(not TEST_KEYS & set(row) for row in rows)
-    hits = decode_hits(rows[-1][M.FINAL_HITS])
+    images, hits = decode_hits(rows[-1][M.FINAL_HITS])
     assert len(hits) == len(trainer.data.val.labels) and sum(hits) / len(hits) == rows[-1][M.VAL_ACC]
+    assert images == decode_hits(encode_hits([], trainer.data.val.labels.tolist()))[0]  # val's images
     records = describe(trainer.cfg.data, trainer.data, trainer.cfg.train.evaluate_test)
     assert [r.split for r in records] == [TRAIN_SPLIT, VAL_SPLIT]  # no test input recorded
