@@ -27,6 +27,18 @@ class ConfigError(ValueError):
 MAX_SEED = 2**32 - 1
 
 
+# What a run may change when it continues from a checkpoint (an exploit of population-based training, or a user
+# resuming with a lower learning rate): the schedule, regularisation and augmentation strength, each read afresh at
+# every step. The architecture, the data, the epochs and the seed stay: the weights, the batches and the schedule's
+# length are made of them.
+MUTABLE = (
+    "optim.lr", "optim.min_lr", "optim.warmup_lr", "optim.weight_decay", "optim.clip_grad",
+    "model.drop_rate", "model.attn_drop_rate", "model.drop_path_rate", "model.performer_drop",
+    "train.label_smoothing", "train.ema_decay",
+    "data.mixup", "data.cutmix", "data.random_erasing", "data.randaugment_magnitude",
+)  # fmt: skip
+
+
 class _Section(BaseModel):
     # strict: a value is read as what it is, so `qkv_bias: "false"` or `epochs: true` is an error, not a coercion
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)

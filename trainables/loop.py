@@ -21,7 +21,7 @@ import t2t
 from contract import metrics as M
 from contract.hits import encode as encode_hits
 from contract.tracking import TEST_SPLIT, VAL_SPLIT
-from trainables.config import OptimSection, TrainConfig
+from trainables.config import MUTABLE, OptimSection, TrainConfig
 from trainables.data import Data, build_data
 
 CHECK_EVERY = 25  # steps between NaN checks of the loss on a GPU
@@ -304,15 +304,14 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state``; keys this version does not write (an older checkpoint's ``extra``) are ignored."""
-        changed = _changed_keys(state["config"], self.cfg.to_dict())
-        if changed:
-            raise ValueError(
-                f"the checkpoint was made with another configuration ({', '.join(changed)} differ); "
-                "resume with the config it was made with"
-            )
+        """Continue from ``state``; keys this version does not write (an older checkpoint's ``extra``) are ignored.
+        This trainer's config may differ from the checkpoint's in ``trainables.config.MUTABLE`` keys: the weights,
+        the optimizer's moments, the EMA, the step and the data order continue, and the new values apply from the
+        next step."""
+        self.check_continues(state["config"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.param_groups[0]["weight_decay"] = self.cfg.optim.weight_decay  # the state holds the old one
         if self.ema:
             self.ema.module.load_state_dict(state["ema"])
         self.epoch, self.step = state["epoch"], state["step"]
@@ -321,6 +320,21 @@ class Trainer:
         self.generator.set_state(state["rng"]["data"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+    def check_continues(self, saved: dict[str, Any]) -> None:
+        """Raise ``ValueError`` unless this trainer can continue a run made with the config ``saved``."""
+        changed = _changed_keys(saved, self.cfg.to_dict())
+        fixed = [key for key in changed if key not in MUTABLE]
+        if fixed:
+            raise ValueError(
+                f"the checkpoint was made with another configuration ({', '.join(fixed)} differ); resume with the "
+                f"config it was made with (a run may continue with other values of {', '.join(MUTABLE)} only)"
+            )
+        if "train.ema_decay" in changed and None in (saved["train"]["ema_decay"], self.cfg.train.ema_decay):
+            raise ValueError(
+                f"train.ema_decay={self.cfg.train.ema_decay} where the checkpoint had "
+                f"{saved['train']['ema_decay']}: a run may change the EMA's decay, not switch the EMA on or off"
+            )
 
     def save(self, path: str | Path) -> None:
         """Save ``state_dict`` to ``path``."""

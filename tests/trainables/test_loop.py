@@ -85,7 +85,7 @@ def test_checkpoint_loads_with_weights_only_and_refuses_another_config(tmp_path)
     state = torch.load(tmp_path / "c.pt", weights_only=True)
     assert state["epoch"] == 1 and state["step"] == trainer.steps_per_epoch
     other = _trainer("train.epochs=2", "optim.lr=0.01")
-    with pytest.raises(ValueError, match=r"another configuration \(optim.lr, train.epochs differ\)"):
+    with pytest.raises(ValueError, match=r"another configuration \(train.epochs differ\)"):
         other.load(tmp_path / "c.pt")
 
 
