@@ -321,8 +321,8 @@ class Trainer:
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
 
-    def check_continues(self, saved: dict[str, Any]) -> None:
-        """Raise ``ValueError`` unless this trainer can continue a run made with the config ``saved``."""
+    def check_continues(self, saved: dict[str, Any]) -> list[str]:
+        """The keys this trainer's config changes from ``saved``'s; ``ValueError`` unless it can continue that run."""
         changed = _changed_keys(saved, self.cfg.to_dict())
         fixed = [key for key in changed if key not in MUTABLE]
         if fixed:
@@ -335,6 +335,7 @@ class Trainer:
                 f"train.ema_decay={self.cfg.train.ema_decay} where the checkpoint had "
                 f"{saved['train']['ema_decay']}: a run may change the EMA's decay, not switch the EMA on or off"
             )
+        return changed
 
     def save(self, path: str | Path) -> None:
         """Save ``state_dict`` to ``path``."""

@@ -77,6 +77,13 @@ def start(args: argparse.Namespace) -> Trainer:
 
     cfg, state = preflight(args)
     trainer = Trainer(cfg)
+    if state is not None and state["epoch"] >= cfg.train.epochs:
+        changed = trainer.check_continues(state["config"])
+        if changed:  # nothing would train with them, yet metrics.json would record them
+            raise ValueError(
+                f"--resume: {args.output_dir} completed its {state['epoch']} epochs: nothing is left to train with "
+                f"other values of {', '.join(changed)}; start a new --output-dir"
+            )
     if state is not None:
         try:
             trainer.load_state_dict(state)

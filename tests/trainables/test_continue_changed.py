@@ -60,3 +60,19 @@ def test_what_a_run_cannot_change_is_refused_naming_it(tmp_path):
         _trainer("model.depth=3", "optim.lr=0.001").load(tmp_path / "checkpoint.pt")
     with pytest.raises(ValueError, match="a run may change the EMA's decay, not switch the EMA on or off"):
         _trainer("train.ema_decay=0.9").load(tmp_path / "checkpoint.pt")
+
+
+def test_a_finished_run_is_not_resumed_with_values_nothing_would_train_with(tmp_path, capsys):
+    """Its metrics.json would record values no epoch trained with: one line, exit 2, nothing written."""
+    from trainables.train import main
+
+    run = ["--output-dir", str(tmp_path), "--quiet", "--set=model.name=t2t_vit_test", "--set=data.name=synthetic",
+           "--set=data.synthetic_samples=64", "--set=data.batch_size=16", "--set=train.epochs=1"]  # fmt: skip
+    assert main(run) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    assert main([*run, "--resume", "--set=optim.lr=0.0001"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("completed its 1 epochs: nothing is left to train with other values of optim.lr; start a new "
+                        "--output-dir") and "\n" not in err  # fmt: skip
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
