@@ -38,8 +38,8 @@ def _expit(x: float) -> float:
 
 
 def wilson(p: float, items: int) -> tuple[float, float]:
-    """The 95% Wilson interval of an accuracy ``p`` measured on ``items`` images: what the images alone leave
-    open (another test set of that size would differ by about this much); inside [0, 1]."""
+    """The 95% Wilson interval of an accuracy ``p`` measured on ``items`` images: where the accuracy on every image
+    like these lies, as far as that many images can tell (a finite sample's own error); inside [0, 1]."""
     z2 = Z95**2
     centre = (p + z2 / (2 * items)) / (1 + z2 / items)
     half = Z95 * math.sqrt(p * (1 - p) / items + z2 / (4 * items**2)) / (1 + z2 / items)
@@ -49,9 +49,9 @@ def wilson(p: float, items: int) -> tuple[float, float]:
 @dataclass(frozen=True)
 class Estimate:
     """An accuracy over ``n`` runs (one training seed each, the same ``items`` images): the mean, the runs'
-    standard deviation, and the 95% interval of the mean over seeds (Student's t on the logit scale, so inside
-    [0, 1]). ``std`` is None below 2 runs; ``low``/``high`` are None below 2 runs and where every run scored the
-    same (no spread: nothing to build an interval from)."""
+    standard deviation, and the 95% interval of the mean over seeds (Student's t around the logit of the mean: it
+    holds the mean and stays inside (0, 1)). ``std`` is None below 2 runs; ``low``/``high`` are None below 2 runs
+    and where every run scored the same (no spread: nothing to build an interval from)."""
 
     mean: float
     std: float | None
