@@ -5,13 +5,15 @@ scratch with several seeds and measured once on the final split: test, or val fo
 One row per such run goes in; out come each candidate's accuracy over its seeds (``contract.intervals``), the
 winner, and every candidate's gain over the baseline, the search's pick first.
 
-- The **pick** is the search's top-ranked configuration, fixed before the final phase: its gain over the baseline
+- The **pick** is the search's top-ranked configuration other than the baseline, fixed before the final phase
+  (where the baseline ranked first, the best other one is retrained for it): its gain over the baseline
   is the one number that says whether the search helped, and it is not conditioned on the final phase's own val.
 - The **winner** is chosen on validation numbers (each candidate's mean last-epoch val_acc over its seeds; the
   baseline competes too), never on test. Only a candidate all of whose runs completed may win: a configuration that
   diverges on 2 of 3 seeds must not win on its one survivor. Where no candidate completed every run, the best of
   those with a completed run wins, and its line says how many of its runs failed.
-- The comparisons are not adjusted for their number (one per candidate): the summary says so where there are several.
+- The comparisons are not adjusted for their number (one per candidate): the verdict says so where there are
+  several, and that a winner other than the pick, chosen on val among them, has an optimistic gain.
 - A comparison says "better" or "worse" only where its 95% interval (``contract.intervals.Gain.interval``) excludes
   0, and says which noise that interval covers; each outcome has its own sentence (``verdict``).
 """
@@ -52,7 +54,7 @@ class Candidate:
         return set(self.runs) <= {COMPLETED}
 
     def flag(self) -> str | None:
-        """``1 of 3 runs diverged``: what is left out of its mean, or None when every run completed."""
+        """``2 diverged of its 3 runs (left out of its numbers)``, or None when every run completed."""
         bad = {s: n for s, n in self.runs.items() if s != COMPLETED}
         if not bad:
             return None
@@ -69,7 +71,7 @@ class FinalResult:
     baseline: str | None = None
     gains: dict[str, Gain] = field(default_factory=dict)  # source -> its gain over the baseline (the baseline's none)
     failed: list[str] = field(default_factory=list)  # sources none of whose runs completed with a number
-    ranked: list[str] = field(default_factory=list)  # every source in the search's order: the pick first
+    ranked: list[str] = field(default_factory=list)  # every source in the search's order, its best first
     split: str = TEST_SPLIT  # what the final runs were measured on
     runs: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> status -> runs, every source
     baseline_status: str | None = None  # the baseline trial's end in the search (None: search.baseline off)
