@@ -38,28 +38,14 @@ MEASURED = {TEST_SPLIT: TEST_ACC, VAL_SPLIT: VAL_ACC}
 
 @dataclass(frozen=True)
 class Candidate:
-    """One retrained configuration: its source trial, whether it is the baseline, its completed runs' seeds and
-    numbers, and every run's end (``runs``: status -> count)."""
+    """One retrained configuration with a completed run: its source trial, whether it is the baseline, and its
+    completed runs' seeds and numbers (how every run of it ended: ``FinalResult.runs``)."""
 
     source: str  # the search trial whose configuration was retrained
     baseline: bool
     seeds: list[int]
     measured: Estimate  # on the final split
     val: Estimate  # last-epoch val_acc: what chooses the winner
-    runs: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        """Every run of it completed."""
-        return set(self.runs) <= {COMPLETED}
-
-    def flag(self) -> str | None:
-        """``2 diverged of its 3 runs (left out of its numbers)``, or None when every run completed."""
-        bad = {s: n for s, n in self.runs.items() if s != COMPLETED}
-        if not bad:
-            return None
-        said = ", ".join(f"{n} {s}" for s, n in bad.items())
-        return f"{said} of its {sum(self.runs.values())} runs (left out of its numbers)"
 
 
 @dataclass
@@ -97,6 +83,16 @@ class FinalResult:
         the ends were kept)."""
         return ", ".join(f"{n} {status}" for status, n in self.runs.get(source, {}).items()) or "unknown"
 
+    def complete(self, source: str) -> bool:
+        """Every final run of ``source`` completed."""
+        return set(self.runs.get(source, {})) <= {COMPLETED}
+
+    def flag(self, source: str) -> str | None:
+        """``2 diverged of its 3 runs (left out of its numbers)``, or None when every run completed."""
+        counts = self.runs.get(source, {})
+        bad = ", ".join(f"{n} {status}" for status, n in counts.items() if status != COMPLETED)
+        return f"{bad} of its {sum(counts.values())} runs (left out of its numbers)" if bad else None
+
     def candidate(self, source: str | None) -> Candidate | None:
         """The candidate retrained from ``source``, or None."""
         return next((c for c in self.candidates if c.source == source), None)
@@ -124,6 +120,7 @@ class FinalResult:
             c = dict(c)
             measured = Estimate(**c.pop("measured", None) or c.pop("test"))
             c.pop("test", None)
+            c.pop("runs", None)  # kept per candidate by an earlier version: FinalResult.runs holds them
             candidates.append(Candidate(**{**c, "measured": measured, "val": Estimate(**c["val"])}))
         gains = {s: Gain.from_dict(g) for s, g in (values.get("gains") or {}).items()}
         if values.get("gain") and values.get("winner") not in gains:
@@ -175,14 +172,14 @@ def summarize(
     done = [r for r in rows if r.get(STATUS) == COMPLETED and r.get(key) is not None]
     groups = {s: sorted((r for r in done if r[SOURCE] == s), key=lambda r: r[SEED]) for s in ranked}
     groups = {s: g for s, g in groups.items() if g}
-    candidates = [_candidate(s, g, key, runs[s]) for s, g in groups.items()]
+    candidates = [_candidate(s, g, key) for s, g in groups.items()]
     result = FinalResult(
         candidates, failed=[s for s in ranked if s not in groups], ranked=ranked, split=split, runs=runs,
         baseline_status=baseline_status, baseline=next((r[SOURCE] for r in rows if r.get(BASELINE)), None),
     )  # fmt: skip
     if not candidates:
         return result
-    eligible = [c for c in candidates if c.complete] or candidates
+    eligible = [c for c in candidates if result.complete(c.source)] or candidates
     result.winner = max(eligible, key=lambda c: c.val.mean).source  # max keeps the first of equals: the better-ranked
     baseline = result.candidate(result.baseline)
     if baseline is None:
@@ -195,7 +192,7 @@ def summarize(
     return result
 
 
-def _candidate(source: str, group: list[Mapping[str, Any]], key: str, runs: dict[str, int]) -> Candidate:
+def _candidate(source: str, group: list[Mapping[str, Any]], key: str) -> Candidate:
     hits = [r.get(HITS) for r in group]
     items = len(hits_of(hits[0])[1]) if all(hits) else None
     return Candidate(
@@ -204,7 +201,6 @@ def _candidate(source: str, group: list[Mapping[str, Any]], key: str, runs: dict
         seeds=[int(r[SEED]) for r in group],
         measured=Estimate.of(_numbers(group, key), items),
         val=Estimate.of(_numbers(group, VAL_ACC)),
-        runs=runs,
     )
 
 
@@ -231,7 +227,7 @@ def verdict(r: FinalResult) -> str:
     if r.candidate(r.baseline) is None:
         return f"{_no_baseline(r)}: nothing to compare the winner, trial {r.winner}, with"
     said = [_pick(r), _winner(r)]
-    flag = r.candidate(r.winner).flag()
+    flag = r.flag(r.winner)
     if flag:
         said.append(f"no candidate completed every run: the winner has {flag}")
     if r.compared > 1:
@@ -255,7 +251,7 @@ def _pick(r: FinalResult) -> str:
 def _winner(r: FinalResult) -> str:
     if r.winner == r.baseline:
         winner = r.candidate(r.winner)
-        above = [c.source for c in r.candidates if not c.complete and c.val.mean > winner.val.mean]
+        above = [c.source for c in r.candidates if not r.complete(c.source) and c.val.mean > winner.val.mean]
         if above:
             return (f"the baseline won the final phase on val among the candidates whose runs all completed (trial "
                     f"{', '.join(above)} scored higher on val, but not every run of it completed)")  # fmt: skip

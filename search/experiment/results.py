@@ -239,8 +239,9 @@ def final_lines(summary: SearchSummary, final: FinalResult, cfg: SearchConfig) -
         if c is None:
             lines.append(f"{head:<26}trial {source}: no run completed with a number on {split} ({ends})")
             continue
-        left_out = "" if c.complete else ": the others are left out of its numbers"
-        if not c.complete and any(x.complete for x in final.candidates):
+        complete = final.complete(source)
+        left_out = "" if complete else ": the others are left out of its numbers"
+        if not complete and any(final.complete(x.source) for x in final.candidates):
             left_out += ", and it may not win (another candidate completed every run)"
         lines.append(f"{head:<26}trial {source}: {MEASURED[split]} {c.measured.describe()}; val {c.val.mean:.4f}; "
                      f"runs {ends}{left_out}")  # fmt: skip

@@ -67,8 +67,8 @@ def test_a_candidate_that_diverged_on_some_seeds_cannot_win_on_its_survivor():
     r = summarize(lucky + runs("steady", 0.90, 0.90) + runs("base", 0.85, 0.85, baseline=True), "test", COMPLETED)
     assert r.winner == "steady" and r.pick == "lucky"
     c = r.candidate("lucky")
-    assert not c.complete and c.runs == {COMPLETED: 1, DIVERGED: 2} and c.measured.n == 1
-    assert c.flag() == "2 diverged of its 3 runs (left out of its numbers)"
+    assert not r.complete("lucky") and r.runs["lucky"] == {COMPLETED: 1, DIVERGED: 2} and c.measured.n == 1
+    assert r.flag("lucky") == "2 diverged of its 3 runs (left out of its numbers)" and r.flag("steady") is None
     assert r.metrics()["final_runs_diverged"] == 2 and r.tags()["final.runs"].startswith("lucky: 1 completed, 2 div")
     assert "fewer than 2 completed runs on a side" in r.verdict()
     assert r.compared == 2  # two candidates against the baseline: the summary says they are unadjusted

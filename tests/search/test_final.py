@@ -153,7 +153,7 @@ def test_a_baseline_that_wins_on_a_folder_without_test_is_said_truly(tmp_path):
     for run in finals:
         assert not [k for k in run.data.metrics if "test" in k] and run.data.tags[FINAL_SPLIT_TAG] == "val"
         _, hits = decode_hits(hits_from_tags(run.data.tags))
-        assert len(hits) == 60 and sum(hits) / 60 == pytest.approx(epochs_val(client, run))
+        assert len(hits) == 60 and sum(hits) / 60 == pytest.approx(last_val_acc(client, run))
         contexts = {t.value for i in run.inputs.dataset_inputs for t in i.tags if t.key == "mlflow.data.context"}
         assert contexts == {"train", "val"}
 
@@ -167,6 +167,6 @@ def test_a_baseline_that_wins_on_a_folder_without_test_is_said_truly(tmp_path):
     assert "test_acc" not in section and "on test" not in section
 
 
-def epochs_val(client, run) -> float:
+def last_val_acc(client, run) -> float:
     """A final run's last val_acc: what it is measured by where there is no test split."""
     return max(client.get_metric_history(run.info.run_id, M.VAL_ACC), key=lambda m: m.step).value
