@@ -20,7 +20,7 @@ from analysis.fidelity import Fidelity, at_one_epoch
 from analysis.load import Experiment
 from contract import metrics as M
 from contract.files import BEST_CONFIG
-from contract.final import MEASURED, SEED, SOURCE
+from contract.final import MEASURED, SEED, SOURCE, named
 from contract.status import COMPLETED
 from contract.tracking import TEST_SPLIT
 
@@ -90,14 +90,14 @@ def final_evaluation(exp: Experiment) -> Section:
     if split != TEST_SPLIT:
         lines.append("The data set has no test split: these are val numbers, the data that chose the search's pick "
                      "and the winner, so theirs are biased upward.")  # fmt: skip
-    lines.append(f"Winner: trial {winner.source}{' (the baseline)' if winner.baseline else ''}, {MEASURED[split]} "
+    lines.append(f"Winner: {named(winner.source)}{' (the baseline)' if winner.baseline else ''}, {MEASURED[split]} "
                  f"{winner.measured.describe()}.")  # fmt: skip
     if winner.measured.images_error():
         lines.append(f"Each interval of an accuracy is over training seeds on fixed images; the images' own error "
                      f"at the winner's accuracy: {winner.measured.images_error()}.")  # fmt: skip
     if res.gains:
-        gains = "; ".join(f"trial {s}: {g.describe()}" for s, g in res.gains.items())
-        lines.append(f"Gain over the baseline, trial {res.baseline}: {gains}.")
+        gains = "; ".join(f"{named(s)}: {g.describe()}" for s, g in res.gains.items())
+        lines.append(f"Gain over the baseline, {named(res.baseline)}: {gains}.")
     lines.append(f"{_upper(res.verdict())}.")
     if len(skipped):
         runs = f"{len(skipped)} final run" + (" is" if len(skipped) == 1 else "s are")
@@ -136,7 +136,7 @@ def best_configuration(exp: Experiment) -> Section:
     res = F.result(exp)
     if res is not None and res.winner is not None and res.winner != best["trial_id"]:
         text += (
-            f" The final evaluation's winner is another candidate, trial {res.winner} (see Final evaluation): "
+            f" The final evaluation's winner is another candidate, {named(res.winner)} (see Final evaluation): "
             f"{BEST_CONFIG} and the configuration below are its."
         )
     return Section("Best configuration", text.strip(), code=yaml.safe_dump(config, sort_keys=False))

@@ -32,8 +32,16 @@ from contract.status import COMPLETED, DIVERGED, FAILED
 from contract.tracking import TEST_SPLIT, VAL_SPLIT
 
 SOURCE, SEED, BASELINE, HITS = "source", "seed", "baseline", "hits"  # a row's keys besides status and accuracies
+# The source of a baseline that no search trial trained as it is: a population's (search.mode pbt or pb2), whose
+# members all changed their values as they trained.
+BASE_SOURCE = "base"
 # The accuracy a final run is measured by, for each final split.
 MEASURED = {TEST_SPLIT: TEST_ACC, VAL_SPLIT: VAL_ACC}
+
+
+def named(source: str) -> str:
+    """A candidate's source in a sentence: "trial ID", or "the base config"."""
+    return "the base config" if source == BASE_SOURCE else f"trial {source}"
 
 
 @dataclass(frozen=True)
@@ -225,7 +233,7 @@ def verdict(r: FinalResult) -> str:
     if r.winner is None:
         return f"no final run completed with a number on {r.split}: nothing was measured"
     if r.candidate(r.baseline) is None:
-        return f"{_no_baseline(r)}: nothing to compare the winner, trial {r.winner}, with"
+        return f"{_no_baseline(r)}: nothing to compare the winner, {named(r.winner)}, with"
     said = [_pick(r), _winner(r)]
     flag = r.flag(r.winner)
     if flag:
@@ -240,9 +248,9 @@ def _pick(r: FinalResult) -> str:
         lead = "the search's best configuration was the baseline's own (it found nothing better on val)"
         if r.pick is None:
             return f"{lead}: no other configuration was retrained"
-        who = f"{lead}; its best other configuration, trial {r.pick}"
+        who = f"{lead}; its best other configuration, {named(r.pick)}"
     else:
-        who = f"the search's pick, trial {r.pick}"
+        who = f"the search's pick, {named(r.pick)}"
     if r.pick in r.failed:
         return f"{who}: no final run of it completed with a number on {r.split} ({r.ends(r.pick)})"
     return f"{who}, {compare(r.gains[r.pick], r.split)}"
@@ -259,7 +267,7 @@ def _winner(r: FinalResult) -> str:
     if r.winner == r.pick:
         return "the pick also won the final phase on val"
     among = len(r.candidates)
-    return (f"the final phase's winner on val is trial {r.winner}, which {compare(r.gains[r.winner], r.split)}; "
+    return (f"the final phase's winner on val is {named(r.winner)}, which {compare(r.gains[r.winner], r.split)}; "
             f"chosen on val among {among} candidates, its gain is optimistic, the pick's is not")  # fmt: skip
 
 
@@ -284,7 +292,7 @@ def compare(g: Gain, split: str) -> str:
 def _no_baseline(r: FinalResult) -> str:
     """Why there is no baseline to compare with."""
     if r.baseline is not None:  # retrained, and no run of it completed with a number
-        return f"no final run of the baseline, trial {r.baseline}, completed with a number on {r.split} " \
+        return f"no final run of the baseline, {named(r.baseline)}, completed with a number on {r.split} " \
                f"({r.ends(r.baseline)})"  # fmt: skip
     if r.baseline_status is None:
         return "no baseline was retrained (search.baseline off)"

@@ -26,6 +26,12 @@ REASON = "reason"  # why a run diverged or failed
 # A trial process's first result: the splits it trains and is measured on, as JSON (trainables.dataset_record), which
 # the driver logs as the run's MLflow data set inputs.
 DATASETS = "datasets"
+# The schedule of the weights a trial process trains (trainables.schedule), as JSON, in its first result and in the
+# first after a restore: where the weights started and each later change of configuration (a population member that
+# copied another, a run resumed with other values).
+SCHEDULE = "schedule"
+# A population member's per-epoch metrics of each mutable value: ``hp/optim.lr`` ... (search.population).
+HP_PREFIX = "hp/"
 # A trial's GPUs over an epoch, from its process (trainables.telemetry): the mean busy share of its GPUs, and the most
 # memory one of them held. Beside MLflow's per-GPU system/gpu_N_* metrics, which the UI charts.
 GPU_UTILIZATION = "system/gpu_utilization_percentage"

@@ -123,28 +123,26 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     from search.plugins.disk_guard import DiskGuard
     from search.plugins.history import CsvHistory, JsonHistory
     from search.plugins.progress import Progress
-    from search.plugins.scheduler import build_scheduler
-    from search.study.searcher import StudySearcher
-    from search.tracking.mlflow_callback import MlflowCallback
 
     s = cfg.search
     trainable = tune.with_resources(trial_function(), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
-    callbacks = [MlflowCallback(tracker), Progress(), JsonHistory(), CsvHistory()]
+    callbacks = [tracking_callback(cfg, tracker), Progress(), JsonHistory(), CsvHistory()]
     if cfg.local_experiment_dir:
         callbacks.append(DiskGuard(cfg.experiment_path))
     if resume:  # the callbacks come back from tuner.pkl; their tracker is this driver's (search.tracking.tracker)
         search.experiment.resume.prepare(cfg.name, storage, cfg.experiment_path)
         return tune.Tuner.restore(cfg.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
     search.experiment.resume.forget()
+    proposed = proposals(cfg, storage)
     return tune.Tuner(
         trainable,
+        param_space=proposed.pop("param_space", None),
         tune_config=tune.TuneConfig(
             metric=M.OBJECTIVE,
             mode=M.OBJECTIVE_MODE,
-            search_alg=StudySearcher.from_config(cfg, storage),
-            scheduler=build_scheduler(s.scheduler, cfg.max_epochs, s.grace_period, s.reduction_factor),
-            num_samples=s.num_trials,
-            max_concurrent_trials=at_once,
+            **proposed,
+            # every member must exist for PBT to pause and resume them in turn: the resources alone decide
+            max_concurrent_trials=at_once if s.mode == "study" else None,
             time_budget_s=s.time_budget_s,
             reuse_actors=True,  # a new trial skips a worker start (~3 s of torch imports on a laptop)
             trial_name_creator=trial_name,  # a function, not a lambda: Tune's snapshot pickles it once per trial
@@ -156,11 +154,47 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=M.VAL_ACC, checkpoint_score_order="max"
+                num_to_keep=kept_checkpoints(cfg), checkpoint_score_attribute=M.VAL_ACC, checkpoint_score_order="max"
             ),
             verbose=0,  # progress comes from search.plugins.progress.Progress, one line per event
         ),
     )
+
+
+def proposals(cfg: SearchConfig, storage: str) -> dict[str, Any]:
+    """Who proposes the trials and who stops them (and a population's ``param_space``): the study and ASHA
+    (``search.mode=study``), else the population and its PBT or PB2 (search/population/)."""
+    if cfg.search.mode != "study":
+        from search.population.tuning import population_tuning
+
+        return population_tuning(cfg)
+    from search.plugins.scheduler import build_scheduler
+    from search.study.searcher import StudySearcher
+
+    s = cfg.search
+    return {
+        "search_alg": StudySearcher.from_config(cfg, storage),
+        "scheduler": build_scheduler(s.scheduler, cfg.max_epochs, s.grace_period, s.reduction_factor),
+        "num_samples": s.num_trials,
+    }
+
+
+def tracking_callback(cfg: SearchConfig, tracker: MlflowTracker):
+    """The Tune callback that mirrors trials into MLflow (a population member's with its schedule)."""
+    from search.tracking.mlflow_callback import MlflowCallback
+
+    if cfg.search.mode != "study":
+        from search.population.tuning import population_callback
+
+        return population_callback(cfg, tracker)
+    return MlflowCallback(tracker)
+
+
+def kept_checkpoints(cfg: SearchConfig) -> int | None:
+    """Checkpoints kept per trial: ``search.keep_checkpoints``, or all of a population member's. A member is
+    copied from the checkpoint of its last perturbation, which a smaller number can delete first (Ray warns at 2
+    and below, but any number can lose it)."""
+    return cfg.search.keep_checkpoints if cfg.search.mode == "study" else None
 
 
 def trial_function():
@@ -233,7 +267,8 @@ def end_time_budget(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> 
     measured = {trial_id for trial_id in tracker.open_trials() if tracker.reported(trial_id)}
     for trial_id in tracker.open_trials():
         tracker.trial_ended(trial_id, PRUNED if trial_id in measured else NOT_STARTED, reason)
-    end_unfinished(cfg.name, storage, measured, reason)
+    if cfg.search.mode == "study":  # a population keeps no study
+        end_unfinished(cfg.name, storage, measured, reason)
     return reason
 
 
@@ -312,8 +347,8 @@ def _search(
     storage = study_location(identity.local_dir)
     tracker = open_tracker(cfg, identity, store)
     parent_id = open_parent(cfg, tracker, storage)
-    log.info("search %r (id %s): %d trials, results in %s, MLflow parent run %s",
-             cfg.name, identity.search_id, cfg.search.num_trials, redact(cfg.experiment_path), parent_id)  # fmt: skip
+    log.info("search %r (id %s): %s, results in %s, MLflow parent run %s", cfg.name, identity.search_id,
+             cfg.describe_trials(), redact(cfg.experiment_path), parent_id)  # fmt: skip
     if resume:
         search.experiment.resume.find_moved_modules()  # a search started before search/ was regrouped
     if resume and final.started(cfg):  # the search phase had ended: its results as they were, not run again
@@ -359,13 +394,13 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
     early: ``SearchEnded``."""
     from ray.tune.result import TRIAL_ID
 
-    from contract.final import summarize
+    from contract.final import BASE_SOURCE, summarize
     from search.experiment import final_phase as final
     from search.experiment.results import outcomes
     from search.study.searcher import baseline_trial_id
 
     f, rows, baseline = cfg.search.final, outcomes(grid), baseline_trial_id(cfg.name, storage)
-    retrains = final.candidates(rows, baseline, f.top_k)
+    retrains = final_candidates(cfg, rows, baseline)
     if not retrains:
         log.info("no trial completed: no final phase")
         return None
@@ -378,7 +413,22 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
     if tracker.open_trials():
         unfinished(cfg, tracker)
     baseline_status = next((r[M.STATUS] for r in rows if r[TRIAL_ID] == baseline), NOT_STARTED) if baseline else None
+    if any(r.source == BASE_SOURCE for r in retrains):  # a population's: trained in the final phase only
+        baseline_status = COMPLETED
     return final.FinalPhase(summarize(final.result_rows(done), final.split(cfg), baseline_status), done)
+
+
+def final_candidates(cfg: SearchConfig, rows: list[dict[str, Any]], baseline: str | None) -> list:
+    """What the final phase retrains (``final_phase.Retrain``s): the best trials' configs and the baseline, or a
+    population's best schedules and the base config."""
+    from search.experiment import final_phase as final
+
+    if cfg.search.mode == "study":
+        return final.candidates(rows, baseline, cfg.search.final.top_k)
+    from search.population.draw import base_member
+    from search.population.lineage import schedule_of
+
+    return final.population_candidates(rows, cfg.search.final.top_k, schedule_of, base_member(cfg))
 
 
 def identify(cfg: SearchConfig, resume: bool) -> SearchIdentity:

@@ -30,7 +30,8 @@ SEARCH_MAY_IMPORT = {
     "study": {"disk"},
     "tracking": {"disk"},
     "plugins": {"tracking"},
-    "experiment": {"study", "tracking", "plugins", "disk", "cluster", "patches"},
+    "population": {"study", "tracking", "plugins", "disk"},
+    "experiment": {"study", "tracking", "plugins", "disk", "cluster", "patches", "population"},
 }
 # Strings of contract whose value is also someone else's own name, so other code spells it too.
 SHARED_WITH_OTHERS = {

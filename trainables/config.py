@@ -44,7 +44,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def _list_to_tuple(value: Any) -> Any:
+def list_to_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value  # YAML and JSON have lists, not tuples
 
 
@@ -115,7 +115,7 @@ class OptimSection(_Section):
 
     lr: float = Field(2e-3, gt=0, le=1)
     weight_decay: float = Field(0.05, ge=0)
-    betas: Annotated[tuple[float, float], BeforeValidator(_list_to_tuple)] = (0.9, 0.999)
+    betas: Annotated[tuple[float, float], BeforeValidator(list_to_tuple)] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
     warmup_epochs: float = Field(2.0, ge=0)
     warmup_lr: float = Field(1e-6, ge=0)

@@ -21,6 +21,7 @@ import t2t
 from contract import metrics as M
 from contract.hits import encode as encode_hits
 from contract.tracking import TEST_SPLIT, VAL_SPLIT
+from trainables import schedule
 from trainables.config import MUTABLE, OptimSection, TrainConfig
 from trainables.data import Data, build_data
 
@@ -154,22 +155,12 @@ def evaluate(
     return out
 
 
-def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _changed_keys(a, b, f"{prefix}{key}.")
-        elif a != b:
-            keys.append(f"{prefix}{key}")
-    return keys
-
-
 class Trainer:
     """One training run of one configuration; ``epochs()`` yields each epoch's metrics."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, device: torch.device | None = None, owner: str | None = None) -> None:
         self.cfg = cfg
+        self.owner = owner  # the run this trainer trains for (a Tune trial id), named in its schedule
         self.device = device or resolve_device(cfg.train.device)
         self.bf16 = uses_bf16(cfg.train.precision, self.device)
         torch.manual_seed(cfg.train.seed)
@@ -198,6 +189,7 @@ class Trainer:
         self.step = 0
         self.best: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
+        self.schedule: list[dict[str, Any]] = schedule.start(owner, cfg.to_dict())
 
     @property
     def eval_model(self) -> nn.Module:
@@ -295,6 +287,8 @@ class Trainer:
             "step": self.step,
             "best": dict(self.best),
             "history": list(self.history),
+            "owner": self.owner,
+            "schedule": self.schedule,
             "rng": {"torch": torch.get_rng_state(), "data": self.generator.get_state()},
         }
         if self.device.type == "cuda":
@@ -307,8 +301,11 @@ class Trainer:
         """Continue from ``state``; keys this version does not write (an older checkpoint's ``extra``) are ignored.
         This trainer's config may differ from the checkpoint's in ``trainables.config.MUTABLE`` keys: the weights,
         the optimizer's moments, the EMA, the step and the data order continue, and the new values apply from the
-        next step."""
+        next step, a new segment of the weights' schedule (``trainables.schedule``), as does another owner's state."""
         self.check_continues(state["config"])
+        owner = state.get("owner", self.owner)  # a checkpoint from before schedules: this run's own
+        saved = state.get("schedule") or schedule.start(owner, state["config"])
+        self.schedule = schedule.continued(saved, state["epoch"], self.owner, owner, self.cfg.to_dict())
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.optimizer.param_groups[0]["weight_decay"] = self.cfg.optim.weight_decay  # the state holds the old one
@@ -323,7 +320,7 @@ class Trainer:
 
     def check_continues(self, saved: dict[str, Any]) -> list[str]:
         """The keys this trainer's config changes from ``saved``'s; ``ValueError`` unless it can continue that run."""
-        changed = _changed_keys(saved, self.cfg.to_dict())
+        changed = schedule.changes(saved, self.cfg.to_dict())
         fixed = [key for key in changed if key not in MUTABLE]
         if fixed:
             raise ValueError(
@@ -351,3 +348,17 @@ class Trainer:
         best = {f"best_{k}": v for k, v in self.best.items() if k != M.EPOCH}
         cost = {M.PARAMS: self.cost.params, M.MACS: self.cost.macs}
         return {**last, **best, "best_epoch": self.best.get(M.EPOCH), **cost}
+
+
+def following(trainer: Trainer, follow: schedule.Schedule | None) -> Trainer:
+    """The trainer for the next epoch: ``trainer``, or where ``follow`` gives that epoch another configuration, a
+    trainer of that one continuing ``trainer``'s state (as a population member continues a copied checkpoint)."""
+    if not follow:
+        return trainer
+    config = schedule.config_at(follow, trainer.epoch + 1)
+    if config == trainer.cfg.to_dict():
+        return trainer
+    state = trainer.state_dict()
+    nxt = Trainer(TrainConfig.from_dict(config), trainer.device, owner=trainer.owner)
+    nxt.load_state_dict(state)
+    return nxt

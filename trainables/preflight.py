@@ -6,23 +6,49 @@ A problem raises ``ConfigError`` or ``DataError`` with one line; ``trainables.tr
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from trainables.checkpoint import CHECKPOINT_FILE
 from trainables.checkpoint_check import check_pretrained, read_checkpoint
-from trainables.config import ConfigError, TrainConfig
+from trainables.config import MUTABLE, ConfigError, TrainConfig
 from trainables.data_check import check_data
+from trainables.schedule import Schedule, changes, from_artifact
 
 
-def preflight(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any] | None]:
-    """The run's config, and with ``--resume`` its checkpoint's contents (read once, weights only)."""
-    cfg = TrainConfig.load(args.config, args.sets)
+def preflight(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any] | None, Schedule | None]:
+    """The run's config, with ``--resume`` its checkpoint's contents (read once, weights only), and with
+    ``--schedule`` the schedule it replays (its first config is the run's)."""
+    follow = read_schedule(args.schedule, bool(args.config or args.sets)) if args.schedule else None
+    cfg = TrainConfig.from_dict(follow[0]["config"]) if follow else TrainConfig.load(args.config, args.sets)
     state = check_output_dir(Path(args.output_dir), args.resume)
     check_data(cfg.data, cfg.train.seed)
     check_pretrained(cfg)
-    return cfg, state
+    return cfg, state, follow
+
+
+def read_schedule(path: str, configured: bool) -> Schedule:
+    """The schedule in a ``schedule.json``, each of its configs valid and able to continue the one before."""
+    if configured:
+        raise ConfigError("--schedule gives every epoch's config: drop --config and --set")
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"--schedule: no file at {file}: give a schedule.json of a population member's run")
+    try:
+        follow = from_artifact(json.loads(file.read_text()))
+    except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+        raise ConfigError(f"--schedule: {file} is not a schedule.json ({str(e).splitlines()[0]})") from None
+    first = TrainConfig.from_dict(follow[0]["config"]).to_dict()
+    for segment in follow[1:]:
+        fixed = [k for k in changes(first, TrainConfig.from_dict(segment["config"]).to_dict()) if k not in MUTABLE]
+        if fixed:
+            raise ConfigError(
+                f"--schedule: {file}: the segment from epoch {segment['epoch']} changes {', '.join(fixed)}, which "
+                "a run cannot change as it trains"
+            )
+    return follow
 
 
 def check_output_dir(out: Path, resume: bool) -> dict[str, Any] | None:

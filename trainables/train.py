@@ -3,6 +3,7 @@
     python -m trainables.train                                  # the embedded default: digits, ~1 minute on 2 CPUs
     python -m trainables.train --config configs/cifar10.yaml --set optim.lr=1e-3 --output-dir outputs/c10
     python -m trainables.train --output-dir outputs/c10 --resume  # continue from its checkpoint
+    python -m trainables.train --schedule schedule.json           # replay a population member's schedule
 
 Writes ``DIR/checkpoint.pt`` (everything needed to resume) after every epoch, ``DIR/best_model.pt`` (the weights
 of the best epoch as they were evaluated: the EMA's with ``train.ema_decay``; loadable with ``t2t.load_pretrained``)
@@ -24,6 +25,7 @@ from contract.status import COMPLETED, DIVERGED, RUNNING
 
 if TYPE_CHECKING:
     from trainables.loop import Trainer
+    from trainables.schedule import Schedule
 
 log = logging.getLogger("trainables.train")
 
@@ -34,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_config_arguments(parser, "YAML config (sections model, data, optim, train)", "optim.lr=0.001")
     parser.add_argument("--output-dir", default="outputs/train", help="where checkpoint and metrics go")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    parser.add_argument("--schedule", help="a schedule.json to replay: each epoch trains with the config it names")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from trainables.yaml_reader import YamlError
 
     try:
-        trainer = start(args)
+        trainer, follow = start(args)
     except (DataError, ValueError, RuntimeError, YamlError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -63,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         trainer.cost.macs / 1e6,
         out,
     )
-    return train(trainer, out, quiet=args.quiet)
+    return train(trainer, out, quiet=args.quiet, follow=follow)
 
 
-def start(args: argparse.Namespace) -> Trainer:
-    """The trainer of the run ``args`` name, resumed from its checkpoint with ``--resume``.
+def start(args: argparse.Namespace) -> tuple[Trainer, Schedule | None]:
+    """The trainer of the run ``args`` name, resumed from its checkpoint with ``--resume``, and the schedule it
+    follows (``--schedule``).
 
     A usage problem (bad config, a run to overwrite, nothing to resume, missing data) raises ``ValueError``,
     ``DataError`` or ``RuntimeError`` with a one-line message.
@@ -75,7 +79,7 @@ def start(args: argparse.Namespace) -> Trainer:
     from trainables.loop import Trainer
     from trainables.preflight import preflight
 
-    cfg, state = preflight(args)
+    cfg, state, follow = preflight(args)
     trainer = Trainer(cfg)
     if state is not None and state["epoch"] >= cfg.train.epochs:
         changed = trainer.check_continues(state["config"])
@@ -92,18 +96,19 @@ def start(args: argparse.Namespace) -> Trainer:
                 f"--resume: {args.output_dir} holds a checkpoint that does not fit this run ({type(e).__name__}: "
                 f"{str(e).splitlines()[0] if str(e) else ''}): start a new --output-dir"
             ) from None
-    return trainer
+    return trainer, follow
 
 
-def train(trainer: Trainer, out: Path, quiet: bool = False) -> int:
-    """Run the remaining epochs, writing checkpoint, best weights and metrics into ``out`` after each one.
+def train(trainer: Trainer, out: Path, quiet: bool = False, follow: Schedule | None = None) -> int:
+    """Run the remaining epochs (each with the config ``follow`` gives it, if any), writing checkpoint, best weights
+    and metrics into ``out`` after each one.
 
     Returns the exit status: 0 done, 1 diverged, 130 interrupted (continue with ``--resume``).
     """
     from tqdm import tqdm
 
     from trainables.checkpoint import CHECKPOINT_FILE, atomic_save, atomic_write_json
-    from trainables.loop import Diverged
+    from trainables.loop import Diverged, following
 
     def write_metrics(status: str, reason: str | None = None) -> None:
         summary = {M.STATUS: status, **({M.REASON: reason} if reason else {}), **trainer.summary()}
@@ -113,7 +118,9 @@ def train(trainer: Trainer, out: Path, quiet: bool = False) -> int:
     epochs = trainer.cfg.train.epochs
     bar = tqdm(total=epochs, initial=trainer.epoch, unit="epoch", disable=quiet, file=sys.stderr)
     try:
-        for row in trainer.epochs():
+        while not trainer.done:
+            trainer = following(trainer, follow)
+            row = trainer.run_epoch()
             atomic_save(trainer.state_dict(), out / CHECKPOINT_FILE)
             if trainer.best[M.EPOCH] == trainer.epoch:
                 atomic_save(trainer.eval_model.state_dict(), out / "best_model.pt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gc
 import json
@@ -19,7 +20,8 @@ from contract.status import COMPLETED, DIVERGED, RUNNING
 from trainables.checkpoint import CHECKPOINT_FILE
 from trainables.config import TrainConfig
 from trainables.dataset_record import SplitRecord, describe
-from trainables.loop import Diverged, Trainer
+from trainables.loop import Diverged, Trainer, following
+from trainables.schedule import Schedule
 from trainables.telemetry import Telemetry, nvml_reader, visible_gpus
 
 
@@ -38,8 +40,11 @@ def cpu_share() -> int:
     return max(1, int(assigned.get("CPU", 1)))
 
 
-def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None) -> None:
-    """Train ``config`` (a ``TrainConfig.to_dict()``), reporting every epoch with a checkpoint.
+def train_t2t(
+    config: dict[str, Any], report: Callable[..., None] | None = None, follow: Schedule | None = None
+) -> None:
+    """Train ``config`` (a ``TrainConfig.to_dict()``), reporting every epoch with a checkpoint; with ``follow`` (a
+    ``trainables.schedule``), each epoch with the configuration the schedule gives it (a replay).
 
     A restarted trial (``FailureConfig`` retry, ``Tuner.restore``) continues from its last checkpoint: the same
     epoch, optimizer, schedule and RNG states. Every report carries this process's telemetry since the last one
@@ -47,25 +52,33 @@ def train_t2t(config: dict[str, Any], report: Callable[..., None] | None = None)
     ``report`` defaults to ``ray.tune.report``.
     """
     report = report or tune.report
-    cfg = TrainConfig.from_dict(config)
+    cfg = TrainConfig.from_dict(follow[0]["config"] if follow else config)
     torch.set_num_threads(cpu_share())
-    trainer = Trainer(cfg, trial_device(cfg))
+    trainer = Trainer(cfg, trial_device(cfg), owner=trial_id())
+    device = trainer.device
     try:
         records = describe(cfg.data, trainer.data, cfg.train.evaluate_test)
-        with Telemetry(nvml_reader(visible_gpus()) if trainer.device.type == "cuda" else None) as telemetry:
-            _train(trainer, TelemetryReport(report, telemetry, records))
+        with Telemetry(nvml_reader(visible_gpus()) if device.type == "cuda" else None) as telemetry:
+            _train(trainer, TelemetryReport(report, telemetry, records), follow)
     finally:
-        device = trainer.device
         del trainer
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
 
-def train_t2t_tracked(config: dict[str, Any]) -> None:
+def trial_id() -> str | None:
+    """The Tune trial this process trains (None outside Tune)."""
+    try:
+        return tune.get_context().get_trial_id()
+    except Exception:  # not in a Tune session
+        return None
+
+
+def train_t2t_tracked(config: dict[str, Any], follow: Schedule | None = None) -> None:
     """The search's trainable: ``train_t2t``, under the name Tune registers it by (``Tuner.restore`` takes only the
     name a search started with)."""
-    train_t2t(config)
+    train_t2t(config, follow=follow)
 
 
 class TelemetryReport:
@@ -81,14 +94,20 @@ class TelemetryReport:
         self.report({**row, **self.telemetry.take(), **extra}, **kwargs)
 
 
-def _train(trainer: Trainer, report: Callable[..., None]) -> None:
-    """Epochs from the trial's checkpoint (if any) to the end, each reported with a checkpoint, or its divergence."""
+def _train(trainer: Trainer, report: Callable[..., None], follow: Schedule | None) -> None:
+    """Epochs from the trial's checkpoint (if any) to the end, each reported with a checkpoint, or its divergence.
+    The weights' schedule goes with the first report and with each one after it changed (``M.SCHEDULE``)."""
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
             trainer.load(Path(folder) / CHECKPOINT_FILE)
+    sent = None
     try:
-        for row in trainer.epochs():
+        while not trainer.done:
+            trainer = following(trainer, follow)
+            row = trainer.run_epoch()
+            if trainer.schedule != sent:
+                row, sent = {**row, M.SCHEDULE: json.dumps(trainer.schedule)}, copy.deepcopy(trainer.schedule)
             status = COMPLETED if trainer.done else RUNNING
             with tempfile.TemporaryDirectory() as folder:
                 trainer.save(Path(folder) / CHECKPOINT_FILE)

@@ -36,18 +36,22 @@ from search.experiment.search_config import SearchConfig
 from search.plugins.progress import Progress
 from search.tracking.mlflow_callback import MlflowCallback
 from search.tracking.tracker import MlflowTracker
+from trainables.schedule import with_values
 
 ENTRY = "final_run"  # the one key of a final trial's config: {train config, its candidate's source, seed, baseline}
 TRAIN = "train"
+FOLLOW = "follow"  # an entry's schedule to follow (a population member's, trainables.schedule), if any
 
 
 @dataclass(frozen=True)
 class Retrain:
-    """A configuration the final phase retrains: the search trial it comes from and its training config."""
+    """A configuration the final phase retrains: the search trial it comes from and its training config, or the
+    schedule of configurations it trains (a population member's: ``config`` is its first)."""
 
     source: str
     config: dict[str, Any]
     baseline: bool
+    schedule: list[dict[str, Any]] | None = None
 
 
 def candidates(rows: list[dict[str, Any]], baseline_id: str | None, top_k: int) -> list[Retrain]:
@@ -68,6 +72,22 @@ def candidates(rows: list[dict[str, Any]], baseline_id: str | None, top_k: int) 
     return chosen
 
 
+def population_candidates(
+    rows: list[dict[str, Any]], top_k: int, schedule_of: Callable[[Any], list | None], base: dict[str, Any] | None
+) -> list[Retrain]:
+    """A population's candidates: the schedules of its ``top_k`` best completed members (``schedule_of`` reads one
+    from a member's Tune result) and, with ``base`` (search.baseline), the base config trained as it is, which no
+    member did (each changed its values as it trained)."""
+    chosen = []
+    for row in [r for r in ranking.ranked(rows) if r[M.STATUS] == COMPLETED][:top_k]:
+        schedule = schedule_of(row["result"])
+        if schedule:
+            chosen.append(Retrain(row[TRIAL_ID], schedule[0]["config"], False, schedule))
+    if chosen and base is not None:
+        chosen.append(Retrain(final.BASE_SOURCE, base, True))
+    return chosen
+
+
 def entries(retrains: list[Retrain], seeds: int) -> list[dict[str, Any]]:
     """One trial per candidate and seed: the seeds follow the search's own train.seed, so none repeats it."""
     out = []
@@ -76,15 +96,18 @@ def entries(retrains: list[Retrain], seeds: int) -> list[dict[str, Any]]:
             train = copy.deepcopy(r.config)
             seed = int(train["train"]["seed"]) + 1 + i
             train["train"].update(seed=seed, evaluate_test=True)
-            out.append({TRAIN: train, final.SOURCE: r.source, final.SEED: seed, final.BASELINE: r.baseline})
+            entry = {TRAIN: train, final.SOURCE: r.source, final.SEED: seed, final.BASELINE: r.baseline}
+            if r.schedule:
+                entry[FOLLOW] = with_values(r.schedule, seed=seed, evaluate_test=True)
+            out.append(entry)
     return out
 
 
-def final_trainable(train: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
-    """The search's trainable, given a final trial's training config."""
+def final_trainable(train: Callable[..., None]) -> Callable[[dict[str, Any]], None]:
+    """The search's trainable, given a final trial's training config (and the schedule it follows, if any)."""
 
     def train_final(config: dict[str, Any]) -> None:
-        train(config[ENTRY][TRAIN])
+        train(config[ENTRY][TRAIN], follow=config[ENTRY].get(FOLLOW))
 
     return train_final
 
@@ -110,13 +133,16 @@ class FinalProgress(Progress):
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         entry = trial.config[ENTRY]
-        self._say(f"final run {trial.trial_id} started: trial {entry[final.SOURCE]}'s config, seed {entry[final.SEED]}")
+        what = "schedule" if entry.get(FOLLOW) else "config"
+        self._say(
+            f"final run {trial.trial_id} started: {final.named(entry[final.SOURCE])}'s {what}, seed {entry[final.SEED]}"
+        )
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result, entry = trial.last_result or {}, trial.config[ENTRY]
         test = result.get(M.TEST_ACC)
         self._say(
-            f"final run {trial.trial_id} (trial {entry[final.SOURCE]}, seed {entry[final.SEED]}) "
+            f"final run {trial.trial_id} ({final.named(entry[final.SOURCE])}, seed {entry[final.SEED]}) "
             f"{trial_status(result, error=False)}: val_acc {result.get(M.VAL_ACC, float('nan')):.4f}"
             + (f", test_acc {test:.4f}" if test is not None else "")
         )

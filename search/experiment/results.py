@@ -14,7 +14,7 @@ from ray.tune.result import TRIAL_ID
 from contract import metrics as M
 from contract import ranking
 from contract.files import BEST_CONFIG, REPORT_DIR
-from contract.final import MEASURED, FinalResult
+from contract.final import MEASURED, FinalResult, named
 from contract.redact import redact
 from contract.status import COMPLETED, ENDED, trial_status
 from contract.summary import SearchSummary
@@ -237,19 +237,19 @@ def final_lines(summary: SearchSummary, final: FinalResult, cfg: SearchConfig) -
         c, ends = final.candidate(source), final.ends(source)
         head = f"  {', '.join(final.roles(source)) or 'candidate'}:"
         if c is None:
-            lines.append(f"{head:<26}trial {source}: no run completed with a number on {split} ({ends})")
+            lines.append(f"{head:<26}{named(source)}: no run completed with a number on {split} ({ends})")
             continue
         complete = final.complete(source)
         left_out = "" if complete else ": the others are left out of its numbers"
         if not complete and any(final.complete(x.source) for x in final.candidates):
             left_out += ", and it may not win (another candidate completed every run)"
-        lines.append(f"{head:<26}trial {source}: {MEASURED[split]} {c.measured.describe()}; val {c.val.mean:.4f}; "
+        lines.append(f"{head:<26}{named(source)}: {MEASURED[split]} {c.measured.describe()}; val {c.val.mean:.4f}; "
                      f"runs {ends}{left_out}")  # fmt: skip
     winner = final.candidate(final.winner)
     if winner is not None and winner.measured.images_error():
         lines.append(f"  the images' own error, at the winner's accuracy: {winner.measured.images_error()}")
     for source, gain in final.gains.items():
-        lines.append(f"  trial {source} - baseline: {gain.describe()}")
+        lines.append(f"  {named(source)} - baseline: {gain.describe()}")
     lines.append(f"  {final.verdict()}")
     return lines + winner_lines(summary, "the winner")
 

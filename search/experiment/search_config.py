@@ -15,13 +15,23 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from contract.tracking import DEFAULT_TRACKING_URI
+from search.population.check import check_population, check_study_mode
 from search.study.space import Param, SearchSpace
-from trainables.config import MAX_SEED, ConfigError, TrainConfig, apply_assignments, describe, read_yaml
+from trainables.config import MAX_SEED, ConfigError, TrainConfig, apply_assignments, describe, list_to_tuple, read_yaml
 
 DEFAULT_STORAGE = "ray_results"
 
@@ -78,9 +88,23 @@ class FinalSection(_Section):
     seeds: int = Field(3, ge=2)  # runs per configuration: at least 2 for a spread
 
 
+class PopulationSection(_Section):
+    """``search.mode`` pbt or pb2: a population trained together, the worst members copying the best ones' weights
+    and configuration every ``interval`` epochs and changing the ``mutable`` keys (search/population/)."""
+
+    size: int = Field(4, ge=2)  # members, each one trial trained to full length
+    interval: int = Field(1, ge=1)  # epochs between a member's perturbations (a checkpoint is made every epoch)
+    quantile: float = Field(0.25, gt=0, le=0.5)  # the bottom share copies the top share
+    resample_probability: float = Field(0.25, ge=0, le=1)  # pbt: a copied value is drawn anew from the space
+    # the keys a perturbation changes, each of trainables.config.MUTABLE with a distribution in space; null: all such
+    mutable: Annotated[tuple[str, ...] | None, BeforeValidator(list_to_tuple)] = None
+
+
 class SearchSection(_Section):
     """How to search: trials, sampler, scheduler, budgets, resources, the baseline and the final phase."""
 
+    # study: Optuna proposes each trial, ASHA stops the hopeless ones; pbt/pb2: Ray's population-based training
+    mode: Literal["study", "pbt", "pb2"] = "study"
     num_trials: int = Field(6, ge=1)
     max_concurrent: int | None = Field(None, ge=1)  # None: as many as the cluster's resources allow
     seed: int = Field(0, ge=0, le=MAX_SEED)
@@ -100,6 +124,7 @@ class SearchSection(_Section):
     log_checkpoints: int = Field(3, ge=0)  # the best trials' model weights become MLflow artifacts
     warm_start: str | None = None  # a previous search's study, e.g. ray_results/OLD/optuna.journal
     baseline: bool = True  # the first trial trains the base config's own values (not with warm_start)
+    population: PopulationSection = PopulationSection()
     final: FinalSection = FinalSection()
 
 
@@ -152,8 +177,12 @@ class SearchConfig(_Section):
                 f"space has no distribution, so the search.num_trials={self.search.num_trials} trials would be "
                 "identical: add one ({type: ...}) or set search.num_trials=1"
             )
-        if self.search.scheduler == "asha":
-            self._check_asha()
+        if self.search.mode != "study":
+            check_population(self)
+        else:
+            check_study_mode(self)
+            if self.search.scheduler == "asha":
+                self._check_asha()
         varied = [key for key in SPLIT_KEYS if key in self.space]
         if varied:
             raise ValueError(
@@ -179,6 +208,11 @@ class SearchConfig(_Section):
                 f"search.grace_period={self.search.grace_period} exceeds the epochs the shortest trial trains "
                 f"({shortest}): lower search.grace_period or raise the epochs"
             )
+
+    def describe_trials(self) -> str:
+        """What the search trains, in a few words: "6 trials", or "a population of 4 (pbt)"."""
+        s = self.search
+        return f"{s.num_trials} trials" if s.mode == "study" else f"a population of {s.population.size} ({s.mode})"
 
     @property
     def max_epochs(self) -> int:

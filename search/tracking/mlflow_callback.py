@@ -38,6 +38,10 @@ class MlflowCallback(Callback):
         self.tracker.trial_started(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.log_result(trial, result)
+
+    def log_result(self, trial, result: dict, **segment) -> None:
+        """The result's epoch, tags and data sets on the trial's run (``segment``: ``MlflowTracker.epoch``'s)."""
         node = result.get(NODE_IP)
         nodes = self._nodes.setdefault(trial.trial_id, [])
         tags = {}
@@ -48,7 +52,7 @@ class MlflowCallback(Callback):
             tags = {**tags, **hits_tags(result[M.FINAL_HITS])}
         if isinstance(result.get(M.DATASETS), str):  # a trial process's first result (trainables.tune)
             self.tracker.log_inputs(trial.trial_id, json.loads(result[M.DATASETS]))
-        self.tracker.epoch(trial.trial_id, result, tags)
+        self.tracker.epoch(trial.trial_id, result, tags, **segment)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}

@@ -26,6 +26,7 @@ from contract.tracking import (
     ROLE_TAG,
     ROLE_TRIAL,
     SEARCH_ID_TAG,
+    SEGMENT_TAG,
     TRIAL_ID_TAG,
     child_runs,
 )
@@ -51,6 +52,7 @@ class RunIndex:
         self._unlogged: set[str] = set()  # runs whose parameters are still to be logged (see child_run)
         self._ended: set[str] = set()  # runs this index ended: a start of their trial reopens them
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
+        self._segment: dict[str, str | None] = {}  # run id -> the schedule segment of its last epoch (a member's)
 
     @property
     def client(self):
@@ -144,7 +146,7 @@ class RunIndex:
             name = f"{tags[ROLE_TAG]}-{trial_id}"
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             has_params = False
-            self._last_step[run_id] = 0  # a new run has no epoch: no need to ask MLflow
+            self._last_step[run_id], self._segment[run_id] = 0, None  # a new run: no need to ask MLflow
         if not has_params:
             self._unlogged.add(run_id)
         self._runs[trial_id] = run_id
@@ -160,6 +162,7 @@ class RunIndex:
                 if TRIAL_ID_TAG in run.data.tags:
                     found = (run.info.run_id, run.info.status, bool(run.data.params))
                     earlier.setdefault(run.data.tags[TRIAL_ID_TAG], found)
+                    self._segment.setdefault(run.info.run_id, run.data.tags.get(SEGMENT_TAG))
             self._earlier = earlier
         return self._earlier
 
@@ -184,15 +187,23 @@ class RunIndex:
         self._ended.add(run_id)
 
     def last_epoch(self, run_id: str) -> int:
-        """The last epoch logged to the run (0: none), read from MLflow once per run."""
+        """The epoch logged last to the run (0: none), read from MLflow once per run: the latest, which is the
+        highest except in a population member that copied an earlier checkpoint."""
         if run_id not in self._last_step:
             history = self.client.get_metric_history(run_id, M.EPOCH)
-            self._last_step[run_id] = max((m.step for m in history), default=0)
+            self._last_step[run_id] = max(history, key=lambda m: (m.timestamp, m.step)).step if history else 0
         return self._last_step[run_id]
 
-    def logged_epoch(self, run_id: str, step: int) -> None:
-        """The run's last logged epoch is now ``step``."""
-        self._last_step[run_id] = step
+    def last_segment(self, run_id: str) -> str | None:
+        """The schedule segment of the run's last epoch (``SEGMENT_TAG``; None but for a population member): known
+        for the runs this index made or found among the parent's."""
+        if run_id not in self._segment:
+            self._segment[run_id] = self.client.get_run(run_id).data.tags.get(SEGMENT_TAG)
+        return self._segment[run_id]
+
+    def logged_epoch(self, run_id: str, step: int, segment: str | None = None) -> None:
+        """The run's last logged epoch is now ``step``, of ``segment``."""
+        self._last_step[run_id], self._segment[run_id] = step, segment
 
 
 def mlflow_params(params: Mapping[str, Any]) -> list[list]:

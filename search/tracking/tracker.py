@@ -106,11 +106,20 @@ class MlflowTracker:
         self._open.add(trial_id)
         self._submit(StartTrial(trial_id, dict(params), dict(tags or {})))
 
-    def epoch(self, trial_id: str, row: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> None:
-        """An epoch's numbers (step = its epoch; an epoch the run has is skipped) and ``tags``."""
+    def epoch(
+        self,
+        trial_id: str,
+        row: Mapping[str, Any],
+        tags: Mapping[str, str] | None = None,
+        segment: str | None = None,
+        segment_start: int = 0,
+    ) -> None:
+        """An epoch's numbers (step = its epoch; an epoch the run has is skipped unless it is of a new ``segment``
+        of a population member's schedule, which starts after ``segment_start``) and ``tags``."""
         if is_number(row.get(M.EPOCH)):
             self._reported[trial_id] = int(row[M.EPOCH])
-        self._submit(LogEpoch(trial_id, {k: v for k, v in row.items() if is_number(v)}, tags=dict(tags or {})))
+        numbers = {k: v for k, v in row.items() if is_number(v)}
+        self._submit(LogEpoch(trial_id, numbers, tags=dict(tags or {}), segment=segment, segment_start=segment_start))
 
     def trial_ended(self, trial_id: str, status: str, reason: str | None = None) -> None:
         """The trial ended with ``status`` (contract.status) and, if given, its reason; the run ends."""

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from contract import metrics as M
 from contract.status import RUN_STATUS
-from contract.tracking import DATASET_CONTEXT_TAG, SYSTEM_METRICS_PREFIX
+from contract.tracking import DATASET_CONTEXT_TAG, SEGMENT_TAG, SYSTEM_METRICS_PREFIX
 from search.tracking.run_index import RunIndex, mlflow_params
 
 # Numbers of an epoch's result that become the run's metrics (step = epoch).
@@ -36,9 +36,9 @@ SIZE_METRICS = (M.PARAMS, M.MACS)  # logged once, at step 0, with a run's first 
 
 
 def epoch_metric(name: str) -> bool:
-    """Whether a result's number is one of a run's per-epoch metrics: the training's, or the telemetry its process
-    sent (``system/*``, trainables.telemetry)."""
-    return name in EPOCH_METRICS or name.startswith(SYSTEM_METRICS_PREFIX)
+    """Whether a result's number is one of a run's per-epoch metrics: the training's, the telemetry its process
+    sent (``system/*``, trainables.telemetry), or a population member's values (``hp/*``, search.population)."""
+    return name in EPOCH_METRICS or name.startswith((SYSTEM_METRICS_PREFIX, M.HP_PREFIX))
 
 
 def _now_ms() -> int:
@@ -88,17 +88,24 @@ class StartTrial(Write):
 @dataclass
 class LogEpoch(Write):
     """One epoch's numbers at ``step=epoch``, with ``tags`` in the same call; an epoch the run already has is
-    skipped (a repeated epoch), its tags still set."""
+    skipped (a repeated epoch), its tags still set. A population member's epochs name the ``segment`` of the weights'
+    schedule they belong to (trainables.schedule): in a segment the run has not logged yet, the epochs from
+    ``segment_start`` on are logged again (the member copied another one's checkpoint)."""
 
     row: dict[str, float]
     timestamp: int = field(default_factory=_now_ms)
     tags: dict[str, str] = field(default_factory=dict)
+    segment: str | None = None
+    segment_start: int = 0
     kind: ClassVar[str] = "epoch"
 
     def add_to(self, batch: RunBatch) -> None:
         """Its numbers at step = epoch, unless the run has that epoch (size metrics at step 0)."""
         from mlflow.entities import Metric
 
+        if self.segment and self.segment != batch.segment:
+            batch.step, batch.segment = min(batch.step, self.segment_start), self.segment
+            batch.tags[SEGMENT_TAG] = self.segment
         step, row, at = int(self.row[M.EPOCH]), self.row, self.timestamp
         if step > batch.step:
             batch.metrics += [Metric(k, float(v), at, step) for k, v in row.items() if epoch_metric(k)]
@@ -185,6 +192,7 @@ class RunBatch:
 
     run_id: str
     step: int
+    segment: str | None = None  # the schedule segment of the run's last epoch (a population member's)
     needs_params: bool = False
     params: dict[str, Any] = field(default_factory=dict)
     metrics: list = field(default_factory=list)
@@ -195,7 +203,7 @@ class RunBatch:
     def of(cls, index: RunIndex, trial_id: str) -> RunBatch:
         """An empty batch for the trial's run, knowing its last epoch and whether it has parameters."""
         run_id = index.run(trial_id)
-        return cls(run_id, index.last_epoch(run_id), index.needs_params(run_id))
+        return cls(run_id, index.last_epoch(run_id), index.last_segment(run_id), index.needs_params(run_id))
 
     def send(self, index: RunIndex) -> None:
         """One ``log_batch`` (parameters past MLflow's limit per call in more), then the run's end."""
@@ -209,7 +217,7 @@ class RunBatch:
         if self.ended:
             index.client.set_terminated(self.run_id, self.ended)
             index.run_ended(self.run_id)
-        index.logged_epoch(self.run_id, self.step)
+        index.logged_epoch(self.run_id, self.step, self.segment)
 
 
 BATCHED = (StartTrial, LogEpoch, EndRun, SetTags)  # the writes whose MLflow calls merge per run

@@ -1,0 +1,30 @@
+"""The population's starting configurations, drawn from the search space as a study would draw its trials.
+
+Optuna's random sampler (seeded by ``search.seed``) in a study of its own in memory: conditions and the
+parameter/MAC budgets are honoured exactly as in ``search.mode=study`` (an over-budget draw is refused and drawn
+again), and with ``search.baseline`` the first member starts from the base config's values. No study is stored: a
+member's configuration changes as it trains, which an Optuna trial's fixed parameters cannot record; the population's
+record is its members' MLflow runs and schedules (search/population/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search.study.searcher import StudySearcher
+
+
+def draw_population(cfg: Any) -> list[dict[str, Any]]:
+    """``search.population.size`` training configs for ``cfg`` (a ``SearchConfig``), the baseline's first."""
+    s = cfg.search
+    searcher = StudySearcher(
+        cfg.search_space, cfg.base.to_dict(), cfg.name, storage=None, sampler="random", seed=s.seed,
+        max_params=s.max_params, max_macs=s.max_macs, baseline=s.baseline,
+    )  # fmt: skip
+    return [searcher.suggest(f"member_{i}") for i in range(s.population.size)]
+
+
+def base_member(cfg: Any) -> dict[str, Any] | None:
+    """The config the first member started from, the base config's values (None without ``search.baseline``):
+    drawn again, the draw being seeded."""
+    return draw_population(cfg)[0] if cfg.search.baseline else None

@@ -1,0 +1,24 @@
+"""A population member's lineage: the schedule its weights went through, read from its last checkpoint.
+
+The schedule travels inside every checkpoint (``trainables.schedule``), so the one a member's last checkpoint holds is
+its whole lineage, its ancestors' segments included, exactly as the weights were trained, whatever the scheduler
+believed and however often the driver restarted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trainables.checkpoint import CHECKPOINT_FILE
+from trainables.checkpoint_check import read_checkpoint
+from trainables.schedule import Schedule
+
+
+def schedule_of(result: Any) -> Schedule | None:
+    """The schedule in a Tune ``Result``'s last checkpoint (None where it saved none)."""
+    if result.checkpoint is None:
+        return None
+    with result.checkpoint.as_directory() as folder:
+        state = read_checkpoint(Path(folder) / CHECKPOINT_FILE, "checkpoint")
+    return state.get("schedule")
