@@ -5,6 +5,9 @@ from __future__ import annotations
 SEARCH_ID = "search_id"  # the search's id (one line), made when it starts; only --resume reuses it
 SEARCH_CONFIG = "search_config.json"  # the search's config: what --resume runs, and `analysis.report FOLDER` reads
 SEARCH_SUMMARY = "search_summary.json"  # contract.summary.SearchSummary, written when the search ends
+# The recommended schedule where it is a population member's (search.mode pbt or pb2), and each member's on its run:
+# `trainables.train --schedule` replays it.
+SCHEDULE_FILE = "schedule.json"
 BEST_CONFIG = "best_config.yaml"  # the recommended trial's training config: `trainables.train --config` takes it
 STUDY_JOURNAL = "optuna.journal"  # the Optuna study (a journal file), in the driver's local folder
 STUDY_DB = "optuna.db"  # the study as a search of an earlier t2t-search kept it (SQLite): read by --resume

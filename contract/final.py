@@ -34,7 +34,7 @@ from contract.tracking import TEST_SPLIT, VAL_SPLIT
 SOURCE, SEED, BASELINE, HITS = "source", "seed", "baseline", "hits"  # a row's keys besides status and accuracies
 # The source of a baseline that no search trial trained as it is: a population's (search.mode pbt or pb2), whose
 # members all changed their values as they trained.
-BASE_SOURCE = "base"
+BASE_SOURCE = "base_config"
 # The accuracy a final run is measured by, for each final split.
 MEASURED = {TEST_SPLIT: TEST_ACC, VAL_SPLIT: VAL_ACC}
 

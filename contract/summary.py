@@ -32,6 +32,7 @@ class SearchSummary:
     best_config: dict[str, Any] | None = None  # its training config
     best_path: str | None = None  # its Tune trial folder
     best_config_file: str | None = None  # best_config.yaml, where the results folder is local
+    schedule_file: str | None = None  # schedule.json, where the recommendation is a population member's schedule
     baseline_trial_id: str | None = None  # the trial that trained the base config's values (search.baseline)
     baseline_status: str | None = None
     baseline_val_acc: float | None = None

@@ -19,7 +19,7 @@ import os
 import sys
 
 from contract.cli import Parser, add_config_arguments
-from search.experiment.search_config import SMOKE_SPACE, SMOKE_TEST, SearchConfig
+from search.experiment.search_config import SMOKE_POPULATION, SMOKE_SPACE, SMOKE_TEST, SearchConfig
 from trainables.config import ConfigError
 from trainables.data import DataError
 
@@ -61,7 +61,10 @@ def load_config(args: argparse.Namespace) -> SearchConfig:
     with ``--resume`` the saved one."""
     sets = list(args.sets)
     if args.smoke_test:  # the smoke space replaces the default one; the user's --set still apply on top
-        sets = ["space={}", *SMOKE_TEST, *(f"space.{k}={json.dumps(v)}" for k, v in SMOKE_SPACE.items()), *sets]
+        smoke = ["space={}", *SMOKE_TEST, *(f"space.{k}={json.dumps(v)}" for k, v in SMOKE_SPACE.items())]
+        sets = [*smoke, *sets]
+        if SearchConfig.load(args.config, sets).search.mode != "study":  # a population: long enough to copy
+            sets = [*smoke, *SMOKE_POPULATION, *args.sets]
     cfg = SearchConfig.load(args.config, sets, name=args.name, storage_path=args.storage_path)
     return resumed_config(cfg, args) if args.resume else cfg
 

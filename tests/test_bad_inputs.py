@@ -206,6 +206,59 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("search", ["--address", "nonsense"], "expected auto, HOST:PORT"),
     ("search", ["--name", "never-ran", "--resume"], "nothing to resume: no experiment at"),
     ("search", ["--set", "search.warm_start=sqlite:///nowhere/optuna.db"], "search.warm_start: no study file"),
+    # --- search.run, a population (search.mode pbt or pb2) ---
+    (
+        "search",
+        ["--set", "search.mode=pbt", "--set", "search.population.mutable=[model.depth]"],
+        "search.population.mutable: model.depth cannot change while a member trains",
+    ),
+    (
+        "search",
+        ["--set", "search.mode=pbt", "--set", "search.population.mutable=[optim.clip_grad]"],
+        "optim.clip_grad has no distribution in space",
+    ),
+    (
+        "search",
+        [
+            "--set",
+            "search.mode=pb2",
+            "--set",
+            "space.train.label_smoothing={type: choice, values: [0.0, 0.1]}",
+            "--set",
+            "search.population.mutable=[train.label_smoothing]",
+        ],
+        "search.mode=pb2 takes ranges only",
+    ),
+    (
+        "search",
+        [
+            "--set",
+            "search.mode=pbt",
+            "--set",
+            "space.model.performer_drop={type: float, low: 0, high: 0.1, when: {model.tokens_type: performer}}",
+            "--set",
+            "search.population.mutable=[model.performer_drop]",
+        ],
+        "model.performer_drop is conditional",
+    ),
+    (
+        "search",
+        ["--set", "search.mode=pbt", "--set", "search.population.interval=4"],
+        "search.population.interval=4 is not below base.train.epochs=4",
+    ),
+    (
+        "search",
+        ["--set", "search.mode=pbt", "--set", "search.population.size=1"],
+        "search.population.size: Input should be greater than or equal to 2",
+    ),
+    (
+        "search",
+        ["--set", "search.mode=pbt", "--set", "space.train.epochs={type: int, low: 2, high: 4}"],
+        "space varies train.epochs",
+    ),
+    ("search", ["--set", "search.mode=pb2", "--set", "search.multi_objective=true"], "ranks members on val_acc alone"),
+    ("search", ["--set", "search.population.size=8"], "search.mode=study trains no population"),
+    ("search", ["--set", "search.mode=evolution"], "search.mode"),
     # --- trainables.train ---
     ("train", ["--config", "binary.yaml"], "binary.yaml is a binary file"),
     ("train", ["--config", "latin1.yaml"], "latin1.yaml is not UTF-8"),
@@ -226,6 +279,8 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("train", ["--output-dir", "run", "--resume"], "--resume: run/checkpoint.pt is not a torch checkpoint"),
     ("train", ["--output-dir", "plain_ckpt", "--resume"], "is not a checkpoint of trainables.train"),
     ("train", ["--output-dir", "fresh", "--resume"], "nothing to resume"),
+    ("train", ["--schedule", "nope.json"], "--schedule: no file at nope.json"),
+    ("train", ["--schedule", "list.yaml"], "--schedule: list.yaml is not a schedule.json"),
     ("train", ["--set", "data.name=imagefolder", "--set", "data.root=noimages"], "holds no images"),
     ("train", ["--set", "data.name=cifar100", "--set", "data.root=cifar"], "CIFAR-100 not found"),
     # --- analysis.report ---

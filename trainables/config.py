@@ -45,7 +45,8 @@ class _Section(BaseModel):
 
 
 def list_to_tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value  # YAML and JSON have lists, not tuples
+    """A list as a tuple (a strict field's validator): YAML and JSON have lists, not tuples."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 class ModelSection(BaseModel):

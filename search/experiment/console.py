@@ -19,6 +19,9 @@ QUIET_ENVIRONMENT = {
 }
 _NOTICES = (
     "Token authentication is enabled for this Ray cluster",  # a local Ray's default, nothing to do about it
+    # Tune's file loggers, reopening a trial that restarts from a checkpoint (a population member that copied another
+    # before its own result.json was first written): search.plugins.history writes each epoch once either way
+    "Remote file not found: ",
 )
 
 

@@ -13,8 +13,8 @@ from ray.tune.result import TRIAL_ID
 
 from contract import metrics as M
 from contract import ranking
-from contract.files import BEST_CONFIG, REPORT_DIR
-from contract.final import MEASURED, FinalResult, named
+from contract.files import BEST_CONFIG, REPORT_DIR, SCHEDULE_FILE
+from contract.final import BASE_SOURCE, MEASURED, FinalResult, named
 from contract.redact import redact
 from contract.status import COMPLETED, ENDED, trial_status
 from contract.summary import SearchSummary
@@ -69,6 +69,9 @@ def summarize(
             log_weights(tracker, row[TRIAL_ID], row["result"])
     if final_phase is not None:
         summary.final, summary.final_split = final_phase.result.to_dict(), final_phase.result.split
+    if cfg.search.mode != "study":
+        _recommend_schedule(summary, rows, tracker, cfg, final_phase)
+    elif final_phase is not None:
         winner = next((r for r in rows if r[TRIAL_ID] == final_phase.result.winner), None)
         _recommend(summary, winner["result"].config if winner else summary.best_config, cfg)
     else:
@@ -111,6 +114,43 @@ def _recommend(summary: SearchSummary, config: dict[str, Any] | None, cfg: Searc
         path = cfg.local_experiment_dir / BEST_CONFIG
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         summary.best_config_file = str(path)
+
+
+def _recommend_schedule(
+    summary: SearchSummary, rows: list[dict[str, Any]], tracker: MlflowTracker, cfg: SearchConfig, final_phase
+) -> None:
+    """A population's: each member's schedule.json on its run, and the recommendation: the final phase's winner (a
+    member's schedule, or the base config), else the best member's schedule, in the results folder and on the
+    parent run."""
+    from search.population.check import mutable_keys
+    from search.population.draw import base_member
+    from search.population.lineage import schedule_of
+    from trainables.schedule import to_artifact
+
+    keys = mutable_keys(cfg)
+    schedules = {r[TRIAL_ID]: s for r in rows if (s := schedule_of(r["result"]))}
+    for trial_id, schedule in schedules.items():
+        _log_schedule(tracker, tracker.run_id(trial_id), to_artifact(schedule, keys))
+    winner = final_phase.result.winner if final_phase is not None else summary.best_trial_id
+    if winner == BASE_SOURCE:
+        _recommend(summary, base_member(cfg), cfg)
+    elif winner in schedules:
+        artifact = to_artifact(schedules[winner], keys)
+        _log_schedule(tracker, tracker.parent_id, artifact)
+        if cfg.local_experiment_dir:
+            path = cfg.local_experiment_dir / SCHEDULE_FILE
+            path.write_text(json.dumps(artifact, indent=1))
+            summary.schedule_file = str(path)
+
+
+def _log_schedule(tracker: MlflowTracker, run_id: str | None, artifact: dict[str, Any]) -> None:
+    """``schedule.json`` on a run; a store that fails is a warning (the results folder and the checkpoints keep it)."""
+    if run_id is None:
+        return
+    try:
+        tracker.client.log_dict(run_id, artifact, SCHEDULE_FILE)
+    except Exception as e:
+        log.warning("could not log %s to MLflow run %s: %s", SCHEDULE_FILE, run_id, e)
 
 
 def _describe_baseline(
@@ -279,6 +319,8 @@ def best_lines(summary: SearchSummary, labelled: bool = False) -> list[str]:
 def winner_lines(summary: SearchSummary, what: str) -> list[str]:
     """How to retrain the recommended configuration, and where its registered weights are."""
     lines = []
+    if summary.schedule_file:
+        lines.append(f"  retrain {what}'s schedule: python -m trainables.train --schedule {summary.schedule_file}")
     if summary.best_config_file:
         lines.append(f"  retrain {what}: python -m trainables.train --config {summary.best_config_file}")
     if summary.registered_version:

@@ -292,6 +292,9 @@ SMOKE_TEST = [  # --smoke-test: every part of the path, in well under a minute
     "search.log_checkpoints=1",
     "search.final.seeds=2",
 ]
+# --smoke-test of a population (search.mode pbt or pb2): 3 epochs, so that members are compared after epochs 1 and 2,
+# the bottom half copying the top; all 4 at once on 2 cores (members taking turns cost more than they share)
+SMOKE_POPULATION = ["base.train.epochs=3", "search.population.quantile=0.5", "search.cpus_per_trial=0.5"]
 SMOKE_SPACE = {
     "model.depth": {"type": "int", "low": 1, "high": 2},
     "model.embed_dim": {"type": "choice", "values": [32, 48]},

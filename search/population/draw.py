@@ -9,6 +9,9 @@ record is its members' MLflow runs and schedules (search/population/).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from search.study.searcher import StudySearcher
@@ -21,7 +24,21 @@ def draw_population(cfg: Any) -> list[dict[str, Any]]:
         cfg.search_space, cfg.base.to_dict(), cfg.name, storage=None, sampler="random", seed=s.seed,
         max_params=s.max_params, max_macs=s.max_macs, baseline=s.baseline,
     )  # fmt: skip
-    return [searcher.suggest(f"member_{i}") for i in range(s.population.size)]
+    with quiet("search.study.searcher", "optuna"):  # its lines name study trials, which a population has none of
+        return [searcher.suggest(f"member_{i}") for i in range(s.population.size)]
+
+
+@contextlib.contextmanager
+def quiet(*loggers: str) -> Iterator[None]:
+    """``loggers`` say only warnings and errors while the block runs."""
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def base_member(cfg: Any) -> dict[str, Any] | None:

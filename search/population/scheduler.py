@@ -13,6 +13,7 @@ from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
+from ray.tune.schedulers.pb2 import PB2  # imports scikit-learn: this module is imported by population searches only
 
 from contract import metrics as M
 from search.study.space import ChoiceParam, FloatParam, IntParam, SearchSpace
@@ -57,10 +58,42 @@ class KeepInSpace:
         return config
 
 
-def build_population_scheduler(kind: str, space: SearchSpace, population: Any, keys: tuple[str, ...]) -> TrialScheduler:
+class _UntilTheLastEpoch:
+    """No perturbation at a member's last epoch. Ray's would copy a checkpoint into a member there, or copy a
+    finished member's last checkpoint into another: either restarts a member whose training is over, which ends
+    without a result of its own, and Tune then gives it the copied one's last result, another trial's id included."""
+
+    last_epoch: int
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if result.get(M.EPOCH, 0) >= self.last_epoch:
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
+
+class MemberPBT(_UntilTheLastEpoch, PopulationBasedTraining):
+    """Ray's PBT, never perturbing at the last epoch."""
+
+    def __init__(self, last_epoch: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.last_epoch = last_epoch
+
+
+class MemberPB2(_UntilTheLastEpoch, PB2):
+    """Ray's PB2, never perturbing at the last epoch."""
+
+    def __init__(self, last_epoch: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.last_epoch = last_epoch
+
+
+def build_population_scheduler(
+    kind: str, space: SearchSpace, population: Any, keys: tuple[str, ...], epochs: int
+) -> TrialScheduler:
     """``kind`` ``"pbt"`` or ``"pb2"`` over ``population`` (``search_config.PopulationSection``), perturbing the
-    ``keys`` every ``interval`` epochs."""
+    ``keys`` every ``interval`` epochs before the last of ``epochs``."""
     common = dict(
+        last_epoch=epochs,
         time_attr=M.EPOCH,
         perturbation_interval=population.interval,
         quantile_fraction=population.quantile,
@@ -68,11 +101,7 @@ def build_population_scheduler(kind: str, space: SearchSpace, population: Any, k
         synch=False,  # Ray's synchronous mode stalls after a restore (ray PR #48616, never merged)
     )
     if kind == "pb2":
-        from ray.tune.schedulers.pb2 import PB2  # scikit-learn's GP, imported only where used
-
         bounds = nested({k: [space.params[k].low, space.params[k].high] for k in keys})
-        return PB2(hyperparam_bounds=bounds, **common)
+        return MemberPB2(hyperparam_bounds=bounds, **common)
     mutations = nested({k: mutation(space.params[k]) for k in keys})
-    return PopulationBasedTraining(
-        hyperparam_mutations=mutations, resample_probability=population.resample_probability, **common
-    )
+    return MemberPBT(hyperparam_mutations=mutations, resample_probability=population.resample_probability, **common)

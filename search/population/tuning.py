@@ -7,6 +7,7 @@ own ``BasicVariantGenerator``: one trial per member, in that order.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from search.population.callback import PopulationCallback
@@ -24,9 +25,13 @@ def population_tuning(cfg: Any) -> dict[str, Any]:
 
     s = cfg.search
     members = draw_population(cfg)
+    # Tune warns once per point whose values differ from param_space's: every member's, by design
+    logging.getLogger("ray.tune.search.variant_generator").setLevel(logging.ERROR)
     return {
         "search_alg": BasicVariantGenerator(points_to_evaluate=members),
-        "scheduler": build_population_scheduler(s.mode, cfg.search_space, s.population, mutable_keys(cfg)),
+        "scheduler": build_population_scheduler(
+            s.mode, cfg.search_space, s.population, mutable_keys(cfg), cfg.base.train.epochs
+        ),
         "num_samples": len(members),
         "param_space": members[0],
     }
