@@ -96,8 +96,13 @@ class MlflowTracker:
         return self.index.start_parent(run_name, params, tags, artifacts)
 
     def run_id(self, trial_id: str) -> str | None:
-        """The trial's run id once its start was delivered (``drain`` first to be sure)."""
-        return self.index.known(trial_id)
+        """The trial's run id once its start was delivered (``drain`` first to be sure), or its run from before
+        this driver (a resumed search's trial that ended earlier: this driver never starts it)."""
+        known = self.index.known(trial_id)
+        if known is None and self._delivery.started:
+            found = self.index.earlier_runs().get(trial_id)
+            known = found[0] if found else None
+        return known
 
     # --- what the search calls: each returns at once ---
 
