@@ -9,6 +9,7 @@ but the standard library, so importing it costs nothing and pulls in no framewor
     tracking  MLflow: the default store, tag names, run roles
     files     the file names of a search's results folder
     summary   the search summary (``search_summary.json``, the parent run's metrics and tags)
+    schedule  the configurations a run's weights trained with, epoch by epoch (schedule.json)
     flat      nested config -> dotted keys
     names     "did you mean" suggestions in error messages
     cli       the command-line parser the entry points share

@@ -26,7 +26,7 @@ REASON = "reason"  # why a run diverged or failed
 # A trial process's first result: the splits it trains and is measured on, as JSON (trainables.dataset_record), which
 # the driver logs as the run's MLflow data set inputs.
 DATASETS = "datasets"
-# The schedule of the weights a trial process trains (trainables.schedule), as JSON, in its first result and in the
+# The schedule of the weights a trial process trains (contract.schedule), as JSON, in its first result and in the
 # first after a restore: where the weights started and each later change of configuration (a population member that
 # copied another, a run resumed with other values).
 SCHEDULE = "schedule"

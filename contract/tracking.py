@@ -23,7 +23,7 @@ ROLE_TRIAL = "trial"  # ... on a search trial's run (a run without ROLE_TAG is o
 ROLE_FINAL = "final"  # ... on a final-phase run: a candidate retrained with one seed and measured on test
 FINAL_SOURCE_TAG = "search.final.source"  # a final run's candidate: the search trial id whose config it retrains
 FINAL_SEED_TAG = "search.final.seed"  # a final run's train.seed
-# A population member's run: the id of the schedule segment its last logged epoch belongs to (trainables.schedule).
+# A population member's run: the id of the schedule segment its last logged epoch belongs to (contract.schedule).
 SEGMENT_TAG = "search.population.segment"
 # A population member's run: each copy of another member's checkpoint, search.population.copy.N -> one line.
 COPY_TAG_PREFIX = "search.population.copy."

@@ -19,9 +19,9 @@ from torch import nn
 
 import t2t
 from contract import metrics as M
+from contract import schedule
 from contract.hits import encode as encode_hits
 from contract.tracking import TEST_SPLIT, VAL_SPLIT
-from trainables import schedule
 from trainables.config import MUTABLE, OptimSection, TrainConfig
 from trainables.data import Data, build_data
 
@@ -301,7 +301,7 @@ class Trainer:
         """Continue from ``state``; keys this version does not write (an older checkpoint's ``extra``) are ignored.
         This trainer's config may differ from the checkpoint's in ``trainables.config.MUTABLE`` keys: the weights,
         the optimizer's moments, the EMA, the step and the data order continue, and the new values apply from the
-        next step, a new segment of the weights' schedule (``trainables.schedule``), as does another owner's state."""
+        next step, a new segment of the weights' schedule (``contract.schedule``), as does another owner's state."""
         self.check_continues(state["config"])
         owner = state.get("owner", self.owner)  # a checkpoint from before schedules: this run's own
         saved = state.get("schedule") or schedule.start(owner, state["config"])

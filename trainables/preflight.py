@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from contract.schedule import Schedule, changes, from_artifact
 from trainables.checkpoint import CHECKPOINT_FILE
 from trainables.checkpoint_check import check_pretrained, read_checkpoint
 from trainables.config import MUTABLE, ConfigError, TrainConfig
 from trainables.data_check import check_data
-from trainables.schedule import Schedule, changes, from_artifact
 
 
 def preflight(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any] | None, Schedule | None]:

@@ -24,8 +24,8 @@ from contract.cli import Parser, add_config_arguments
 from contract.status import COMPLETED, DIVERGED, RUNNING
 
 if TYPE_CHECKING:
+    from contract.schedule import Schedule
     from trainables.loop import Trainer
-    from trainables.schedule import Schedule
 
 log = logging.getLogger("trainables.train")
 

@@ -16,12 +16,12 @@ import torch
 from ray import tune
 
 from contract import metrics as M
+from contract.schedule import Schedule
 from contract.status import COMPLETED, DIVERGED, RUNNING
 from trainables.checkpoint import CHECKPOINT_FILE
 from trainables.config import TrainConfig
 from trainables.dataset_record import SplitRecord, describe
 from trainables.loop import Diverged, Trainer, following
-from trainables.schedule import Schedule
 from trainables.telemetry import Telemetry, nvml_reader, visible_gpus
 
 
@@ -44,7 +44,7 @@ def train_t2t(
     config: dict[str, Any], report: Callable[..., None] | None = None, follow: Schedule | None = None
 ) -> None:
     """Train ``config`` (a ``TrainConfig.to_dict()``), reporting every epoch with a checkpoint; with ``follow`` (a
-    ``trainables.schedule``), each epoch with the configuration the schedule gives it (a replay).
+    ``contract.schedule``), each epoch with the configuration the schedule gives it (a replay).
 
     A restarted trial (``FailureConfig`` retry, ``Tuner.restore``) continues from its last checkpoint: the same
     epoch, optimizer, schedule and RNG states. Every report carries this process's telemetry since the last one

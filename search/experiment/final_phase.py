@@ -21,6 +21,7 @@ from ray.tune.result import TRIAL_ID
 from contract import final, ranking
 from contract import metrics as M
 from contract.files import FINAL_EXPERIMENT
+from contract.schedule import with_values
 from contract.status import COMPLETED, PRUNED, trial_status
 from contract.tracking import (
     BASELINE_TAG,
@@ -36,11 +37,10 @@ from search.experiment.search_config import SearchConfig
 from search.plugins.progress import Progress
 from search.tracking.mlflow_callback import MlflowCallback
 from search.tracking.tracker import MlflowTracker
-from trainables.schedule import with_values
 
 ENTRY = "final_run"  # the one key of a final trial's config: {train config, its candidate's source, seed, baseline}
 TRAIN = "train"
-FOLLOW = "follow"  # an entry's schedule to follow (a population member's, trainables.schedule), if any
+FOLLOW = "follow"  # an entry's schedule to follow (a population member's, contract.schedule), if any
 
 
 @dataclass(frozen=True)

@@ -122,10 +122,10 @@ def _recommend_schedule(
     """A population's: each member's schedule.json on its run, and the recommendation: the final phase's winner (a
     member's schedule, or the base config), else the best member's schedule, in the results folder and on the
     parent run."""
+    from contract.schedule import to_artifact
     from search.population.check import mutable_keys
     from search.population.draw import base_member
     from search.population.lineage import schedule_of
-    from trainables.schedule import to_artifact
 
     keys = mutable_keys(cfg)
     schedules = {r[TRIAL_ID]: s for r in rows if (s := schedule_of(r["result"]))}

@@ -1,6 +1,6 @@
 """A population member's MLflow run: its epochs as any trial's, plus what population-based training changes.
 
-The schedule of the member's weights (``trainables.schedule``) comes with the first result of each trial process and
+The schedule of the member's weights (``contract.schedule``) comes with the first result of each trial process and
 with every result after it changed. From it, each epoch is logged with the values that trained it as ``hp/KEY``
 metrics (the UI charts the schedule) and in the segment it belongs to: after a copy of another member's checkpoint,
 the epochs the copy trains again are logged again (``search.tracking.writes.LogEpoch``). Each copy in the weights'
@@ -16,10 +16,10 @@ import itertools
 import json
 
 from contract import metrics as M
+from contract import schedule as S
 from contract.tracking import COPY_TAG_PREFIX
 from search.tracking.mlflow_callback import MlflowCallback
 from search.tracking.tracker import MlflowTracker
-from trainables import schedule as S
 
 
 def copy_tags(trial_id: str, schedule: S.Schedule) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """A population member's lineage: the schedule its weights went through, read from its last checkpoint.
 
-The schedule travels inside every checkpoint (``trainables.schedule``), so the one a member's last checkpoint holds is
+The schedule travels inside every checkpoint (``contract.schedule``), so the one a member's last checkpoint holds is
 its whole lineage, its ancestors' segments included, exactly as the weights were trained, whatever the scheduler
 believed and however often the driver restarted.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from contract.schedule import Schedule
 from trainables.checkpoint import CHECKPOINT_FILE
 from trainables.checkpoint_check import read_checkpoint
-from trainables.schedule import Schedule
 
 
 def schedule_of(result: Any) -> Schedule | None:

@@ -89,7 +89,7 @@ class StartTrial(Write):
 class LogEpoch(Write):
     """One epoch's numbers at ``step=epoch``, with ``tags`` in the same call; an epoch the run already has is
     skipped (a repeated epoch), its tags still set. A population member's epochs name the ``segment`` of the weights'
-    schedule they belong to (trainables.schedule): in a segment the run has not logged yet, the epochs from
+    schedule they belong to (contract.schedule): in a segment the run has not logged yet, the epochs from
     ``segment_start`` on are logged again (the member copied another one's checkpoint)."""
 
     row: dict[str, float]

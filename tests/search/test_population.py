@@ -13,13 +13,13 @@ import torch
 
 from contract import final
 from contract import metrics as M
+from contract import schedule as S
 from contract.files import FINAL_EXPERIMENT, SCHEDULE_FILE, SEARCH_SUMMARY
 from contract.tracking import COPY_TAG_PREFIX, FINAL_SOURCE_TAG, ROLE_FINAL, TRIAL_ID_TAG
 from search.experiment.search_config import SearchConfig
 from search.population.draw import draw_population
 from search.population.scheduler import KeepInSpace, MemberPB2, MemberPBT, build_population_scheduler
 from tests.search.stores import runs
-from trainables import schedule as S
 
 # Two members on digits, the smallest model; the learning rate is the one key that changes. One member starts from the
 # base config (3e-3: it learns), the other, for a seed found below, from 1e-7 (it cannot), so that it is the bottom

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from contract import metrics as M
+from contract import schedule as S
 from contract.files import SCHEDULE_FILE, SEARCH_SUMMARY
 from contract.status import COMPLETED
 from contract.tracking import TRIAL_ID_TAG
 from tests.processes import kill_session, wait_for
 from tests.search.stores import assert_final_agrees, finish, mlflow_story, runs, search, tune_story
-from trainables import schedule as S
 
 pytestmark = pytest.mark.processes
 

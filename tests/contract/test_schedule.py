@@ -1,4 +1,4 @@
-"""The schedule of a run's weights (``trainables.schedule``): kept in every checkpoint, extended by a copy or a change
+"""The schedule of a run's weights (``contract.schedule``): kept in every checkpoint, extended by a copy or a change
 of values, and replayed by ``python -m trainables.train --schedule`` with each epoch's own configuration."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from contract import metrics as M
-from trainables import schedule as S
+from contract import schedule as S
 from trainables.config import TrainConfig
 from trainables.loop import Trainer
 from trainables.train import main as train_main
