@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pandas as pd
 import yaml
 
 from contract import metrics as M
-from contract.files import SEARCH_CONFIG
+from contract.files import SCHEDULE_FILE, SEARCH_CONFIG
 from contract.final import BASELINE, HITS, SEED, SOURCE
 from contract.flat import flatten
 from contract.status import RUNNING, trial_status
@@ -29,6 +30,7 @@ from contract.summary import SearchSummary
 from contract.tracking import (
     BASELINE_TAG,
     CONFIG_ARTIFACT,
+    COPY_TAG_PREFIX,
     FINAL_SEED_TAG,
     FINAL_SOURCE_TAG,
     FINAL_SPLIT_TAG,
@@ -47,6 +49,8 @@ HISTORY_METRICS = (M.VAL_ACC, M.VAL_LOSS, M.TRAIN_LOSS, M.EPOCH_TIME_S, M.GPU_UT
 # A final run: contract.final's row (val_acc is the run's last epoch's), its epochs, and its own ids.
 FINAL_COLUMNS = ["trial_id", "run_id", SOURCE, SEED, BASELINE, M.STATUS, M.VAL_ACC, M.TEST_ACC, M.TEST_LOSS, HITS,
                  "split", "epochs"]  # fmt: skip
+# A population member's copy of another: its epoch, the member, the one it copied and what changed (a copy tag's text).
+COPY_COLUMNS = ["epoch", "trial_id", "copied", "changes"]
 BULK_RUNS = 500  # runs per bulk history query: well under SQLite's limit on a query's parameters
 TUNE_ERROR_FILES = ("error.txt", "error.pkl")  # what Tune writes in the folder of a trial that raised
 
@@ -67,6 +71,10 @@ class Experiment:
     parent_run_id: str | None = None
     tracking_uri: str | None = None
     final: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FINAL_COLUMNS))
+    # A population's (search.mode pbt or pb2): each copy a member made (COPY_COLUMNS), and the recommended schedule
+    # (the parent run's schedule.json, contract.schedule.to_artifact), if any.
+    copies: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COPY_COLUMNS))
+    schedule: dict[str, Any] | None = None
 
     @property
     def final_split(self) -> str:
@@ -139,7 +147,7 @@ def from_mlflow(experiment: str, tracking_uri: str) -> Experiment:
     run_id = parent.info.run_id
     children = child_runs(client, parent.info.experiment_id, run_id)
     histories = metric_histories(client, [run.info.run_id for run in children], HISTORY_METRICS)
-    rows, history, final = [], [], []
+    rows, history, final, copies = [], [], [], []
     for run in children:
         role = run.data.tags.get(ROLE_TAG, ROLE_TRIAL)  # a run without a role is a trial of an older search
         if role == ROLE_FINAL:
@@ -147,6 +155,7 @@ def from_mlflow(experiment: str, tracking_uri: str) -> Experiment:
         elif role == ROLE_TRIAL:
             rows.append(_run_row(run))
             history.extend(_run_history(histories, run.info.run_id, rows[-1]["trial_id"]))
+            copies.extend(_copies(run, rows[-1]["trial_id"]))
     return _finish(
         name,
         f"MLflow {tracking_uri}",
@@ -156,7 +165,31 @@ def from_mlflow(experiment: str, tracking_uri: str) -> Experiment:
         parent_run_id=run_id,
         tracking_uri=tracking_uri,
         final=pd.DataFrame(final, columns=FINAL_COLUMNS),
+        copies=pd.DataFrame(copies, columns=COPY_COLUMNS).sort_values(["epoch", "trial_id"], ignore_index=True),
+        schedule=_artifact(client, run_id, SCHEDULE_FILE),
     )
+
+
+def _copies(run: Any, trial_id: str) -> list[dict[str, Any]]:
+    """The copies a population member made, from its copy tags ("epoch E: copied trial X; changes")."""
+    out = []
+    for key, text in run.data.tags.items():
+        found = (
+            re.fullmatch(r"epoch (\d+): copied trial (\S+); (.*)", text) if key.startswith(COPY_TAG_PREFIX) else None
+        )
+        if found:
+            out.append({"epoch": int(found[1]), "trial_id": trial_id, "copied": found[2], "changes": found[3]})
+    return out
+
+
+def _artifact(client: Any, run_id: str, name: str) -> dict[str, Any] | None:
+    """A JSON artifact of a run, or None where it has none."""
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException, OSError, ValueError):
+        if any(f.path == name for f in client.list_artifacts(run_id)):
+            return json.loads(Path(client.download_artifacts(run_id, name)).read_text())
+    return None
 
 
 def _parent_run(client: Any, experiment: str, tracking_uri: str) -> tuple[Any, str]:
@@ -186,11 +219,7 @@ def _parent_run(client: Any, experiment: str, tracking_uri: str) -> tuple[Any, s
 
 def _run_settings(client: Any, run_id: str) -> dict[str, Any]:
     """The search's config, logged as an artifact of its parent run (empty if it is missing)."""
-    from mlflow.exceptions import MlflowException
-
-    with contextlib.suppress(MlflowException, OSError, ValueError):
-        return json.loads(Path(client.download_artifacts(run_id, CONFIG_ARTIFACT)).read_text())
-    return {}
+    return _artifact(client, run_id, CONFIG_ARTIFACT) or {}
 
 
 def _run_row(run: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from analysis import interactive, plots
 from analysis import summarize as S
 from analysis.fidelity import Fidelity, at_one_epoch
 from analysis.load import Experiment
+from analysis.population import is_population, population
 from contract import metrics as M
 from contract.files import BEST_CONFIG
 from contract.final import MEASURED, SEED, SOURCE, named
@@ -44,6 +45,8 @@ def build_sections(exp: Experiment) -> list[Section]:
     """The report's sections, in order: the final phase's test numbers first, then what the search saw."""
     params = S.searched_params(exp)
     sections = [final_evaluation(exp), overview(exp), best_configuration(exp), leaderboard(exp)]
+    if is_population(exp):  # its trials' parameters are where they started: no section reads them as what trained
+        return [*sections, population(exp), learning_curves(exp), cost(exp), failures(exp)]
     if exp.trials[M.BEST_VAL_ACC].notna().any():  # else every trial diverged before its first validation
         fidelity = at_one_epoch(exp)
         study = S.study(exp, fidelity)

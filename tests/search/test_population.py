@@ -133,3 +133,9 @@ def test_a_member_copies_another_and_the_final_phase_follows_its_schedule(tmp_pa
         else:  # the base config, as it is
             assert len(state["schedule"]) == 1 and state["schedule"][0]["config"]["optim"]["lr"] == 0.003
     assert followed == 2
+
+    report = (experiment / "report" / "report.md").read_text()
+    section = report[report.index("## Population") :].split("\n## ", 1)[0]
+    assert f"{copies} copies" in section and section.count("| ") >= copies
+    assert "## Hyperparameter importance" not in report  # a member's parameters are only where it started
+    assert (experiment / "report" / "population.png").is_file()
