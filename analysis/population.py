@@ -18,19 +18,17 @@ from matplotlib.ticker import MaxNLocator
 from analysis.load import Experiment
 from contract import metrics as M
 
-POPULATION_MODES = ("pbt", "pb2")
+MODE, POPULATION_MODES = "search.mode", ("pbt", "pb2")  # the config's key, and its values that train a population
 
 
 def is_population(exp: Experiment) -> bool:
     """Whether the experiment is a population-based search."""
-    return exp.setting("search.mode") in POPULATION_MODES
+    return exp.setting(MODE) in POPULATION_MODES
 
 
-def population(exp: Experiment) -> Any:
-    """The section (``analysis.sections.Section``)."""
-    from analysis.sections import Section
-
-    mode, size = exp.setting("search.mode"), len(exp.trials)
+def population(exp: Experiment) -> tuple[str, list[pd.DataFrame], dict[str, Figure]]:
+    """The section's text, tables and figures."""
+    mode, size = exp.setting(MODE), len(exp.trials)
     interval = exp.setting("search.population.interval")
     text = (
         f"Population-based training ({mode}): {size} members trained together; every {interval} epoch(s) a member in "
@@ -40,18 +38,17 @@ def population(exp: Experiment) -> Any:
         "where it continued another's weights. A member's parameters in MLflow are its starting configuration; "
         "the copies below and its schedule.json say what it trained after."
     )
-    section = Section("Population", text, figures={"population": curves(exp)})
+    tables, figures = [], {"population": curves(exp)}
     if not exp.copies.empty:
-        section.tables.append(exp.copies.rename(columns={"trial_id": "member", "copied": "copied trial"}))
+        tables.append(exp.copies.rename(columns={"trial_id": "member", "copied": "copied trial"}))
     if exp.schedule:
-        table = schedule_table(exp.schedule)
-        section.text += (
+        text += (
             " The recommended schedule (schedule.json of the parent run; `python -m trainables.train --schedule` "
             "replays it; the final phase retrained it from scratch, see Final evaluation):"
         )
-        section.tables.append(table)
-        section.figures["schedule"] = schedule_plot(exp.schedule)
-    return section
+        tables.append(schedule_table(exp.schedule))
+        figures["schedule"] = schedule_plot(exp.schedule)
+    return text, tables, figures
 
 
 def schedule_table(artifact: dict[str, Any]) -> pd.DataFrame:

@@ -46,7 +46,7 @@ def build_sections(exp: Experiment) -> list[Section]:
     params = S.searched_params(exp)
     sections = [final_evaluation(exp), overview(exp), best_configuration(exp), leaderboard(exp)]
     if is_population(exp):  # its trials' parameters are where they started: no section reads them as what trained
-        return [*sections, population(exp), learning_curves(exp), cost(exp), failures(exp)]
+        return [*sections, Section("Population", *population(exp)), learning_curves(exp), cost(exp), failures(exp)]
     if exp.trials[M.BEST_VAL_ACC].notna().any():  # else every trial diverged before its first validation
         fidelity = at_one_epoch(exp)
         study = S.study(exp, fidelity)

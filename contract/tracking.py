@@ -27,8 +27,6 @@ FINAL_SEED_TAG = "search.final.seed"  # a final run's train.seed
 SEGMENT_TAG = "search.population.segment"
 # A population member's run: each copy of another member's checkpoint, search.population.copy.N -> one line.
 COPY_TAG_PREFIX = "search.population.copy."
-# The search mode of a parent run (search.mode: study, pbt, pb2).
-MODE_TAG = "search.mode"
 FINAL_SPLIT_TAG = "search.final.split"  # what a final run is measured on: TEST_SPLIT, or VAL_SPLIT without one
 FINAL_HITS_TAG = "search.final.hits"  # a final run's per-image hits (contract.hits), in parts: .0, .1, ...
 HITS_TAG_CHARS = 5000  # characters per part: MLflow keeps at most 8,000 in a tag's value
