@@ -399,7 +399,8 @@ def run_final(cfg: SearchConfig, grid, tracker: MlflowTracker, storage: str, sto
     from search.experiment.results import outcomes
     from search.study.searcher import baseline_trial_id
 
-    f, rows, baseline = cfg.search.final, outcomes(grid), baseline_trial_id(cfg.name, storage)
+    baseline = baseline_trial_id(cfg.name, storage) if cfg.search.mode == "study" else None  # a population: no study
+    f, rows = cfg.search.final, outcomes(grid)
     retrains = final_candidates(cfg, rows, baseline)
     if not retrains:
         log.info("no trial completed: no final phase")

@@ -158,7 +158,7 @@ def _describe_baseline(
 ) -> None:
     from search.study.searcher import baseline_trial_id
 
-    baseline = baseline_trial_id(cfg.name, storage)
+    baseline = baseline_trial_id(cfg.name, storage) if cfg.search.mode == "study" else None  # a population: no study
     row = next((r for r in rows if r.get(TRIAL_ID) == baseline), None) if baseline else None
     if row is not None:
         summary.baseline_trial_id, summary.baseline_status = baseline, row[M.STATUS]
@@ -257,7 +257,7 @@ def summary_lines(
     if summary.report:
         lines.append(f"report:   {summary.report}")
     uri = redact(cfg.resolved_tracking_uri)
-    compare = how_to_compare(uri, experiment_id, cfg.search.num_trials)
+    compare = how_to_compare(uri, experiment_id, cfg.trials_planned)
     lines += [
         f"results:  {redact(cfg.experiment_path)}",
         f"MLflow:   experiment {cfg.name!r}, parent run {parent_id} at {uri}; {compare}",

@@ -209,6 +209,11 @@ class SearchConfig(_Section):
                 f"({shortest}): lower search.grace_period or raise the epochs"
             )
 
+    @property
+    def trials_planned(self) -> int:
+        """The search phase's trials: ``search.num_trials``, or a population's members."""
+        return self.search.num_trials if self.search.mode == "study" else self.search.population.size
+
     def describe_trials(self) -> str:
         """What the search trains, in a few words: "6 trials", or "a population of 4 (pbt)"."""
         s = self.search
