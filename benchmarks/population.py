@@ -93,9 +93,9 @@ def main() -> None:
             Path(args.out).write_text(json.dumps(rows, indent=1))
     for mode in args.modes:
         mine = [r for r in rows if r["mode"] == mode]
-        print(f"{mode}: pick test_acc {interval([r['pick_test_acc'] for r in mine])}; gain over the base config "
-              f"{interval([r['pick_gain'] for r in mine])}; trial-epochs {interval([r['trial_epochs'] for r in mine])}; "
-              f"wall {interval([r['wall_s'] for r in mine])} s")  # fmt: skip
+        of = {key: interval([r[key] for r in mine]) for key in ("pick_test_acc", "pick_gain", "trial_epochs", "wall_s")}
+        print(f"{mode}: pick test_acc {of['pick_test_acc']}; gain over the base config {of['pick_gain']}; "
+              f"trial-epochs {of['trial_epochs']}; wall {of['wall_s']} s")  # fmt: skip
 
 
 if __name__ == "__main__":
