@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from analysis import final as F
 from analysis import summarize as S
 from analysis.load import Experiment
+from analysis.population import is_population
 from analysis.sections import Section, build_sections
 from analysis.to_html import html_page
 from analysis.to_markdown import markdown_document, png_name
@@ -26,7 +27,8 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
     where a trial is recommended (none when every trial diverged or failed)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    config = S.best_config(exp, F.winner(exp))
+    # a population's members' parameters are where they started: its recommendation is a schedule.json
+    config = None if is_population(exp) else S.best_config(exp, F.winner(exp))
     if config is not None:
         written.append(_write(out / BEST_CONFIG, yaml.safe_dump(config, sort_keys=False)))
     sections = build_sections(exp)

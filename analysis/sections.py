@@ -44,9 +44,10 @@ class Section:
 def build_sections(exp: Experiment) -> list[Section]:
     """The report's sections, in order: the final phase's test numbers first, then what the search saw."""
     params = S.searched_params(exp)
-    sections = [final_evaluation(exp), overview(exp), best_configuration(exp), leaderboard(exp)]
     if is_population(exp):  # its trials' parameters are where they started: no section reads them as what trained
-        return [*sections, Section("Population", *population(exp)), learning_curves(exp), cost(exp), failures(exp)]
+        first = [final_evaluation(exp), overview(exp), leaderboard(exp), Section("Population", *population(exp))]
+        return [*first, learning_curves(exp), cost(exp), failures(exp)]
+    sections = [final_evaluation(exp), overview(exp), best_configuration(exp), leaderboard(exp)]
     if exp.trials[M.BEST_VAL_ACC].notna().any():  # else every trial diverged before its first validation
         fidelity = at_one_epoch(exp)
         study = S.study(exp, fidelity)

@@ -36,15 +36,10 @@ def continued(
     kept = [copy.deepcopy(s) for s in saved if s["epoch"] < epoch]
     if owner == saved_owner and kept and kept[-1]["config"] == config:
         return kept
-    segment: dict[str, Any] = {
-        "id": uuid.uuid4().hex[:12],
-        "epoch": epoch,
-        "owner": owner,
-        "config": copy.deepcopy(config),
-    }
+    new = segment(epoch, owner, config)
     if owner != saved_owner:
-        segment["from"] = saved_owner
-    return [*kept, segment]
+        new["from"] = saved_owner
+    return [*kept, new]
 
 
 def config_at(schedule: Schedule, epoch: int) -> dict[str, Any]:
@@ -92,7 +87,14 @@ def to_artifact(schedule: Schedule, keys: list[str] | tuple[str, ...]) -> dict[s
 
 
 def from_artifact(artifact: dict[str, Any]) -> Schedule:
-    """The schedule in a ``schedule.json`` (``to_artifact``)."""
-    if not isinstance(artifact, dict) or artifact.get("format") != 1 or not artifact.get("segments"):
+    """The schedule in a ``schedule.json`` (``to_artifact``); ``ValueError`` unless its segments start at epoch 0,
+    in order, each with a config."""
+    if not isinstance(artifact, dict) or artifact.get("format") != 1 or not isinstance(artifact.get("segments"), list):
         raise ValueError("not a schedule.json of format 1 (a dict with a list of segments)")
-    return [{k: s[k] for k in ("id", "epoch", "owner", "config", "from") if k in s} for s in artifact["segments"]]
+    segments = artifact["segments"]
+    starts = [s.get("epoch") if isinstance(s, dict) else None for s in segments]
+    if not segments or starts[0] != 0 or not all(isinstance(e, int) for e in starts) or starts != sorted(set(starts)):
+        raise ValueError(f"its segments must start at epochs 0, then later ones in order, got {starts}")
+    if not all(isinstance(s.get("config"), dict) for s in segments):
+        raise ValueError("each of its segments needs a config")
+    return [{k: s[k] for k in ("id", "epoch", "owner", "config", "from") if k in s} for s in segments]

@@ -25,7 +25,7 @@ FINAL_SOURCE_TAG = "search.final.source"  # a final run's candidate: the search 
 FINAL_SEED_TAG = "search.final.seed"  # a final run's train.seed
 # A population member's run: the id of the schedule segment its last logged epoch belongs to (contract.schedule).
 SEGMENT_TAG = "search.population.segment"
-# A population member's run: each copy of another member's checkpoint, search.population.copy.N -> one line.
+# A population member's run: each copy of another member's checkpoint, search.population.copy.SEGMENT -> one line.
 COPY_TAG_PREFIX = "search.population.copy."
 FINAL_SPLIT_TAG = "search.final.split"  # what a final run is measured on: TEST_SPLIT, or VAL_SPLIT without one
 FINAL_HITS_TAG = "search.final.hits"  # a final run's per-image hits (contract.hits), in parts: .0, .1, ...

@@ -106,13 +106,15 @@ def open_parent(cfg: SearchConfig, tracker: MlflowTracker, storage: str) -> str:
     config = cfg.to_dict()
     params = {k: v for k, v in flatten(config).items() if not k.startswith("space.")}
     params.update({k: redact(str(params[k])) for k in SECRET_KEYS if params.get(k) is not None})
+    tags = {**versions(), ROLE_TAG: ROLE_PARENT, EXPERIMENT_PATH_TAG: redact(cfg.experiment_path)}
+    if cfg.search.mode == "study":  # a population keeps no study
+        tags[OPTUNA_STORAGE_TAG] = redact(storage)
     return tracker.start_parent(
         run_name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
         params=params,
-        tags={**versions(), OPTUNA_STORAGE_TAG: redact(storage), ROLE_TAG: ROLE_PARENT,
-              EXPERIMENT_PATH_TAG: redact(cfg.experiment_path)},
+        tags=tags,
         artifacts={CONFIG_ARTIFACT: config, SPACE_ARTIFACT: config["space"]},
-    )  # fmt: skip
+    )
 
 
 def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage: str, at_once: int | None):
@@ -130,7 +132,8 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     if cfg.local_experiment_dir:
         callbacks.append(DiskGuard(cfg.experiment_path))
     if resume:  # the callbacks come back from tuner.pkl; their tracker is this driver's (search.tracking.tracker)
-        search.experiment.resume.prepare(cfg.name, storage, cfg.experiment_path)
+        if s.mode == "study":  # a population has no study to reconcile with
+            search.experiment.resume.prepare(cfg.name, storage, cfg.experiment_path)
         return tune.Tuner.restore(cfg.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
     search.experiment.resume.forget()
     proposed = proposals(cfg, storage)

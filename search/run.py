@@ -62,11 +62,19 @@ def load_config(args: argparse.Namespace) -> SearchConfig:
     sets = list(args.sets)
     if args.smoke_test:  # the smoke space replaces the default one; the user's --set still apply on top
         smoke = ["space={}", *SMOKE_TEST, *(f"space.{k}={json.dumps(v)}" for k, v in SMOKE_SPACE.items())]
-        sets = [*smoke, *sets]
-        if SearchConfig.load(args.config, sets).search.mode != "study":  # a population: long enough to copy
-            sets = [*smoke, *SMOKE_POPULATION, *args.sets]
+        extra = SMOKE_POPULATION if population_smoke(args.config, smoke, sets) else []  # long enough to copy
+        sets = [*smoke, *extra, *sets]
     cfg = SearchConfig.load(args.config, sets, name=args.name, storage_path=args.storage_path)
     return resumed_config(cfg, args) if args.resume else cfg
+
+
+def population_smoke(config: str | None, smoke: list[str], sets: list[str]) -> bool:
+    """Whether ``--smoke-test`` with the user's ``config`` and ``sets`` runs a population: its smoke settings (3
+    epochs) applied before the user's. A config that fails so is not one; loaded without them, it says why."""
+    try:
+        return SearchConfig.load(config, [*smoke, *SMOKE_POPULATION, *sets]).search.mode != "study"
+    except ConfigError:
+        return False
 
 
 def resumed_config(cfg: SearchConfig, args: argparse.Namespace) -> SearchConfig:

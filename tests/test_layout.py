@@ -30,7 +30,7 @@ SEARCH_MAY_IMPORT = {
     "study": {"disk"},
     "tracking": {"disk"},
     "plugins": {"tracking"},
-    "population": {"study", "tracking", "plugins", "disk"},
+    "population": {"study", "tracking"},
     "experiment": {"study", "tracking", "plugins", "disk", "cluster", "patches", "population"},
 }
 # Strings of contract whose value is also someone else's own name, so other code spells it too.

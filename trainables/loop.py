@@ -352,13 +352,29 @@ class Trainer:
 
 def following(trainer: Trainer, follow: schedule.Schedule | None) -> Trainer:
     """The trainer for the next epoch: ``trainer``, or where ``follow`` gives that epoch another configuration, a
-    trainer of that one continuing ``trainer``'s state (as a population member continues a copied checkpoint)."""
+    trainer of that one continuing ``trainer``'s state (as a population member continues a copied checkpoint). The
+    old trainer's state goes to the CPU and its model and optimizer are freed first: two at once on a GPU would
+    need twice the memory the run needs."""
     if not follow:
         return trainer
     config = schedule.config_at(follow, trainer.epoch + 1)
     if config == trainer.cfg.to_dict():
         return trainer
-    state = trainer.state_dict()
-    nxt = Trainer(TrainConfig.from_dict(config), trainer.device, owner=trainer.owner)
+    state, device, owner = _on_cpu(trainer.state_dict()), trainer.device, trainer.owner
+    trainer.model = trainer.forward = trainer.optimizer = trainer.ema = None
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    nxt = Trainer(TrainConfig.from_dict(config), device, owner=owner)
     nxt.load_state_dict(state)
     return nxt
+
+
+def _on_cpu(value: Any) -> Any:
+    """A state's tensors copied to the CPU (nested dicts and lists kept)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _on_cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_on_cpu(v) for v in value]
+    return value

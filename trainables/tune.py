@@ -116,4 +116,6 @@ def _train(trainer: Trainer, report: Callable[..., None], follow: Schedule | Non
         final = {M.EPOCH: trainer.epoch + 1, M.TRAIN_LOSS: float("nan"), M.STATUS: DIVERGED, M.REASON: str(e)}
         if trainer.history:
             final[M.BEST_VAL_ACC] = trainer.best[M.VAL_ACC]
+        if trainer.schedule != sent:  # diverged in its first epoch after a copy: the epoch is of the new segment
+            final[M.SCHEDULE] = json.dumps(trainer.schedule)
         report({**final, M.PARAMS: trainer.cost.params, M.MACS: trainer.cost.macs})

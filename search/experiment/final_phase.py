@@ -79,13 +79,20 @@ def population_candidates(
     from a member's Tune result) and, with ``base`` (search.baseline), the base config trained as it is, which no
     member did (each changed its values as it trained)."""
     chosen = []
-    for row in [r for r in ranking.ranked(rows) if r[M.STATUS] == COMPLETED][:top_k]:
+    for row in members_ranked(rows)[:top_k]:
         schedule = schedule_of(row["result"])
         if schedule:
             chosen.append(Retrain(row[TRIAL_ID], schedule[0]["config"], False, schedule))
     if chosen and base is not None:
         chosen.append(Retrain(final.BASE_SOURCE, base, True))
     return chosen
+
+
+def members_ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A population's completed members, best first by their last epoch's val_acc: a member's best_val_acc may be
+    an ancestor's (its checkpoint's history comes with the copy), its last epoch is its own schedule's end."""
+    done = [r for r in rows if r[M.STATUS] == COMPLETED and isinstance(r.get(M.VAL_ACC), (int, float))]
+    return sorted(done, key=lambda r: -r[M.VAL_ACC])
 
 
 def entries(retrains: list[Retrain], seeds: int) -> list[dict[str, Any]]:

@@ -123,6 +123,7 @@ def _recommend_schedule(
     member's schedule, or the base config), else the best member's schedule, in the results folder and on the
     parent run."""
     from contract.schedule import to_artifact
+    from search.experiment.final_phase import members_ranked
     from search.population.check import mutable_keys
     from search.population.draw import base_member
     from search.population.lineage import schedule_of
@@ -131,7 +132,8 @@ def _recommend_schedule(
     schedules = {r[TRIAL_ID]: s for r in rows if (s := schedule_of(r["result"]))}
     for trial_id, schedule in schedules.items():
         _log_schedule(tracker, tracker.run_id(trial_id), to_artifact(schedule, keys))
-    winner = final_phase.result.winner if final_phase is not None else summary.best_trial_id
+    best = next((r[TRIAL_ID] for r in members_ranked(rows)), None)  # by its last epoch: its own schedule's end
+    winner = (final_phase.result.winner if final_phase is not None else None) or best
     if winner == BASE_SOURCE:
         _recommend(summary, base_member(cfg), cfg)
     elif winner in schedules:

@@ -4,7 +4,8 @@ The schedule of the member's weights (``contract.schedule``) comes with the firs
 with every result after it changed. From it, each epoch is logged with the values that trained it as ``hp/KEY``
 metrics (the UI charts the schedule) and in the segment it belongs to: after a copy of another member's checkpoint,
 the epochs the copy trains again are logged again (``search.tracking.writes.LogEpoch``). Each copy in the weights'
-lineage is one tag, ``search.population.copy.N``: the epoch, the member copied, and each value that changed.
+lineage is one tag, ``search.population.copy.SEGMENT``: the epoch, the member copied, and each value that changed
+(from the copied member's to the new one).
 
 Tune's scheduler replaces a copying member's config before callbacks see the result that triggered the copy, so the
 values come from the schedule the trial process reported, never from ``trial.config``.
@@ -50,13 +51,9 @@ class PopulationCallback(MlflowCallback):
             self._schedules[trial.trial_id] = json.loads(result[M.SCHEDULE])
             self.tracker.set_tags(trial.trial_id, copy_tags(trial.trial_id, self._schedules[trial.trial_id]))
         schedule = self._schedules.get(trial.trial_id)
-        if schedule is None or not isinstance(result.get(M.EPOCH), int):  # a diverged result, or no schedule yet
+        if schedule is None or not isinstance(result.get(M.EPOCH), int):  # no schedule yet, or no epoch
             self.log_result(trial, result)
             return
         current = next(s for s in reversed(schedule) if s["epoch"] < result[M.EPOCH])
         values = {f"{M.HP_PREFIX}{k}": S.value(current["config"], k) for k in self.mutable}
         self.log_result(trial, {**result, **values}, segment=current["id"], segment_start=current["epoch"])
-
-    def schedule(self, trial_id: str) -> S.Schedule | None:
-        """The trial's weights' schedule as its process last reported it (None before its first result)."""
-        return self._schedules.get(trial_id)

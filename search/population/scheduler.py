@@ -47,13 +47,15 @@ class KeepInSpace:
     """PBT's and PB2's ``custom_explore_fn``: each mutable value clipped to its range (an integer's rounded)."""
 
     def __init__(self, space: SearchSpace, keys: tuple[str, ...]) -> None:
-        self.ranges = {k: (p.low, p.high, isinstance(p, IntParam)) for k in keys
+        self.ranges = {k: (p.low, p.high, p.step, isinstance(p, IntParam)) for k in keys
                        if isinstance(p := space.params[k], (FloatParam, IntParam))}  # fmt: skip
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
-        for key, (low, high, integer) in self.ranges.items():
+        for key, (low, high, step, integer) in self.ranges.items():
             section, _, name = key.partition(".")
             value = min(max(config[section][name], low), high)
+            if step:  # onto the range's grid, as the space draws it
+                value = min(low + round((value - low) / step) * step, high)
             config[section][name] = round(value) if integer else float(value)
         return config
 

@@ -187,18 +187,22 @@ class RunIndex:
         self._ended.add(run_id)
 
     def last_epoch(self, run_id: str) -> int:
-        """The epoch logged last to the run (0: none), read from MLflow once per run: the latest, which is the
-        highest except in a population member that copied an earlier checkpoint."""
+        """The epoch logged last to the run (0: none), read from MLflow once per run: the highest, or a population
+        member's latest (after a copy of an earlier checkpoint, its epochs go back)."""
         if run_id not in self._last_step:
             history = self.client.get_metric_history(run_id, M.EPOCH)
-            self._last_step[run_id] = max(history, key=lambda m: (m.timestamp, m.step)).step if history else 0
+            if self.last_segment(run_id):  # a population member's: by time (drivers' clocks may differ: not else)
+                self._last_step[run_id] = max(history, key=lambda m: (m.timestamp, m.step)).step if history else 0
+            else:
+                self._last_step[run_id] = max((m.step for m in history), default=0)
         return self._last_step[run_id]
 
     def last_segment(self, run_id: str) -> str | None:
         """The schedule segment of the run's last epoch (``SEGMENT_TAG``; None but for a population member): known
         for the runs this index made or found among the parent's."""
         if run_id not in self._segment:
-            self._segment[run_id] = self.client.get_run(run_id).data.tags.get(SEGMENT_TAG)
+            parent = run_id == self._runs.get(PARENT)
+            self._segment[run_id] = None if parent else self.client.get_run(run_id).data.tags.get(SEGMENT_TAG)
         return self._segment[run_id]
 
     def logged_epoch(self, run_id: str, step: int, segment: str | None = None) -> None:

@@ -12,6 +12,7 @@ callback restored from ``tuner.pkl`` on ``--resume``) is that same object, so ev
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -22,6 +23,8 @@ from search.tracking.store_process import StoreProcess
 from search.tracking.writes import EndRun, LogEpoch, LogInputs, LogMetrics, SetTags, StartTrial, Write, is_number
 
 __all__ = ["PARENT", "MlflowTracker", "TrackingError"]
+
+log = logging.getLogger(__name__)
 
 
 class MlflowTracker:
@@ -100,7 +103,11 @@ class MlflowTracker:
         this driver (a resumed search's trial that ended earlier: this driver never starts it)."""
         known = self.index.known(trial_id)
         if known is None and self._delivery.started:
-            found = self.index.earlier_runs().get(trial_id)
+            try:
+                found = self.index.earlier_runs().get(trial_id)
+            except Exception as e:  # the store is away: as if unknown (what needs the run says so)
+                log.warning("could not look up the MLflow run of trial %s: %s", trial_id, e)
+                found = None
             known = found[0] if found else None
         return known
 

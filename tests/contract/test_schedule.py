@@ -45,6 +45,9 @@ def test_the_artifact_says_what_changed_and_reads_back():
     assert S.from_artifact(artifact) == schedule
     with pytest.raises(ValueError, match="format 1"):
         S.from_artifact({"segments": []})
+    late = {**artifact, "segments": artifact["segments"][1:]}  # no segment from epoch 0
+    with pytest.raises(ValueError, match=r"start at epochs 0, then later ones in order, got \[1\]"):
+        S.from_artifact(late)
 
 
 @pytest.mark.training

@@ -61,6 +61,25 @@ def test_the_population_starts_from_the_base_config_and_the_space():
     assert draw_population(cfg) == members  # seeded: the final phase draws the base member again
 
 
+def test_a_base_config_over_the_budget_is_no_baseline():
+    from search.population.draw import base_member
+
+    cfg = SearchConfig.load(None, [*POPULATION, "search.seed=0"])
+    assert base_member(cfg)["optim"]["lr"] == 0.003
+    assert base_member(SearchConfig.load(None, [*POPULATION, "search.baseline=false"])) is None
+    space = ["space.model.depth={type: int, low: 1, high: 2}", "base.model.depth=2"]
+    small = SearchConfig.load(None, [*POPULATION, *space, "search.max_params=30000"])  # depth 2 is over, 1 is not
+    assert all(m["model"]["depth"] == 1 for m in draw_population(small)) and base_member(small) is None
+
+
+def test_a_population_smoke_test_is_long_enough_to_copy():
+    from search.run import load_config, parse_args
+
+    cfg = load_config(parse_args(["--smoke-test", "--set", "search.mode=pbt", "--set", "search.population.interval=2"]))
+    assert (cfg.base.train.epochs, cfg.search.population.interval, cfg.search.population.quantile) == (3, 2, 0.5)
+    assert load_config(parse_args(["--smoke-test"])).base.train.epochs == 2  # the study's is as it was
+
+
 def test_the_schedulers_keep_values_in_the_space():
     cfg = SearchConfig.load(None, ["search.mode=pb2", "search.population.mutable=[optim.lr, model.drop_path_rate]"])
     space, population = cfg.search_space, cfg.search.population
@@ -72,6 +91,16 @@ def test_the_schedulers_keep_values_in_the_space():
     assert isinstance(pbt, MemberPBT) and pbt._resample_probability == population.resample_probability
     clipped = KeepInSpace(space, keys)({"optim": {"lr": 9e-3}, "model": {"drop_path_rate": -0.1}})
     assert clipped == {"optim": {"lr": 4e-3}, "model": {"drop_path_rate": 0.0}}
+    stepped = SearchConfig.load(
+        None,
+        [
+            "search.mode=pbt",
+            "space.train.label_smoothing={type: float, low: 0.0, high: 0.2, step: 0.05}",
+            "search.population.mutable=[train.label_smoothing]",
+        ],
+    )
+    snap = KeepInSpace(stepped.search_space, ("train.label_smoothing",))({"train": {"label_smoothing": 0.137}})
+    assert snap["train"]["label_smoothing"] == pytest.approx(0.15)
 
 
 @pytest.mark.processes
