@@ -11,6 +11,7 @@ import pandas as pd
 
 from analysis.fidelity import MIN_TRIALS, Fidelity, at_one_epoch
 from analysis.load import Experiment
+from analysis.population import is_population
 from contract import metrics as M
 from contract import ranking
 from contract.status import COMPLETED, DIVERGED, ENDED, FAILED, PRUNED, RUNNING
@@ -246,8 +247,9 @@ def rung_counts(exp: Experiment) -> pd.DataFrame:
 
 
 def asha_rungs(exp: Experiment) -> list[int]:
-    """The epochs where ASHA compared trials, from the search settings (empty without ASHA)."""
-    if exp.setting("search.scheduler", "asha") != "asha":
+    """The epochs where ASHA compared trials, from the search settings (empty without ASHA, as in a population,
+    whose search.scheduler is the study mode's and unused)."""
+    if exp.setting("search.scheduler", "asha") != "asha" or is_population(exp):
         return []
     grace = exp.setting("search.grace_period")
     factor = exp.setting("search.reduction_factor")
