@@ -20,6 +20,12 @@ from search.cluster.__main__ import main as cluster_main
 from search.run import main as search_main
 from trainables.train import main as train_main
 
+
+def _sets(*assignments: str) -> list[str]:
+    """``--set A --set B ...``."""
+    return [arg for a in assignments for arg in ("--set", a)]
+
+
 ENTRY = {"search": search_main, "train": train_main, "report": report_main, "cluster": cluster_main}
 
 
@@ -65,6 +71,7 @@ def _mini_state() -> dict:
 
 
 TRACK = "sqlite:///{tmp}/mlflow.db"
+CONDITIONAL = "space.model.performer_drop={type: float, low: 0, high: 0.1, when: {model.tokens_type: performer}}"
 CASES = [  # (entry point, argv, the fragment stderr must hold)
     # --- search.run: config files ---
     ("search", ["--config", "binary.yaml"], "binary.yaml is a binary file"),
@@ -207,55 +214,20 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("search", ["--name", "never-ran", "--resume"], "nothing to resume: no experiment at"),
     ("search", ["--set", "search.warm_start=sqlite:///nowhere/optuna.db"], "search.warm_start: no study file"),
     # --- search.run, a population (search.mode pbt or pb2) ---
-    (
-        "search",
-        ["--set", "search.mode=pbt", "--set", "search.population.mutable=[model.depth]"],
-        "search.population.mutable: model.depth cannot change while a member trains",
-    ),
-    (
-        "search",
-        ["--set", "search.mode=pbt", "--set", "search.population.mutable=[optim.clip_grad]"],
-        "optim.clip_grad has no distribution in space",
-    ),
-    (
-        "search",
-        [
-            "--set",
-            "search.mode=pb2",
-            "--set",
-            "space.train.label_smoothing={type: choice, values: [0.0, 0.1]}",
-            "--set",
-            "search.population.mutable=[train.label_smoothing]",
-        ],
-        "search.mode=pb2 takes ranges only",
-    ),
-    (
-        "search",
-        [
-            "--set",
-            "search.mode=pbt",
-            "--set",
-            "space.model.performer_drop={type: float, low: 0, high: 0.1, when: {model.tokens_type: performer}}",
-            "--set",
-            "search.population.mutable=[model.performer_drop]",
-        ],
-        "model.performer_drop is conditional",
-    ),
-    (
-        "search",
-        ["--set", "search.mode=pbt", "--set", "search.population.interval=4"],
-        "search.population.interval=4 is not below base.train.epochs=4",
-    ),
-    (
-        "search",
-        ["--set", "search.mode=pbt", "--set", "search.population.size=1"],
-        "search.population.size: Input should be greater than or equal to 2",
-    ),
-    (
-        "search",
-        ["--set", "search.mode=pbt", "--set", "space.train.epochs={type: int, low: 2, high: 4}"],
-        "space varies train.epochs",
-    ),
+    ("search", _sets("search.mode=pbt", "search.population.mutable=[model.depth]"),
+     "search.population.mutable: model.depth cannot change while a member trains"),
+    ("search", _sets("search.mode=pbt", "search.population.mutable=[optim.clip_grad]"),
+     "optim.clip_grad has no distribution in space"),
+    ("search", _sets("search.mode=pb2", "space.train.label_smoothing={type: choice, values: [0.0, 0.1]}",
+                     "search.population.mutable=[train.label_smoothing]"), "search.mode=pb2 takes ranges only"),
+    ("search", _sets("search.mode=pbt", "search.population.mutable=[model.performer_drop]", CONDITIONAL),
+     "model.performer_drop is conditional"),
+    ("search", _sets("search.mode=pbt", "search.population.interval=4"),
+     "search.population.interval=4 is not below base.train.epochs=4"),
+    ("search", _sets("search.mode=pbt", "search.population.size=1"),
+     "search.population.size: Input should be greater than or equal to 2"),
+    ("search", _sets("search.mode=pbt", "space.train.epochs={type: int, low: 2, high: 4}"),
+     "space varies train.epochs"),
     ("search", ["--set", "search.mode=pb2", "--set", "search.multi_objective=true"], "ranks members on val_acc alone"),
     ("search", ["--set", "search.population.size=8"], "search.mode=study trains no population"),
     ("search", ["--set", "search.mode=evolution"], "search.mode"),
@@ -302,7 +274,7 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("cluster", ["check", "negative.yaml"], "negative.yaml: Ray rejects it: -1 is less than the minimum of 0"),
     ("cluster", ["check", "bad.yaml"], "bad.yaml is not valid YAML"),
     ("cluster", ["bogus"], "invalid choice: 'bogus'"),
-]
+]  # fmt: skip
 
 
 def _snapshot(folder: Path) -> dict[str, int]:
