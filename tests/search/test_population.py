@@ -143,8 +143,11 @@ def test_a_member_copies_another_and_the_final_phase_follows_its_schedule(tmp_pa
 
     result = final.FinalResult.from_dict(summary["final"])
     assert result.baseline == final.BASE_SOURCE and result.pick in schedules
-    parent_schedule = _schedule(client, parents[0].info.run_id, tmp_path / "parent")
-    if result.winner != final.BASE_SOURCE:
+    parent_artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    if result.winner == final.BASE_SOURCE:  # the recommendation is a config, not a schedule
+        assert SCHEDULE_FILE not in parent_artifacts and summary["best_config_file"] and not summary["schedule_file"]
+    else:
+        parent_schedule = _schedule(client, parents[0].info.run_id, tmp_path / "parent")
         assert parent_schedule == schedules[result.winner] and summary["schedule_file"]
         assert "--schedule" in (tmp_path / "search.log").read_text()
 
