@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ import torch
 from contract.tracking import no_telemetry
 
 no_telemetry()  # the tests' own MLflow clients send nothing off the machine either
+# Two tests at a time (make test): each worker's torch gets its share of the cores. Threads beyond the cores spin
+# against each other: the fast tier took 1.6x as long on two workers of two threads each as on one worker.
+torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 pytest_plugins = ["tests.tiers"]  # test tiers by what a test starts
 
 # The reference fixtures (computed from the official code) live beside the checkout, in ../shared/reference.

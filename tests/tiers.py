@@ -2,11 +2,17 @@
 
     pytest --tier fast            # the tests that start nothing: no Ray, no process, no server (make test-fast)
     pytest --tier ray --tier processes
-    pytest                        # every tier (make test, .ci/run)
+    pytest                        # every tier
+    pytest -n 2 --dist loadgroup  # every tier, two tests at a time (make test, .ci/run)
 
 A test's time limit is its most expensive tier's. A test in the fast tier that starts a process (Ray, a search, a
 server, a browser) fails and names the marker to add: the tier stays what its name promises. At the end of a run the
 time spent in each tier is printed, so a tier that grows shows in CI's log.
+
+Run two at a time (pytest-xdist), tests that must not overlap, or that share what a fixture started, run in one
+group, one after another on one worker (``group_of``): the cluster tier (its hosts have fixed addresses), the readers
+of a session fixture that starts something (started once, not once per worker), a module's tests that share a
+module-scoped fixture.
 """
 
 from __future__ import annotations
@@ -52,6 +58,20 @@ def tiers_of(item: pytest.Item) -> list[str]:
     return [name for name in TIERS if item.get_closest_marker(name) or name in by_fixture] or [FAST]
 
 
+def group_of(item: pytest.Item) -> str | None:
+    """The group ``item`` runs in under ``--dist loadgroup`` (None: any worker, at any time)."""
+    if tier_of(item) == "cluster":
+        return "cluster"
+    shared = sorted(name for name in getattr(item, "fixturenames", ()) if name in FIXTURE_TIERS)
+    if shared:
+        return shared[0]
+    definitions = getattr(item, "_fixtureinfo", None)
+    for defs in (definitions.name2fixturedefs.values() if definitions else ()):
+        if any(d.scope == "module" for d in defs):
+            return item.module.__name__
+    return None
+
+
 def _refuse_processes(event: str, args: tuple) -> None:
     # The main thread only: a library's thread (an MLflow writer's store process) may outlive the test that began it.
     if _running_fast_test and event in _STARTS_A_PROCESS and threading.current_thread() is threading.main_thread():
@@ -89,6 +109,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tiers = tiers_of(item)
         if not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(limit_s(tier_of(item))))
+        group = group_of(item)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+        item.user_properties.append(("tier", tier_of(item)))  # for the clock, which under xdist collects nothing
         (keep if not chosen or chosen & set(tiers) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -115,17 +139,14 @@ def pytest_runtest_call(item: pytest.Item):
 
 
 class _TierClock:
-    """The time of each tier's tests (setup, call and teardown), printed after the run."""
+    """The time of each tier's tests (setup, call and teardown), printed after the run: the sum of the tests' own
+    times, so with two at a time it exceeds the run's wall."""
 
     def __init__(self) -> None:
-        self.tier_of: dict[str, str] = {}
         self.times: dict[str, list] = defaultdict(lambda: [0.0, 0])
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.tier_of = {item.nodeid: tier_of(item) for item in items}
-
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        times = self.times[self.tier_of.get(report.nodeid, FAST)]
+        times = self.times[dict(report.user_properties).get("tier", FAST)]
         times[0] += report.duration
         times[1] += report.when == "call"
 
