@@ -73,11 +73,21 @@ def run_search(
 @pytest.fixture(scope="session")
 def smoke_search(tmp_path_factory) -> Path:
     """One finished ``--smoke-test`` search named 'smoke', run as a new user runs it (no environment variable set),
-    shared read-only by the tests that inspect one."""
-    folder = tmp_path_factory.mktemp("smoke")
-    (folder / STARTED).touch()
-    code = run_search(folder, "--smoke-test", "--name", "smoke", new_store=True)
-    assert code == 0, (folder / "search.log").read_text()[-3000:]
+    shared read-only by the tests that inspect one: once per run, whichever worker of ``make test`` asks first (the
+    others wait for it, under a lock in the run's temporary folder)."""
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the workers' common folder
+    folder, code_file = shared / "smoke", shared / "smoke.code"
+    with open(shared / "smoke.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held while the search runs: its time limit bounds the wait
+        if not code_file.exists():
+            folder.mkdir()
+            (folder / STARTED).touch()
+            code_file.write_text(str(run_search(folder, "--smoke-test", "--name", "smoke", new_store=True)))
+    assert code_file.read_text() == "0", (folder / "search.log").read_text()[-3000:]
     return folder
 
 

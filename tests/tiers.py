@@ -3,16 +3,13 @@
     pytest --tier fast            # the tests that start nothing: no Ray, no process, no server (make test-fast)
     pytest --tier ray --tier processes
     pytest                        # every tier
-    pytest -n 2 --dist loadgroup  # every tier, two tests at a time (make test, .ci/run)
+    pytest -n 2 --dist loadgroup  # every tier, two at a time, in the groups of ``group_of`` (make test, .ci/run)
 
 A test's time limit is its most expensive tier's. A test in the fast tier that starts a process (Ray, a search, a
 server, a browser) fails and names the marker to add: the tier stays what its name promises. At the end of a run the
 time spent in each tier is printed, so a tier that grows shows in CI's log.
 
-Run two at a time (pytest-xdist), tests that must not overlap, or that share what a fixture started, run in one
-group, one after another on one worker (``group_of``): the cluster tier (its hosts have fixed addresses), the readers
-of a session fixture that starts something (started once, not once per worker), a module's tests that share a
-module-scoped fixture.
+Run two at a time (pytest-xdist), a group's tests run one after another on one worker (``group_of``).
 """
 
 from __future__ import annotations
@@ -34,6 +31,7 @@ TIERS = {
     "cluster": ("a Ray cluster in network namespaces, or `ray up` over SSH", 900),
 }
 FAST_TIMEOUT_S = 60
+CLUSTER_TESTS = "tests/cluster/"
 # Shared fixtures that start something: a test that asks for one is in its tier without saying so.
 FIXTURE_TIERS = {"ray_local": "ray", "smoke_search": "processes", "cluster": "cluster"}
 # Python's audit events that start a process.
@@ -58,18 +56,28 @@ def tiers_of(item: pytest.Item) -> list[str]:
     return [name for name in TIERS if item.get_closest_marker(name) or name in by_fixture] or [FAST]
 
 
-def group_of(item: pytest.Item) -> str | None:
-    """The group ``item`` runs in under ``--dist loadgroup`` (None: any worker, at any time)."""
-    if tier_of(item) == "cluster":
-        return "cluster"
-    shared = sorted(name for name in getattr(item, "fixturenames", ()) if name in FIXTURE_TIERS)
-    if shared:
-        return shared[0]
-    definitions = getattr(item, "_fixtureinfo", None)
-    for defs in (definitions.name2fixturedefs.values() if definitions else ()):
-        if any(d.scope == "module" for d in defs):
-            return item.module.__name__
-    return None
+def group_of(nodeid: str) -> str:
+    """The group of the test ``nodeid`` (``--dist loadgroup``): its file's tests run on one worker, so a module's
+    fixtures are made once; the cluster's tests run one after another, since its hosts have fixed addresses. (xdist's
+    own ``xdist_group`` marker renames node ids, which pytest 9.2 no longer reads: the groups are its scheduler's.)"""
+    path = nodeid.split("::", 1)[0]
+    return CLUSTER_TESTS if path.startswith(CLUSTER_TESTS) else path
+
+
+class _GroupScheduling:
+    """Builds xdist's scheduler for ``--dist loadgroup``: its by-scope scheduling with ``group_of`` as the scope."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
+        if config.getvalue("dist") != "loadgroup":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class ByGroup(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return group_of(nodeid)
+
+        return ByGroup(config, log)
 
 
 def _refuse_processes(event: str, args: tuple) -> None:
@@ -100,6 +108,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: the test starts {starts} (time limit {timeout_s} s)")
     sys.addaudithook(_refuse_processes)  # a hook cannot be removed: it acts only while a fast test runs
     config.pluginmanager.register(_TierClock(), "tier-clock")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_GroupScheduling(), "tier-groups")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -109,9 +119,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tiers = tiers_of(item)
         if not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(limit_s(tier_of(item))))
-        group = group_of(item)
-        if group and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group))
         item.user_properties.append(("tier", tier_of(item)))  # for the clock, which under xdist collects nothing
         (keep if not chosen or chosen & set(tiers) else drop).append(item)
     if drop:
