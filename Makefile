@@ -14,10 +14,10 @@ LOWEST_STAMP := $(LOWEST_VENV)/.installed
 UV_COMPILE = $(PY) -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 	--custom-compile-command "make lock" --quiet
 
-# Two tests at a time (pytest-xdist): a search keeps about 1.5 of this machine's 2 cores busy, and two overlap each
-# other's waits. Tests that must not overlap run in one group, one after another (tests/tiers.py: group_of).
-WORKERS ?= 2
-PARALLEL = -n $(WORKERS) --dist loadgroup
+# `make test WORKERS=2` runs two tests at a time (pytest-xdist; a file's tests, and the cluster's, one after another:
+# tests/tiers.py, group_of). Not the default: see docs/development.md, "Two at a time".
+WORKERS ?= 1
+PARALLEL = $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup)
 
 .PHONY: run test test-fast test-lowest lint lock clean-venv browser postgres
 
@@ -45,12 +45,12 @@ test: $(STAMP) browser postgres
 
 # The tests that start nothing (no Ray, no process, no server): the loop to run after each change.
 test-fast: $(STAMP)
-	$(PY) -m pytest $(PARALLEL) --tier fast $(ARGS)
+	$(PY) -m pytest --tier fast $(ARGS)
 
 # The model and the training loop on the lowest supported torch (what .ci/run checks after `make test`): the quick
 # fast tier of the two packages that depend on torch's API; the other tiers (Ray, whole trainings) run in `make test`.
 test-lowest: $(LOWEST_STAMP)
-	$(LOWEST_VENV)/bin/python -m pytest $(PARALLEL) tests/t2t tests/trainables --tier fast $(ARGS)
+	$(LOWEST_VENV)/bin/python -m pytest tests/t2t tests/trainables --tier fast $(ARGS)
 
 # Re-compile the locks after a change to pyproject.toml; pins that still fit are kept (uv reads the old lock).
 lock: $(STAMP)

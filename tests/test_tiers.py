@@ -56,3 +56,38 @@ def test_a_tier_runs_alone_and_each_tier_prints_its_time(suite):
     both = suite.runpytest_subprocess("-p", "no:cacheprovider", "--tier", "ray", "--tier", "processes")
     both.assert_outcomes(passed=2, deselected=3)
     both.stdout.fnmatch_lines(["ray * 1 tests *", "processes * 1 tests *"])
+
+
+# Each test appends the worker that ran it, and a module fixture the worker that made it, to $RAN.
+GROUPED = """
+import os
+import pytest
+
+def _note(what):
+    with open(os.environ["RAN"], "a") as f:
+        f.write(f"{what} {os.environ['PYTEST_XDIST_WORKER']}\\n")
+
+@pytest.fixture(scope="module")
+def made():
+    _note("fixture")
+
+@pytest.mark.parametrize("n", range(4))
+def test_reads_the_module_fixture(made, n):
+    _note("test")
+"""
+
+
+def test_two_at_a_time_a_files_tests_and_the_clusters_run_on_one_worker(suite, tmp_path, monkeypatch):
+    suite.makepyfile(**{"test_other": "import pytest\n\n@pytest.mark.parametrize('n', range(8))\ndef test_n(n): pass"})
+    for folder in ("grouped", "tests/cluster/a", "tests/cluster/b"):  # files of distinct names: no __init__.py here
+        (suite.path / folder).mkdir(parents=True)
+        (suite.path / folder / f"test_{folder[-1]}.py").write_text(GROUPED)
+    ran = {}
+    for folder in ("grouped", "tests/cluster"):
+        ran[folder] = tmp_path / f"{folder.replace('/', '_')}.txt"
+        monkeypatch.setenv("RAN", str(ran[folder]))
+        suite.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup", folder, "test_other.py")
+    grouped = ran["grouped"].read_text().splitlines()
+    assert len(grouped) == 5 and len(set(grouped[1:])) == 1  # the fixture made once, its 4 tests on one worker
+    cluster = ran["tests/cluster"].read_text().splitlines()
+    assert len(cluster) == 10 and len({line.split()[1] for line in cluster}) == 1  # both files' tests on one worker

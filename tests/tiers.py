@@ -2,18 +2,17 @@
 
     pytest --tier fast            # the tests that start nothing: no Ray, no process, no server (make test-fast)
     pytest --tier ray --tier processes
-    pytest                        # every tier
-    pytest -n 2 --dist loadgroup  # every tier, two at a time, in the groups of ``group_of`` (make test, .ci/run)
+    pytest                        # every tier (make test, .ci/run)
+    pytest -n 2 --dist loadgroup  # every tier, two at a time, in the groups of ``group_of`` (make test WORKERS=2)
 
-A test's time limit is its most expensive tier's. A test in the fast tier that starts a process (Ray, a search, a
-server, a browser) fails and names the marker to add: the tier stays what its name promises. At the end of a run the
-time spent in each tier is printed, so a tier that grows shows in CI's log.
-
-Run two at a time (pytest-xdist), a group's tests run one after another on one worker (``group_of``).
+A test's time limit is its most expensive tier's, times the tests run at once. A test in the fast tier that starts a
+process (Ray, a search, a server, a browser) fails and names the marker to add: the tier stays what its name
+promises. At the end of a run the time spent in each tier is printed, so a tier that grows shows in CI's log.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections import defaultdict
@@ -80,6 +79,10 @@ class _GroupScheduling:
         return ByGroup(config, log)
 
 
+def _tests_at_once() -> int:
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
 def _refuse_processes(event: str, args: tuple) -> None:
     # The main thread only: a library's thread (an MLflow writer's store process) may outlive the test that began it.
     if _running_fast_test and event in _STARTS_A_PROCESS and threading.current_thread() is threading.main_thread():
@@ -117,8 +120,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         tiers = tiers_of(item)
-        if not item.get_closest_marker("timeout"):
-            item.add_marker(pytest.mark.timeout(limit_s(tier_of(item))))
+        if not item.get_closest_marker("timeout"):  # n tests at a time: each has 1/n of the machine
+            item.add_marker(pytest.mark.timeout(limit_s(tier_of(item)) * _tests_at_once()))
         item.user_properties.append(("tier", tier_of(item)))  # for the clock, which under xdist collects nothing
         (keep if not chosen or chosen & set(tiers) else drop).append(item)
     if drop:
