@@ -16,7 +16,7 @@ UV_COMPILE = $(PY) -m uv pip compile pyproject.toml --extra dev --generate-hashe
 
 # `make test WORKERS=2` runs two tests at a time (pytest-xdist; a file's tests, and the cluster's, one after another:
 # tests/tiers.py, group_of). Not the default: see docs/development.md, "Two at a time".
-WORKERS ?= 1
+WORKERS = 1
 PARALLEL = $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup)
 
 .PHONY: run test test-fast test-lowest lint lock clean-venv browser postgres

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from contract.tracking import no_telemetry
+from tests.tiers import tests_at_once
 
 no_telemetry()  # the tests' own MLflow clients send nothing off the machine either
-# Two tests at a time (make test): each worker's torch gets its share of the cores. Threads beyond the cores spin
-# against each other: the fast tier took 1.6x as long on two workers of two threads each as on one worker.
-torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+# N tests at a time (make test WORKERS=N): each worker's torch gets its share of the cores. Threads beyond the cores
+# spin against each other: the fast tier took 1.6x as long on two workers of two threads each as on one worker.
+torch.set_num_threads(max(1, (os.cpu_count() or 1) // tests_at_once()))
 pytest_plugins = ["tests.tiers"]  # test tiers by what a test starts
 
 # The reference fixtures (computed from the official code) live beside the checkout, in ../shared/reference.
@@ -53,7 +54,6 @@ def run_search(
     """``python -m search.run ARGS`` in ``folder`` as a subprocess in its own session, stopped by PID; its MLflow store
     ``folder/mlflow.db``. With ``new_store`` the search runs as a new user's does: no ``MLFLOW_TRACKING_URI``, so the
     default store, which the search makes itself; else a copy of a migrated one (``tests.processes.migrated_store``)."""
-    import os
     import sys
 
     from tests.processes import kill_session, migrated_store, spawn
@@ -86,7 +86,11 @@ def smoke_search(tmp_path_factory) -> Path:
         if not code_file.exists():
             folder.mkdir()
             (folder / STARTED).touch()
-            code_file.write_text(str(run_search(folder, "--smoke-test", "--name", "smoke", new_store=True)))
+            try:
+                code = str(run_search(folder, "--smoke-test", "--name", "smoke", new_store=True))
+            except Exception as e:  # every worker's tests fail with the same cause
+                code = f"{type(e).__name__}: {e}"
+            code_file.write_text(code)
     assert code_file.read_text() == "0", (folder / "search.log").read_text()[-3000:]
     return folder
 
@@ -100,8 +104,6 @@ def _seed() -> None:
 def _environment():
     """What a test sets in os.environ, and which runtime patches are installed (an entry point called in-process
     sets the driver's environment and applies the patches), is as before the test after it."""
-    import os
-
     from search.patches import PATCHES
 
     before, installed = dict(os.environ), [p.installed for p in PATCHES]

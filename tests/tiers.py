@@ -56,7 +56,7 @@ def tiers_of(item: pytest.Item) -> list[str]:
 
 
 def group_of(nodeid: str) -> str:
-    """The group of the test ``nodeid`` (``--dist loadgroup``): its file's tests run on one worker, so a module's
+    """The group of the test ``nodeid`` under xdist: its file's tests run on one worker, so a module's
     fixtures are made once; the cluster's tests run one after another, since its hosts have fixed addresses. (xdist's
     own ``xdist_group`` marker renames node ids, which pytest 9.2 no longer reads: the groups are its scheduler's.)"""
     path = nodeid.split("::", 1)[0]
@@ -64,11 +64,12 @@ def group_of(nodeid: str) -> str:
 
 
 class _GroupScheduling:
-    """Builds xdist's scheduler for ``--dist loadgroup``: its by-scope scheduling with ``group_of`` as the scope."""
+    """Builds xdist's scheduler: its by-scope scheduling with ``group_of`` as the scope, whatever ``--dist`` asks
+    (but ``each``, which runs every test on every worker): the cluster's tests never overlap."""
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
-        if config.getvalue("dist") != "loadgroup":
+        if config.getvalue("dist") == "each":
             return None
         from xdist.scheduler import LoadScopeScheduling
 
@@ -79,7 +80,8 @@ class _GroupScheduling:
         return ByGroup(config, log)
 
 
-def _tests_at_once() -> int:
+def tests_at_once() -> int:
+    """How many tests run at once: pytest-xdist's workers, else 1."""
     return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
 
@@ -121,7 +123,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         tiers = tiers_of(item)
         if not item.get_closest_marker("timeout"):  # n tests at a time: each has 1/n of the machine
-            item.add_marker(pytest.mark.timeout(limit_s(tier_of(item)) * _tests_at_once()))
+            item.add_marker(pytest.mark.timeout(limit_s(tier_of(item)) * tests_at_once()))
         item.user_properties.append(("tier", tier_of(item)))  # for the clock, which under xdist collects nothing
         (keep if not chosen or chosen & set(tiers) else drop).append(item)
     if drop:

@@ -8,10 +8,16 @@ the bug on the stock library (``xfail(strict=True)``: it fails the day upstream 
 
 from __future__ import annotations
 
-from search.patches import actor_reuse, experiment_state, moved_storage, orphan_ids
+from search.patches import actor_reuse, experiment_state, moved_storage, orphan_ids, whole_upload
 from search.patches._patch import Patch, PatchError
 
-PATCHES: tuple[Patch, ...] = (experiment_state.PATCH, moved_storage.PATCH, actor_reuse.PATCH, orphan_ids.PATCH)
+PATCHES: tuple[Patch, ...] = (
+    experiment_state.PATCH,
+    whole_upload.PATCH,
+    moved_storage.PATCH,
+    actor_reuse.PATCH,
+    orphan_ids.PATCH,
+)
 
 __all__ = ["PATCHES", "PatchError", "apply"]
 

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.processes
 SMALL = ["--smoke-test", "--set", "search.scheduler=none", "--set", "base.data.batch_size=32", "--set",
          "search.final.enabled=false"]  # fmt: skip
 STOPPED = "stopped"  # the search the signal tests stop
+BUDGET_S = 25  # the time-budget search's: its two trials at a time have each reported epochs by then
 
 
 def _results(folder: Path, name: str) -> int:
@@ -55,11 +56,11 @@ def test_a_completed_search_agrees(smoke_search):
 
 
 def test_the_time_budget_ends_a_finished_search(tmp_path):
-    args = [*SMALL, "--name", "budget", "--set", "base.train.epochs=200", "--set", "search.time_budget_s=25",
+    args = [*SMALL, "--name", "budget", "--set", "base.train.epochs=200", "--set", f"search.time_budget_s={BUDGET_S}",
             "--set", "search.num_trials=4", "--set", "search.max_concurrent=2",
             "--set", "search.final.enabled=true"]  # fmt: skip
     assert finish(search(tmp_path, *args)) == 0, _log(tmp_path)[-3000:]
-    assert "time budget (25 s) ran out" in _log(tmp_path)
+    assert f"time budget ({BUDGET_S} s) ran out" in _log(tmp_path)
     assert "no trial completed: no final phase" in _log(tmp_path)  # nothing to retrain 200 epochs for
     story = assert_agree(tmp_path, "budget")
     assert PRUNED in story.values() and RESUMABLE not in story.values()
