@@ -8,12 +8,8 @@ import pytest
 import torch
 
 from contract.tracking import no_telemetry
-from tests.tiers import tests_at_once
 
 no_telemetry()  # the tests' own MLflow clients send nothing off the machine either
-# N tests at a time (make test WORKERS=N): each worker's torch gets its share of the cores. Threads beyond the cores
-# spin against each other: the fast tier took 1.6x as long on two workers of two threads each as on one worker.
-torch.set_num_threads(max(1, (os.cpu_count() or 1) // tests_at_once()))
 pytest_plugins = ["tests.tiers"]  # test tiers by what a test starts
 
 # The reference fixtures (computed from the official code) live beside the checkout, in ../shared/reference.
@@ -93,6 +89,15 @@ def smoke_search(tmp_path_factory) -> Path:
             code_file.write_text(code)
     assert code_file.read_text() == "0", (folder / "search.log").read_text()[-3000:]
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads() -> None:
+    """N tests at a time (make test WORKERS=N): each worker's torch gets its share of the cores. Threads beyond the
+    cores spin against each other: the fast tier took 1.6x as long on two workers of two threads each as on one."""
+    from tests.tiers import tests_at_once  # imported here: pytest imports the plugin first, rewriting its asserts
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // tests_at_once()))
 
 
 @pytest.fixture(autouse=True)
