@@ -93,11 +93,13 @@ def smoke_search(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _threads() -> None:
-    """N tests at a time (make test WORKERS=N): each worker's torch gets its share of the cores. Threads beyond the
-    cores spin against each other: the fast tier took 1.6x as long on two workers of two threads each as on one."""
+    """N tests at a time (make test WORKERS=N): each worker's torch gets its share of torch's threads; one at a time
+    keeps torch's own count. Threads beyond the cores spin against each other: the fast tier took 1.6x as long on two
+    workers of two threads each as on one."""
     from tests.tiers import tests_at_once  # imported here: pytest imports the plugin first, rewriting its asserts
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // tests_at_once()))
+    if tests_at_once() > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads() // tests_at_once()))
 
 
 @pytest.fixture(autouse=True)

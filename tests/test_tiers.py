@@ -83,12 +83,12 @@ def test_two_at_a_time_a_files_tests_and_the_clusters_run_on_one_worker(suite, t
         (suite.path / folder).mkdir(parents=True)
         (suite.path / folder / f"test_{folder[-1]}.py").write_text(GROUPED)
     ran = {}
-    for folder in ("grouped", "tests/cluster"):
+    for folder, tests in (("grouped", 12), ("tests/cluster", 16)):  # with test_other.py's 8
         ran[folder] = tmp_path / f"{folder.replace('/', '_')}.txt"
         monkeypatch.setenv("RAN", str(ran[folder]))
         result = suite.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", folder, "test_other.py")
-        result.assert_outcomes(passed=12 if folder == "grouped" else 16)
-        result.stdout.fnmatch_lines([f"fast * {12 if folder == 'grouped' else 16} tests *"])  # the workers' tiers
+        result.assert_outcomes(passed=tests)
+        result.stdout.fnmatch_lines([f"fast * {tests} tests *"])  # the tier clock, from the workers' reports
     grouped = ran["grouped"].read_text().splitlines()
     assert len(grouped) == 5 and len(set(grouped[1:])) == 1  # the fixture made once, its 4 tests on one worker
     cluster = ran["tests/cluster"].read_text().splitlines()
