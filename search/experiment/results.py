@@ -64,8 +64,9 @@ def summarize(
         _describe_best(summary, order[0], tracker)
     _describe_baseline(summary, rows, tracker, cfg, storage)
     champion = (final_phase.champion() if final_phase else None) or (order[0]["result"] if order else None)
+    registered = champion if cfg.search.register else None
     for row in [r for r in order if r[M.STATUS] == COMPLETED][: cfg.search.log_checkpoints]:
-        if row["result"] is not champion:  # the champion's are logged once, below, with its MLflow model
+        if row["result"] is not registered:  # the registered champion's are logged once, below, with its MLflow model
             log_weights(tracker, row[TRIAL_ID], row["result"])
     if final_phase is not None:
         summary.final, summary.final_split = final_phase.result.to_dict(), final_phase.result.split
@@ -76,8 +77,8 @@ def summarize(
         _recommend(summary, winner["result"].config if winner else summary.best_config, cfg)
     else:
         _recommend(summary, summary.best_config, cfg)
-    if champion is not None:
-        _register(summary, tracker, champion, cfg.name)
+    if registered is not None:
+        _register(summary, tracker, registered, cfg.name)
     return summary
 
 
@@ -232,7 +233,7 @@ def finish(
     tracker.close()
     if cfg.local_experiment_dir:
         summary.write(cfg.local_experiment_dir)
-    summary.report = write_report(cfg, parent_id)
+    summary.report = write_report(cfg, parent_id) if cfg.search.report else None
     if reason:
         print(f"{reason}: the trials still running then are pruned")
     print("\n".join(summary_lines(summary, cfg, parent_id, tracker.experiment_id)))
@@ -258,6 +259,8 @@ def summary_lines(
         )
     if summary.report:
         lines.append(f"report:   {summary.report}")
+    elif not cfg.search.report:
+        lines.append(f"report:   not written (search.report: false); make one: python -m analysis.report {parent_id}")
     uri = redact(cfg.resolved_tracking_uri)
     compare = how_to_compare(uri, experiment_id, cfg.trials_planned)
     lines += [

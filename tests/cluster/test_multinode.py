@@ -113,7 +113,8 @@ def test_trials_spread_over_both_hosts_and_survive_a_dead_worker_raylet(cluster)
 def test_mlflow_server_down_for_30_s_mid_search(cluster):
     _start_two_hosts_and_mlflow(cluster)
     name, epochs = "outage", 12
-    proc = cluster.search(*_search_args(name, cluster, "search.num_trials=2", f"base.train.epochs={epochs}"))
+    sets = "search.num_trials=2", f"base.train.epochs={epochs}", "search.register=false", "search.report=false"
+    proc = cluster.search(*_search_args(name, cluster, *sets))
 
     def reported() -> int:
         return sum(len(rows) for rows in _rows(cluster, name).values())

@@ -21,7 +21,9 @@ from tests.search.stores import assert_final_agrees, finish, mlflow_story, runs,
 pytestmark = pytest.mark.processes
 
 NAME = "pkilled"
-ARGS = ["--smoke-test", "--set", "search.mode=pbt", "--name", NAME]
+# no registered champion and no report: read in the smoke search's and tests/search/test_population.py
+ARGS = ["--smoke-test", "--set", "search.mode=pbt", "--name", NAME, "--set", "search.register=false", "--set",
+        "search.report=false"]  # fmt: skip
 
 
 def _reported(experiment: Path) -> int:

@@ -112,6 +112,10 @@ def test_asha_stops_are_pruned_and_the_budget_refuses_before_training(tmp_path):
         "space.model.embed_dim={type: choice, values: [32, 96]}",
         "--set",
         "search.final.enabled=false",  # the search phase's stops are tested; the final phase is in test_final.py
+        "--set",
+        "search.register=false",  # the champion and the report: the smoke search's tests
+        "--set",
+        "search.report=false",
     ]
     assert finish(_search(tmp_path, *args)) == 0, (tmp_path / "search.log").read_text()
     study = _study(tmp_path, "asha")
