@@ -14,9 +14,10 @@ LOWEST_STAMP := $(LOWEST_VENV)/.installed
 UV_COMPILE = $(PY) -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 	--custom-compile-command "make lock" --quiet
 
-# `make test WORKERS=2` runs two tests at a time (pytest-xdist; a file's tests, and the cluster's, one after another:
-# tests/tiers.py, group_of). Not the default: see docs/development.md, "Two at a time".
-WORKERS = 1
+# As many tests at a time as the machine has cores, at most 4 (pytest-xdist; a file's tests, and the cluster's, one
+# after another: tests/tiers.py, group_of): the slow tiers are CPU-bound. `make test WORKERS=1` runs one at a time.
+# See docs/development.md, "Tests at once".
+WORKERS = $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
 PARALLEL = $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup)
 
 .PHONY: run test test-fast test-lowest lint lock clean-venv browser postgres

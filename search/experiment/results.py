@@ -64,7 +64,7 @@ def summarize(
         _describe_best(summary, order[0], tracker)
     _describe_baseline(summary, rows, tracker, cfg, storage)
     champion = (final_phase.champion() if final_phase else None) or (order[0]["result"] if order else None)
-    registered = champion if cfg.search.register else None
+    registered = champion if cfg.search.register_model else None
     for row in [r for r in order if r[M.STATUS] == COMPLETED][: cfg.search.log_checkpoints]:
         if row["result"] is not registered:  # the registered champion's are logged once, below, with its MLflow model
             log_weights(tracker, row[TRIAL_ID], row["result"])

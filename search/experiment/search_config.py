@@ -122,7 +122,7 @@ class SearchSection(_Section):
     max_failures: int = Field(2, ge=0)  # retries of a trial whose worker or node died
     keep_checkpoints: int = Field(2, ge=1)  # per trial, the best by val_acc
     log_checkpoints: int = Field(3, ge=0)  # the best trials' model weights become MLflow artifacts
-    register: bool = True  # the winner in the Model Registry as an MLflow model (torch.export: ~6 s at the end)
+    register_model: bool = True  # the winner in the Model Registry as an MLflow model (torch.export: ~6 s at the end)
     report: bool = True  # the report at the end (~4 s; python -m analysis.report makes one any time)
     warm_start: str | None = None  # a previous search's study, e.g. ray_results/OLD/optuna.journal
     baseline: bool = True  # the first trial trains the base config's own values (not with warm_start)

@@ -41,7 +41,7 @@ def test_each_host_stages_the_data_once_and_its_trials_train_from_it(cluster):
     cluster.start_mlflow()
     sets = ("search.num_trials=4", "base.data.name=imagefolder", f"base.data.root={URI}", "base.data.batch_size=8",
             "base.data.augment=false", "base.train.epochs=2",
-            "search.register=false", "search.report=false")  # fmt: skip
+            "search.register_model=false", "search.report=false")  # fmt: skip
     proc = cluster.search(*_search_args("staged", cluster, *sets), env=s3)
     code = proc.wait(timeout=420)
     log = (cluster.folder / "search.log").read_text()

@@ -113,7 +113,7 @@ def test_trials_spread_over_both_hosts_and_survive_a_dead_worker_raylet(cluster)
 def test_mlflow_server_down_for_30_s_mid_search(cluster):
     _start_two_hosts_and_mlflow(cluster)
     name, epochs = "outage", 12
-    sets = "search.num_trials=2", f"base.train.epochs={epochs}", "search.register=false", "search.report=false"
+    sets = "search.num_trials=2", f"base.train.epochs={epochs}", "search.register_model=false", "search.report=false"
     proc = cluster.search(*_search_args(name, cluster, *sets))
 
     def reported() -> int:

@@ -35,7 +35,8 @@ pytestmark = pytest.mark.processes
 # registered champion and no report either (tests/search/test_mlflow_usage.py and tests/analysis read the smoke
 # search's): each costs seconds of every driver's end.
 SMALL = ["--smoke-test", "--set", "search.scheduler=none", "--set", "base.data.batch_size=32", "--set",
-         "search.final.enabled=false", "--set", "search.register=false", "--set", "search.report=false"]  # fmt: skip
+         "search.final.enabled=false", "--set", "search.register_model=false", "--set",
+         "search.report=false"]  # fmt: skip
 STOPPED = "stopped"  # the search the signal tests stop
 BUDGET_S = 25  # the time-budget search's: its two trials at a time have each reported epochs by then
 
@@ -71,7 +72,7 @@ def test_the_time_budget_ends_a_finished_search(tmp_path):
     pruned = [c for c in children if c.data.tags[M.STATUS] == PRUNED]
     assert pruned and all("time budget" in c.data.tags[M.REASON] and epochs(client, c) for c in pruned)
     assert (tmp_path / "ray_results" / "budget" / "search_summary.json").is_file()
-    # search.register and search.report off (SMALL): no model version, no report, and the line saying how to make one
+    # search.register_model and search.report off (SMALL): no model version, no report, the line saying how to make one
     assert client.search_registered_models() == [] and not (tmp_path / "ray_results" / "budget" / "report").exists()
     assert not [a for a in client.list_artifacts(parents[0].info.run_id) if a.path == "report"]
     made = f"report:   not written (search.report: false); make one: python -m analysis.report {parents[0].info.run_id}"

@@ -120,7 +120,7 @@ BASELINE_WINS = [
     "base.model.name=t2t_vit_test", "base.data.name=imagefolder", "base.data.batch_size=16", "base.data.img_size=32",
     "base.train.epochs=3", "base.optim.warmup_epochs=0.5", "base.optim.warmup_lr=1e-8", "base.optim.min_lr=1e-8",
     "search.num_trials=3", "search.scheduler=none", "search.head_dim=16", "search.final.seeds=2",
-    "search.register=false",  # the report is read here; the champion in tests/search/test_mlflow_usage.py
+    "search.register_model=false",  # the report is read here; the champion in tests/search/test_mlflow_usage.py
     "space={optim.lr: {type: float, low: 1.0e-8, high: 2.0e-3, log: true}}",
 ]  # fmt: skip
 

@@ -33,7 +33,7 @@ ARGS = [
     "--set", f"base.train.epochs={EPOCHS}",
     "--set", "search.grace_period=1",
     "--set", "search.keep_checkpoints=10",  # no snapshot forced by checkpoints: only Tune's first, before any trial
-    "--set", "search.register=false", "--set", "search.report=false",  # read in the smoke search's tests
+    "--set", "search.register_model=false", "--set", "search.report=false",  # read in the smoke search's tests
 ]  # fmt: skip
 NO_SNAPSHOT = {"TUNE_GLOBAL_CHECKPOINT_S": "100000"}  # the first driver's Tune never snapshots again
 

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.processes
 
 NAME = "pkilled"
 # no registered champion and no report: read in the smoke search's and tests/search/test_population.py
-ARGS = ["--smoke-test", "--set", "search.mode=pbt", "--name", NAME, "--set", "search.register=false", "--set",
-        "search.report=false"]  # fmt: skip
+ARGS = ["--smoke-test", "--set", "search.mode=pbt", "--name", NAME, "--set", "search.register_model=false",
+        "--set", "search.report=false"]  # fmt: skip
 
 
 def _reported(experiment: Path) -> int:

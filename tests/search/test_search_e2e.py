@@ -113,7 +113,7 @@ def test_asha_stops_are_pruned_and_the_budget_refuses_before_training(tmp_path):
         "--set",
         "search.final.enabled=false",  # the search phase's stops are tested; the final phase is in test_final.py
         "--set",
-        "search.register=false",  # the champion and the report: the smoke search's tests
+        "search.register_model=false",  # the champion and the report: the smoke search's tests
         "--set",
         "search.report=false",
     ]

@@ -137,7 +137,7 @@ def test_a_search_trains_from_s3_through_each_nodes_copy(s3, tmp_path):
     os.environ["T2T_DATA_CACHE"] = str(cache)  # the trials' nodes: this machine (restored after the test)
     args = ["--smoke-test", "--name", "s3"]
     for item in ("base.data.name=imagefolder", f"base.data.root={URI}", "base.data.batch_size=8",
-                 "base.data.augment=false", "search.final.enabled=false", "search.register=false",
+                 "base.data.augment=false", "search.final.enabled=false", "search.register_model=false",
                  "search.report=false"):  # fmt: skip
         args += ["--set", item]
     assert run_search(tmp_path, *args) == 0, (tmp_path / "search.log").read_text()[-3000:]
