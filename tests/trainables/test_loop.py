@@ -19,7 +19,6 @@ def _trainer(*assignments: str) -> Trainer:
 
 @pytest.mark.training
 def test_default_digits_config_learns():
-    torch.set_num_threads(2)
     trainer = Trainer(TrainConfig.load(None, ["train.epochs=16"]), torch.device("cpu"))
     rows = list(trainer.epochs())
     assert [r[M.EPOCH] for r in rows] == list(range(1, 17))
