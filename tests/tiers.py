@@ -2,8 +2,8 @@
 
     pytest --tier fast            # the tests that start nothing: no Ray, no process, no server (make test-fast)
     pytest --tier ray --tier processes
-    pytest                        # every tier (make test, .ci/run)
-    pytest -n 2 --dist loadgroup  # every tier, two at a time, in the groups of ``group_of`` (make test WORKERS=2)
+    pytest                        # every tier, one at a time (make test WORKERS=1)
+    pytest -n 2 --dist loadgroup  # every tier, two at a time, in the groups of ``group_of`` (make test on 2 cores)
 
 A test's time limit is its most expensive tier's, times the tests run at once. A test in the fast tier that starts a
 process (Ray, a search, a server, a browser) fails and names the marker to add: the tier stays what its name
