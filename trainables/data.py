@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from trainables.config import DataSection
+from trainables.ranks import ONE, Group
 from trainables.staging import cached_listing, is_remote, stage
 
 CIFAR_STATS = {  # per-channel mean and std of the training images
@@ -45,6 +46,11 @@ class Data:
     def has_test_split(self) -> bool:
         """Whether ``test`` is a split of its own (not ``val`` standing in for it)."""
         return self.test is not self.val
+
+    def share(self, group: Group) -> None:
+        """Every split yields this rank's share of each batch (``trainables.ranks``)."""
+        for split in (self.train, self.val, self.test):
+            split.group = group
 
 
 class TensorBatches:
@@ -75,6 +81,7 @@ class TensorBatches:
         self.mean = torch.tensor(mean, device=device).view(shape)
         self.std = torch.tensor(std, device=device).view(shape)
         self.size = cfg.img_size
+        self.group = ONE
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -84,7 +91,7 @@ class TensorBatches:
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
         for i in range(len(self)):
-            index = order[i * self.batch_size : (i + 1) * self.batch_size].to(self.images.device)
+            index = self.group.share(order[i * self.batch_size : (i + 1) * self.batch_size]).to(self.images.device)
             yield self._prepare(self.images[index]), self.labels[index]
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,13 +122,14 @@ class LoaderBatches:
     """A DataLoader over an image folder, moving batches to the device."""
 
     def __init__(self, loader: torch.utils.data.DataLoader, device: torch.device) -> None:
-        self.loader, self.device = loader, device
+        self.loader, self.device, self.group = loader, device, ONE
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in self.loader:
+        for x, y in self.loader:  # each rank reads the whole batch (the same order: the same seed) and keeps its share
+            x, y = self.group.share(x), self.group.share(y)
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 

@@ -24,6 +24,7 @@ from contract.hits import encode as encode_hits
 from contract.tracking import TEST_SPLIT, VAL_SPLIT
 from trainables.config import MUTABLE, OptimSection, TrainConfig
 from trainables.data import Data, build_data
+from trainables.ranks import ONE, Group
 
 CHECK_EVERY = 25  # steps between NaN checks of the loss on a GPU
 # The metric names of each evaluated split: (loss, top-1, top-5).
@@ -131,24 +132,27 @@ def evaluate(
     num_classes: int,
     split: str = VAL_SPLIT,
     hits: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    group: Group = ONE,
 ) -> dict[str, float]:
     """Loss, top-1 and (with at least 5 classes) top-5 accuracy of ``model`` on ``batches``, named for ``split``;
-    ``hits``, where given, gets each batch's per-image top-1 hits and labels (in the batches' fixed order)."""
+    ``hits``, where given, gets each batch's per-image top-1 hits and labels (in the batches' fixed order). Over a
+    ``group``, each rank measures its share of the batches and the sums are the whole split's."""
     loss_key, acc_key, acc5_key = SPLIT_METRICS[split]
     model.eval()
-    loss_sum, correct1, correct5, n = 0.0, 0, 0, 0
+    sums = torch.zeros(4, dtype=torch.float64, device=next(model.parameters()).device)  # loss, top-1, top-5, images
     for x, y in batches:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
-        logits = logits.float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        top = logits.topk(min(5, num_classes), dim=-1).indices
-        hit = top[:, 0] == y
-        correct1 += hit.sum().item()
+        hit = torch.zeros(0, dtype=torch.bool, device=y.device)
+        if len(y):  # a rank's share of a short last batch may be empty
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x)
+            logits = logits.float()
+            top = logits.topk(min(5, num_classes), dim=-1).indices
+            hit = top[:, 0] == y
+            batch = [F.cross_entropy(logits, y, reduction="sum"), hit.sum(), (top == y[:, None]).any(dim=-1).sum()]
+            sums += torch.stack([*(b.double() for b in batch), sums.new_tensor(len(y))])
         if hits is not None:
-            hits.append((hit.cpu(), y.cpu()))
-        correct5 += (top == y[:, None]).any(dim=-1).sum().item()
-        n += len(y)
+            hits.append((group.whole(hit), group.whole(y)))
+    loss_sum, correct1, correct5, n = group.sum(sums).tolist()
     out = {loss_key: loss_sum / n, acc_key: correct1 / n}
     if num_classes >= 5:
         out[acc5_key] = correct5 / n
@@ -156,23 +160,30 @@ def evaluate(
 
 
 class Trainer:
-    """One training run of one configuration; ``epochs()`` yields each epoch's metrics."""
+    """One training run of one configuration; ``epochs()`` yields each epoch's metrics. Over a ``group`` of
+    processes (``trainables.ranks``), this process's rank of one run: every rank yields the same rows."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device | None = None, owner: str | None = None) -> None:
-        self.cfg = cfg
+    def __init__(
+        self, cfg: TrainConfig, device: torch.device | None = None, owner: str | None = None, group: Group = ONE
+    ) -> None:
+        if cfg.data.batch_size % group.size:
+            raise ValueError(f"data.batch_size={cfg.data.batch_size} is not a multiple of the {group.size} workers")
+        self.cfg, self.group = cfg, group
         self.owner = owner  # the run this trainer trains for (a Tune trial id), named in its schedule
         self.device = device or resolve_device(cfg.train.device)
         self.bf16 = uses_bf16(cfg.train.precision, self.device)
         torch.manual_seed(cfg.train.seed)
         self.generator = torch.Generator().manual_seed(cfg.train.seed)  # data order and augmentation
         self.data: Data = build_data(cfg.data, self.device, self.generator)
+        self.data.share(group)
         self.model_config = cfg.model.build_config(cfg.data.img_size, self.data.in_chans, self.data.num_classes)
         self.cost = t2t.complexity(self.model_config)
         self.model = t2t.T2TViT(self.model_config)
         if cfg.model.pretrained:
             t2t.load_pretrained(self.model, cfg.model.pretrained, strict=False)
         self.model.to(self.device)
-        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        trained = nn.parallel.DistributedDataParallel(self.model) if group.many else self.model  # averages gradients
+        self.forward = torch.compile(trained) if cfg.train.compile else trained
         o = cfg.optim
         fused = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
         self.optimizer = torch.optim.AdamW(
@@ -180,8 +191,9 @@ class Trainer:
         )
         self.ema = ModelEma(self.model, cfg.train.ema_decay) if cfg.train.ema_decay else None
         # A finiteness check reads the loss on the host: on a GPU that stalls the queue, so it runs every
-        # CHECK_EVERY steps there (and on the epoch's summed loss at the end); on a CPU it is free.
-        self.nan_check_every = 1 if self.device.type == "cpu" else CHECK_EVERY
+        # CHECK_EVERY steps there (and on the epoch's summed loss at the end); on a CPU it is free. Over a group only
+        # the epoch's, summed over every rank: a rank that stopped alone would leave the others waiting.
+        self.nan_check_every = None if group.many else 1 if self.device.type == "cpu" else CHECK_EVERY
         self.steps_per_epoch = len(self.data.train)
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
         self.warmup_steps = round(o.warmup_epochs * self.steps_per_epoch)
@@ -223,7 +235,7 @@ class Trainer:
                     loss = torch.sum(-target * F.log_softmax(self.forward(x).float(), dim=-1), dim=-1).mean()
                 else:
                     loss = F.cross_entropy(self.forward(x).float(), y, label_smoothing=smoothing)
-            if self.step % self.nan_check_every == 0 and not torch.isfinite(loss):
+            if self.nan_check_every and self.step % self.nan_check_every == 0 and not torch.isfinite(loss):
                 raise Diverged(f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step} (lr={lr:.3g})")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -235,7 +247,9 @@ class Trainer:
             loss_sum += loss.detach() * len(y)
             images += len(y)
             self.step += 1
-        mean_loss = loss_sum.item() / max(images, 1)
+        loss_sum, images = self.group.sum(torch.stack([loss_sum, loss_sum.new_tensor(images)])).tolist()
+        images = int(images)
+        mean_loss = loss_sum / max(images, 1)
         if not math.isfinite(mean_loss):
             raise Diverged(f"loss became {mean_loss} in epoch {self.epoch + 1}, by step {self.step}")
         return mean_loss, images
@@ -251,13 +265,13 @@ class Trainer:
         # image's hit there.
         final = self.done and self.cfg.train.evaluate_test
         hits: list[tuple[torch.Tensor, torch.Tensor]] | None = [] if final else None
-        on_test, nc = self.data.has_test_split, self.data.num_classes
-        result = evaluate(self.eval_model, self.data.val, self.bf16, nc, hits=None if on_test else hits)
+        on_test, nc, model = self.data.has_test_split, self.data.num_classes, self.eval_model
+        result = evaluate(model, self.data.val, self.bf16, nc, VAL_SPLIT, None if on_test else hits, self.group)
         if result[M.VAL_ACC] >= self.best.get(M.VAL_ACC, -1.0):
             self.best = {**result, M.EPOCH: self.epoch}
         measured = {}
         if final:
-            measured = evaluate(self.eval_model, self.data.test, self.bf16, nc, TEST_SPLIT, hits) if on_test else {}
+            measured = evaluate(model, self.data.test, self.bf16, nc, TEST_SPLIT, hits, self.group) if on_test else {}
             measured[M.FINAL_HITS] = encode_hits(*(torch.cat(parts).tolist() for parts in zip(*hits, strict=True)))
         row = {
             M.EPOCH: self.epoch,

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ray
 import torch
 from ray import tune
 
@@ -23,21 +22,7 @@ from trainables.config import TrainConfig
 from trainables.dataset_record import SplitRecord, describe
 from trainables.loop import Diverged, Trainer, following
 from trainables.telemetry import Telemetry, nvml_reader, visible_gpus
-
-
-def trial_device(cfg: TrainConfig) -> torch.device:
-    """The GPU Ray assigned to this trial (Ray sets CUDA_VISIBLE_DEVICES), else the CPU."""
-    if cfg.train.device != "cpu" and ray.get_gpu_ids() and torch.cuda.is_available():
-        return torch.device("cuda", 0)
-    if cfg.train.device == "cuda":
-        raise RuntimeError("train.device=cuda but Ray assigned this trial no GPU; set resources_per_trial.gpu")
-    return torch.device("cpu")
-
-
-def cpu_share() -> int:
-    """Whole CPUs Ray assigned to this trial (at least 1): two 1-thread trials beat one 2-thread trial."""
-    assigned = ray.get_runtime_context().get_assigned_resources()
-    return max(1, int(assigned.get("CPU", 1)))
+from trainables.trial_ranks import TrialRanks, cpu_share, trial_device
 
 
 def train_t2t(
@@ -54,17 +39,20 @@ def train_t2t(
     report = report or tune.report
     cfg = TrainConfig.from_dict(follow[0]["config"] if follow else config)
     torch.set_num_threads(cpu_share())
-    trainer = Trainer(cfg, trial_device(cfg), owner=trial_id())
-    device = trainer.device
-    try:
-        records = describe(cfg.data, trainer.data, cfg.train.evaluate_test)
-        with Telemetry(nvml_reader(visible_gpus()) if device.type == "cuda" else None) as telemetry:
-            _train(trainer, TelemetryReport(report, telemetry, records), follow)
-    finally:
-        del trainer
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    device = trial_device(cfg)
+    with TrialRanks(cfg.to_dict(), trial_id(), device) as ranks:
+        if follow and ranks.group.many:
+            raise ValueError("a schedule's replay (a population's member) trains on one process, not several")
+        trainer = Trainer(cfg, device, owner=trial_id(), group=ranks.group)
+        try:
+            records = describe(cfg.data, trainer.data, cfg.train.evaluate_test)
+            with Telemetry(nvml_reader(visible_gpus()) if device.type == "cuda" else None) as telemetry:
+                _train(trainer, TelemetryReport(report, telemetry, records), follow, ranks)
+        finally:
+            del trainer
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
 
 
 def trial_id() -> str | None:
@@ -94,13 +82,17 @@ class TelemetryReport:
         self.report({**row, **self.telemetry.take(), **extra}, **kwargs)
 
 
-def _train(trainer: Trainer, report: Callable[..., None], follow: Schedule | None) -> None:
-    """Epochs from the trial's checkpoint (if any) to the end, each reported with a checkpoint, or its divergence.
-    The weights' schedule goes with the first report and with each one after it changed (``M.SCHEDULE``)."""
-    checkpoint = tune.get_checkpoint()
+def _train(trainer: Trainer, report: Callable[..., None], follow: Schedule | None, ranks: TrialRanks) -> None:
+    """Epochs from the trial's checkpoint (if any) to the end, each reported with a checkpoint, or its divergence;
+    the trial's other ranks train alongside from the same state. The weights' schedule goes with the first report
+    and with each one after it changed (``M.SCHEDULE``)."""
+    checkpoint, state = tune.get_checkpoint(), None
     if checkpoint:
         with checkpoint.as_directory() as folder:
-            trainer.load(Path(folder) / CHECKPOINT_FILE)
+            state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+        trainer.load_state_dict(state)
+    if ranks.workers:
+        ranks.start(state)
     sent = None
     try:
         while not trainer.done:
@@ -119,3 +111,4 @@ def _train(trainer: Trainer, report: Callable[..., None], follow: Schedule | Non
         if trainer.schedule != sent:  # diverged in its first epoch after a copy: the epoch is of the new segment
             final[M.SCHEDULE] = json.dumps(trainer.schedule)
         report({**final, M.PARAMS: trainer.cost.params, M.MACS: trainer.cost.macs})
+    ranks.finish()
