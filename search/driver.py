@@ -125,9 +125,11 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     from search.plugins.disk_guard import DiskGuard
     from search.plugins.history import CsvHistory, JsonHistory
     from search.plugins.progress import Progress
+    from search.plugins.resources import trial_resources
 
     s = cfg.search
-    trainable = tune.with_resources(trial_function(), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+    resources = trial_resources(s.cpus_per_trial, s.gpus_per_trial, s.workers_per_trial)
+    trainable = tune.with_resources(trial_function(), resources)
     callbacks = [tracking_callback(cfg, tracker), Progress(), JsonHistory(), CsvHistory()]
     if cfg.local_experiment_dir:
         callbacks.append(DiskGuard(cfg.experiment_path))
@@ -308,7 +310,8 @@ def cluster_problem(cfg: SearchConfig, address: str | None) -> str | None:
     from search.plugins.resources import ResourceError, check_cluster
 
     try:
-        check_cluster(cfg.search.cpus_per_trial, cfg.search.gpus_per_trial, joined=bool(address))
+        s = cfg.search
+        check_cluster(s.cpus_per_trial, s.gpus_per_trial, joined=bool(address), workers=s.workers_per_trial)
     except ResourceError as e:
         return str(e)
     if address:

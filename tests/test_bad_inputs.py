@@ -231,6 +231,15 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     ("search", ["--set", "search.mode=pb2", "--set", "search.multi_objective=true"], "ranks members on val_acc alone"),
     ("search", ["--set", "search.population.size=8"], "search.mode=study trains no population"),
     ("search", ["--set", "search.mode=evolution"], "search.mode"),
+    # --- search.run, trials on several processes ---
+    ("search", _sets("search.workers_per_trial=2", "search.mode=pbt"), "a population's members train on one process"),
+    ("search", _sets("search.workers_per_trial=2", "search.gpus_per_trial=1"),
+     "search.workers_per_trial=2 with search.gpus_per_trial=1: each worker needs whole GPUs of its own"),
+    ("search", _sets("search.workers_per_trial=2", "base.data.batch_size=33"),
+     "search.workers_per_trial=2 with data.batch_size=33: each worker trains an equal share of every batch"),
+    ("search", _sets("search.workers_per_trial=4", "space.data.batch_size={type: choice, values: [32, 66]}"),
+     "data.batch_size=66"),
+    ("search", ["--set", "search.workers_per_trial=0"], "search.workers_per_trial: Input should be greater than"),
     # --- trainables.train ---
     ("train", ["--config", "binary.yaml"], "binary.yaml is a binary file"),
     ("train", ["--config", "latin1.yaml"], "latin1.yaml is not UTF-8"),
@@ -350,6 +359,13 @@ def test_resources_name_what_a_trial_asks_and_what_the_cluster_has(ray_local, ca
     with caplog.at_level(logging.WARNING):
         check_resources(1, 1, nodes, autoscaling=True)  # an autoscaler may add a GPU node: wait, and say so
     assert "search.time_budget_s" in caplog.text
+    check_resources(2, 0, nodes, autoscaling=False, workers=2)  # a trial of two 1-CPU workers fits
+    check_resources(1, 0, nodes, autoscaling=False, workers=2)  # or of two half-CPU workers
+    expected = r"search.workers_per_trial=3 workers of 1 CPUs each, but the cluster's nodes hold 2: no trial could"
+    with pytest.raises(ResourceError, match=expected):
+        check_resources(3, 0, nodes, autoscaling=False, workers=3)
+    with pytest.raises(ResourceError, match=r"workers of 1 CPUs and 1 GPUs each, but the cluster's nodes hold 0"):
+        check_resources(2, 2, nodes, autoscaling=False, workers=2)
 
 
 @pytest.mark.processes

@@ -185,9 +185,11 @@ def build_final_tuner(
     results decide it), else new."""
     from search.plugins.disk_guard import DiskGuard
     from search.plugins.history import CsvHistory, JsonHistory
+    from search.plugins.resources import trial_resources
 
     s = cfg.search
-    trainable = tune.with_resources(final_trainable(train), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+    resources = trial_resources(s.cpus_per_trial, s.gpus_per_trial, s.workers_per_trial)
+    trainable = tune.with_resources(final_trainable(train), resources)
     callbacks = [FinalCallback(tracker, split(cfg)), FinalProgress(), JsonHistory(), CsvHistory()]
     if cfg.local_experiment_dir:
         callbacks.append(DiskGuard(cfg.experiment_path))

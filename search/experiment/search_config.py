@@ -119,6 +119,7 @@ class SearchSection(_Section):
     head_dim: int | None = Field(32, ge=1)  # derive model.num_heads = embed_dim // head_dim (null: off)
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)  # fractions share a GPU between trials
+    workers_per_trial: int = Field(1, ge=1)  # a trial's processes (DDP), sharing its CPUs and GPUs equally
     max_failures: int = Field(2, ge=0)  # retries of a trial whose worker or node died
     keep_checkpoints: int = Field(2, ge=1)  # per trial, the best by val_acc
     log_checkpoints: int = Field(3, ge=0)  # the best trials' model weights become MLflow artifacts
@@ -179,6 +180,8 @@ class SearchConfig(_Section):
                 f"space has no distribution, so the search.num_trials={self.search.num_trials} trials would be "
                 "identical: add one ({type: ...}) or set search.num_trials=1"
             )
+        if self.search.workers_per_trial > 1:
+            self._check_workers()
         if self.search.mode != "study":
             check_population(self)
         else:
@@ -197,6 +200,20 @@ class SearchConfig(_Section):
                 "it from base and space; search.final runs it"
             )
         return self
+
+    def _check_workers(self) -> None:
+        s = self.search
+        n = f"search.workers_per_trial={s.workers_per_trial}"
+        if s.mode != "study":
+            raise ValueError(f"{n} with search.mode={s.mode}: a population's members train on one process each; "
+                             "set search.workers_per_trial=1, or search.mode=study")  # fmt: skip
+        if s.gpus_per_trial and s.gpus_per_trial % s.workers_per_trial:
+            raise ValueError(f"{n} with search.gpus_per_trial={s.gpus_per_trial:g}: each worker needs whole GPUs of "
+                             f"its own; give a multiple of {s.workers_per_trial}")  # fmt: skip
+        for size in self.search_space.every_value("data.batch_size", self.base.data.batch_size):
+            if size % s.workers_per_trial:
+                raise ValueError(f"{n} with data.batch_size={size}: each worker trains an equal share of every "
+                                 f"batch; give batch sizes that are multiples of {s.workers_per_trial}")  # fmt: skip
 
     def _check_asha(self) -> None:
         if self.search.multi_objective:

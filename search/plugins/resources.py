@@ -16,9 +16,13 @@ class ResourceError(ValueError):
     """No node of the cluster (or that it may add) can run one trial; the message names the resource."""
 
 
-def check_resources(cpus: float, gpus: float, nodes: list[dict[str, Any]], autoscaling: bool) -> None:
-    """``nodes``: ``ray.nodes()``; raise ``ResourceError`` unless some alive node fits one trial's request."""
+def check_resources(cpus: float, gpus: float, nodes: list[dict[str, Any]], autoscaling: bool, workers: int = 1) -> None:
+    """``nodes``: ``ray.nodes()``; raise ``ResourceError`` unless the alive nodes fit one trial's request: its
+    ``workers`` processes, each with an equal share of ``cpus`` and ``gpus``, on one node or several."""
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive")]
+    if workers > 1:
+        _check_workers(cpus / workers, gpus / workers, workers, alive, autoscaling)
+        return
     if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in alive):
         return
     cpu_max = max((r.get("CPU", 0) for r in alive), default=0)
@@ -34,12 +38,43 @@ def check_resources(cpus: float, gpus: float, nodes: list[dict[str, Any]], autos
     raise ResourceError(f"{what}: no trial could ever start; lower {name} or add a node that has them")
 
 
-def check_cluster(cpus: float, gpus: float, joined: bool) -> None:
+def _check_workers(cpus: float, gpus: float, workers: int, alive: list[dict], autoscaling: bool) -> None:
+    """``check_resources`` for a trial of ``workers`` processes of ``cpus`` and ``gpus`` each."""
+
+    def held(r: dict) -> int:  # how many such workers a node holds
+        fits = [r.get("CPU", 0) / cpus] + ([r.get("GPU", 0) / gpus] if gpus else [])
+        return int(min(fits) + 1e-9)
+
+    holds = sum(held(r) for r in alive)
+    if holds >= workers:
+        return
+    each = f"{cpus:g} CPUs" + (f" and {gpus:g} GPUs" if gpus else "")
+    what = f"search.workers_per_trial={workers} workers of {each} each, but the cluster's nodes hold {holds}"
+    if autoscaling:
+        log.warning("warning: %s now: trials wait until the autoscaler adds nodes, for as long as "
+                    "search.time_budget_s allows (unbounded without it)", what)  # fmt: skip
+        return
+    raise ResourceError(f"{what}: no trial could ever start; lower search.workers_per_trial or add nodes")
+
+
+def check_cluster(cpus: float, gpus: float, joined: bool, workers: int = 1) -> None:
     """``check_resources`` on the Ray this process is connected to. A local Ray (``joined`` False) never grows; a
     joined cluster may have an autoscaler, which is not visible from here, so there it is a warning."""
     import ray
 
-    check_resources(cpus, gpus, ray.nodes(), autoscaling=joined)
+    check_resources(cpus, gpus, ray.nodes(), autoscaling=joined, workers=workers)
+
+
+def trial_resources(cpus: float, gpus: float, workers: int):
+    """What Tune reserves for a trial: its CPUs and GPUs, or with several workers one bundle of an equal share each
+    (``trainables.trial_ranks``: the trial's process is the first, its other workers the rest), packed on as few
+    nodes as hold them."""
+    if workers == 1:
+        return {"cpu": cpus, "gpu": gpus}
+    from ray import tune
+
+    bundle = {"CPU": cpus / workers, **({"GPU": gpus / workers} if gpus else {})}
+    return tune.PlacementGroupFactory([bundle] * workers, strategy="PACK")
 
 
 def trials_at_once(max_concurrent: int | None, cpus: float, gpus: float, joined: bool) -> int | None:

@@ -184,13 +184,13 @@ class SearchSpace:
 
     def _check_heads(self, base: dict[str, Any]) -> None:
         """Every sampled embed_dim must split into whole heads: check all combinations up front."""
-        dims = self._values("model.embed_dim", _model_field(base, "embed_dim"))
+        dims = self.every_value("model.embed_dim", _model_field(base, "embed_dim"))
         if self.head_dim:
             bad = [d for d in dims if d % self.head_dim]
             if bad:
                 raise ValueError(f"search.head_dim={self.head_dim} does not divide model.embed_dim {bad[0]}")
             return
-        heads = self._values("model.num_heads", _model_field(base, "num_heads"))
+        heads = self.every_value("model.num_heads", _model_field(base, "num_heads"))
         for d, h in itertools.product(dims, heads):
             if d % h:
                 raise ValueError(
@@ -204,7 +204,8 @@ class SearchSpace:
             return self.params[name].corners()
         return [self.fixed.get(name, default)]
 
-    def _values(self, name: str, default: Any) -> list[Any]:
+    def every_value(self, name: str, default: Any) -> list[Any]:
+        """Every value ``name`` takes in a trial (an int range or a choice), else its fixed value or ``default``."""
         param = self.params.get(name)
         if param is None:
             return [self.fixed.get(name, default)]
