@@ -54,6 +54,18 @@ def test_the_aws_cluster_is_what_the_design_says():
     assert "RAY_AUTH_MODE=token" in options and "T2T_STORAGE_PATH=s3://" in options
 
 
+def test_the_four_gpu_node_type_holds_a_trial_of_four_one_gpu_workers():
+    from search.plugins.resources import ResourceError, check_resources
+
+    types = prepare(_raw("cluster.yaml"))["available_node_types"]
+    for name in ("gpu_worker", "gpu4_worker"):  # GPUs scale from zero, on spot
+        assert types[name]["min_workers"] == 0 and types[name]["node_config"]["InstanceMarketOptions"]
+    node = [{"Alive": True, "Resources": types["gpu4_worker"]["resources"]}]
+    check_resources(4, 4, node, autoscaling=False, workers=4)  # the example's trial: 4 workers of 1 GPU, 1 node
+    with pytest.raises(ResourceError, match=r"search.workers_per_trial=4 workers of 1 CPUs and 1 GPUs each"):
+        check_resources(4, 4, [{"Alive": True, "Resources": types["gpu_worker"]["resources"]}], False, workers=4)
+
+
 def test_every_ray_start_of_the_local_cluster_has_token_auth_and_no_ray_stop():
     config = prepare(_raw("cluster.local.yaml"))
     starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
