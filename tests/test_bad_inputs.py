@@ -234,7 +234,10 @@ CASES = [  # (entry point, argv, the fragment stderr must hold)
     # --- search.run, trials on several processes ---
     ("search", _sets("search.workers_per_trial=2", "search.mode=pbt"), "a population's members train on one process"),
     ("search", _sets("search.workers_per_trial=2", "search.gpus_per_trial=1"),
-     "search.workers_per_trial=2 with search.gpus_per_trial=1: each worker needs whole GPUs of its own"),
+     "search.workers_per_trial=2 with search.gpus_per_trial=1: each worker trains on one GPU of its own"),
+    ("search", _sets("search.workers_per_trial=2", "search.gpus_per_trial=4"), "set search.gpus_per_trial=2 (or 0)"),
+    ("search", _sets("search.workers_per_trial=2", "space.data.batch_size={type: int, low: 16, high: 64, log: true}"),
+     "space.data.batch_size a range: give it as a choice of multiples of 2"),
     ("search", _sets("search.workers_per_trial=2", "base.data.batch_size=33"),
      "search.workers_per_trial=2 with data.batch_size=33: each worker trains an equal share of every batch"),
     ("search", _sets("search.workers_per_trial=4", "space.data.batch_size={type: choice, values: [32, 66]}"),

@@ -91,8 +91,10 @@ class TensorBatches:
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
         for i in range(len(self)):
-            index = self.group.share(order[i * self.batch_size : (i + 1) * self.batch_size]).to(self.images.device)
-            yield self._prepare(self.images[index]), self.labels[index]
+            index = order[i * self.batch_size : (i + 1) * self.batch_size].to(self.images.device)
+            # the whole batch augmented, then this rank's share: each image as one process augments it, and every
+            # rank's generator in step with the others' (the next epoch's order is drawn from it)
+            yield self.group.share(self._prepare(self.images[index])), self.group.share(self.labels[index])
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float() / 255 if x.dtype == torch.uint8 else x

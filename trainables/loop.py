@@ -202,6 +202,14 @@ class Trainer:
         self.best: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
         self.schedule: list[dict[str, Any]] = schedule.start(owner, cfg.to_dict())
+        self._own_draws()
+
+    def _own_draws(self) -> None:
+        """Rank k > 0 draws its dropout, drop path and mixup from a stream of its own (the run's seed, its rank, the
+        step): with rank 0's stream it would mask its share's images as rank 0 masks its own. Rank 0's is one
+        process's."""
+        if self.group.rank:
+            torch.manual_seed(hash((self.cfg.train.seed, self.group.rank, self.step)) % 2**63)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -331,6 +339,7 @@ class Trainer:
         self.generator.set_state(state["rng"]["data"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self._own_draws()
 
     def check_continues(self, saved: dict[str, Any]) -> list[str]:
         """The keys this trainer's config changes from ``saved``'s; ``ValueError`` unless it can continue that run."""

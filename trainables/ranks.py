@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 
 import torch
 import torch.distributed as dist
 
-# A rank that dies leaves the others waiting in a collective; they give up after this long, and the trial is retried
-# from its last checkpoint. Longer than any one step or evaluation of a rank.
-TIMEOUT_S = 300
+# A rank that dies leaves the others waiting in a collective (gloo usually sees the closed connection at once); they
+# give up after this long, and the trial is retried from its last checkpoint. Longer than what one rank may do while
+# the others wait: a step, an evaluation, rank 0's checkpoint upload and report, a node staging its data.
+TIMEOUT_S = 1800
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,10 +60,13 @@ class Group:
 ONE = Group()
 
 
-def join(address: str, rank: int, size: int, device: torch.device) -> Group:
+def join(address: str, rank: int, size: int, device: torch.device, own_ip: str | None = None) -> Group:
     """Join the group of ``size`` processes whose rank 0 listens at ``address`` (``host:port``): NCCL on GPUs, gloo
-    on CPUs. Returns once every rank has joined."""
+    on CPUs. ``own_ip``: this node's address, whose interface the ranks' connections use. Returns once every rank
+    has joined."""
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if own_ip:
+        _use_interface_of(own_ip)
     timeout = datetime.timedelta(seconds=TIMEOUT_S)
     dist.init_process_group(backend, init_method=f"tcp://{address}", rank=rank, world_size=size, timeout=timeout)
     return Group(rank, size)
@@ -74,3 +79,16 @@ def leave(together: bool = False) -> None:
         if together:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def _use_interface_of(ip: str) -> None:
+    """Gloo and NCCL connect the ranks through the interface that holds ``ip``. Left to choose, they take the address
+    the host name resolves to, which on a node of several interfaces (or network namespaces) may be one the other
+    nodes cannot reach, or loopback: the ranks then wait for each other until the timeout."""
+    import psutil
+
+    for name, addresses in psutil.net_if_addrs().items():
+        if any(a.address == ip for a in addresses):
+            for variable in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):  # a user's own choice stands
+                os.environ.setdefault(variable, name)
+            return

@@ -10,6 +10,7 @@ fit; the workers are the trial process's own actors, so they end with it, or whe
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 from typing import Any
 
@@ -20,6 +21,8 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from trainables.config import TrainConfig
 from trainables.loop import Diverged, Trainer
 from trainables.ranks import ONE, Group, join, leave
+
+log = logging.getLogger(__name__)
 
 
 def trial_device(cfg: TrainConfig) -> torch.device:
@@ -45,7 +48,8 @@ class RankWorker:
         cfg = TrainConfig.from_dict(config)
         torch.set_num_threads(cpu_share())
         device = trial_device(cfg)
-        self.trainer = Trainer(cfg, device, owner=owner, group=join(address, rank, size, device))
+        group = join(address, rank, size, device, own_ip=ray.util.get_node_ip_address())
+        self.trainer = Trainer(cfg, device, owner=owner, group=group)
 
     def train(self, state: dict[str, Any] | None) -> int:
         """Every remaining epoch from ``state`` (rank 0's checkpoint, or None at the start); the epochs trained."""
@@ -78,19 +82,24 @@ class TrialRanks:
         bundles = _bundles()
         if len(bundles) < 2:
             return self
-        address = f"{ray.util.get_node_ip_address()}:{_free_port()}"
+        ip = ray.util.get_node_ip_address()
+        address = f"{ip}:{_free_port(ip)}"
         pg = ray.util.get_current_placement_group()
-        for index, bundle in enumerate(bundles[1:], start=1):
-            strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index)
-            options = dict(num_cpus=bundle.get("CPU", 0), num_gpus=bundle.get("GPU", 0), scheduling_strategy=strategy)
-            self.workers.append(
-                RankWorker.options(**options).remote(self.config, index, len(bundles), address, self.owner)
-            )
-        self.group = join(address, 0, len(bundles), self.device)
+        try:
+            for index, bundle in enumerate(bundles[1:], start=1):
+                strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index)
+                resources = dict(num_cpus=bundle.get("CPU", 0), num_gpus=bundle.get("GPU", 0))
+                worker = RankWorker.options(**resources, scheduling_strategy=strategy)
+                self.workers.append(worker.remote(self.config, index, len(bundles), address, self.owner))
+            self.group = join(address, 0, len(bundles), self.device, own_ip=ip)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def start(self, state: dict[str, Any] | None) -> None:
-        """The workers train every remaining epoch from ``state`` (the one rank 0 continues from)."""
+        """The workers train every remaining epoch from ``state`` (the one rank 0 continues from; the object store
+        holds one copy for them all)."""
         ref = ray.put(state)
         self.running = [w.train.remote(ref) for w in self.workers]
 
@@ -103,9 +112,20 @@ class TrialRanks:
 
     def __exit__(self, *exc: object) -> None:
         leave()
+        if exc and exc[0] is not None:
+            self._say_why_workers_failed()
         for worker in self.workers:
             with contextlib.suppress(Exception):
                 ray.kill(worker)
+
+    def _say_why_workers_failed(self) -> None:
+        """Rank 0 failing sees only a closed connection: the log names the worker's own error, where it had one."""
+        done, _ = ray.wait(self.running, num_returns=len(self.running), timeout=5) if self.running else ([], [])
+        for ref in done:
+            try:
+                ray.get(ref)
+            except Exception as e:
+                log.error("a worker rank of trial %s failed: %s", self.owner, e)
 
 
 def _bundles() -> list[dict[str, float]]:
@@ -114,8 +134,8 @@ def _bundles() -> list[dict[str, float]]:
     return list(pg.bundle_specs) if pg is not None else []
 
 
-def _free_port() -> int:
+def _free_port(ip: str) -> int:
     """A port free on this node's address now (for rank 0's rendezvous, which binds it next)."""
     with socket.socket() as s:
-        s.bind((ray.util.get_node_ip_address(), 0))
+        s.bind((ip, 0))
         return s.getsockname()[1]

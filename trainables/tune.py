@@ -93,6 +93,7 @@ def _train(trainer: Trainer, report: Callable[..., None], follow: Schedule | Non
         trainer.load_state_dict(state)
     if ranks.workers:
         ranks.start(state)
+    del state  # the model, the optimizer's moments and the EMA: not kept for the whole trial
     sent = None
     try:
         while not trainer.done:

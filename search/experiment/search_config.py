@@ -30,7 +30,7 @@ from pydantic import (
 
 from contract.tracking import DEFAULT_TRACKING_URI
 from search.population.check import check_population, check_study_mode
-from search.study.space import Param, SearchSpace
+from search.study.space import ChoiceParam, Param, SearchSpace
 from trainables.config import MAX_SEED, ConfigError, TrainConfig, apply_assignments, describe, list_to_tuple, read_yaml
 
 DEFAULT_STORAGE = "ray_results"
@@ -207,9 +207,13 @@ class SearchConfig(_Section):
         if s.mode != "study":
             raise ValueError(f"{n} with search.mode={s.mode}: a population's members train on one process each; "
                              "set search.workers_per_trial=1, or search.mode=study")  # fmt: skip
-        if s.gpus_per_trial and s.gpus_per_trial % s.workers_per_trial:
-            raise ValueError(f"{n} with search.gpus_per_trial={s.gpus_per_trial:g}: each worker needs whole GPUs of "
-                             f"its own; give a multiple of {s.workers_per_trial}")  # fmt: skip
+        if s.gpus_per_trial not in (0, s.workers_per_trial):
+            raise ValueError(f"{n} with search.gpus_per_trial={s.gpus_per_trial:g}: each worker trains on one GPU of "
+                             f"its own; set search.gpus_per_trial={s.workers_per_trial} (or 0)")  # fmt: skip
+        param = self.search_space.params.get("data.batch_size")
+        if param is not None and not isinstance(param, ChoiceParam):
+            raise ValueError(f"{n} with space.data.batch_size a range: give it as a choice of multiples of "
+                             f"{s.workers_per_trial} (each worker trains an equal share of every batch)")  # fmt: skip
         for size in self.search_space.every_value("data.batch_size", self.base.data.batch_size):
             if size % s.workers_per_trial:
                 raise ValueError(f"{n} with data.batch_size={size}: each worker trains an equal share of every "

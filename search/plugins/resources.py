@@ -21,7 +21,7 @@ def check_resources(cpus: float, gpus: float, nodes: list[dict[str, Any]], autos
     ``workers`` processes, each with an equal share of ``cpus`` and ``gpus``, on one node or several."""
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive")]
     if workers > 1:
-        _check_workers(cpus / workers, gpus / workers, workers, alive, autoscaling)
+        _check_spread(cpus / workers, gpus / workers, workers, alive, autoscaling)
         return
     if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in alive):
         return
@@ -38,7 +38,7 @@ def check_resources(cpus: float, gpus: float, nodes: list[dict[str, Any]], autos
     raise ResourceError(f"{what}: no trial could ever start; lower {name} or add a node that has them")
 
 
-def _check_workers(cpus: float, gpus: float, workers: int, alive: list[dict], autoscaling: bool) -> None:
+def _check_spread(cpus: float, gpus: float, workers: int, alive: list[dict], autoscaling: bool) -> None:
     """``check_resources`` for a trial of ``workers`` processes of ``cpus`` and ``gpus`` each."""
 
     def held(r: dict) -> int:  # how many such workers a node holds

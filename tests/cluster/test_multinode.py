@@ -149,3 +149,29 @@ def test_a_worker_without_the_shared_storage_is_a_clear_error(cluster):
     client = MlflowClient(tracking)
     assert client.get_experiment_by_name("blind") is None  # stopped before any run or trial was made
     assert not list(Path(cluster.storage).glob("blind/trial_*"))
+
+
+def test_a_trial_on_both_hosts_whose_worker_host_dies_resumes_when_the_host_is_back(cluster):
+    """A trial of two 1-CPU workers on two 1-CPU hosts: one rank on each (search.workers_per_trial). The worker
+    host's raylet dies mid-trial, taking its rank; the trial waits for room for both ranks, the host comes back, and
+    the trial continues from its checkpoint: every epoch once in MLflow and in Tune."""
+    _start_two_hosts_and_mlflow(cluster)
+    name, epochs = "ddp", 6
+    sets = ("search.num_trials=1", "search.workers_per_trial=2", "search.cpus_per_trial=2",
+            f"base.train.epochs={epochs}", "search.register_model=false", "search.report=false")  # fmt: skip
+    proc = cluster.search(*_search_args(name, cluster, *sets))
+
+    def midway() -> bool:
+        return any(2 <= len(rows) < epochs for rows in _rows(cluster, name).values())
+
+    wait_for(midway, 240, "the trial past its second epoch", 0.5)
+    os.kill(cluster.raylet_pid(WORKER_IP), signal.SIGKILL)
+    cluster.start_node(WORKER_IP)  # the host is back (a replaced spot node)
+
+    code, log = _finish(cluster, proc, 420)
+    assert code == 0, log[-4000:]
+    _assert_every_epoch_once(cluster, name, trials=1, epochs=epochs)
+    from ray.tune import ExperimentAnalysis
+
+    (trial,) = ExperimentAnalysis(str(cluster.storage / name)).trials
+    assert trial.num_failures >= 1 and trial.placement_group_factory.bundles == [{"CPU": 1.0}] * 2

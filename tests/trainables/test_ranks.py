@@ -31,36 +31,33 @@ def _rows(trainer: Trainer) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in (M.EPOCH_TIME_S, M.IMAGES_PER_S)} for row in trainer.epochs()]
 
 
-def _rank(rank: int, address: str, out: str) -> None:
+def _rank(rank: int, address: str, config: list[str], out: str) -> None:
     from trainables.ranks import join, leave
 
     torch.set_num_threads(1)
     group = join(address, rank, RANKS, torch.device("cpu"))
     try:
-        trainer = Trainer(TrainConfig.load(None, DETERMINISTIC), torch.device("cpu"), group=group)
+        trainer = Trainer(TrainConfig.load(None, config), torch.device("cpu"), group=group)
         rows = _rows(trainer)
         leave(together=True)
+        order = trainer.generator.get_state().tolist()  # the next epoch's batch order: the same on every rank
         shares = {
             "train": sorted({len(y) for _, y in trainer.data.train}),
             "val": [len(y) for _, y in trainer.data.val],
         }
         Path(out).write_text(
-            json.dumps({"rows": rows, "weights": trainer.model.head.weight.tolist(), "shares": shares})
+            json.dumps({"rows": rows, "weights": trainer.model.head.weight.tolist(), "order": order, "shares": shares})
         )
     finally:
         leave()
 
 
-@pytest.mark.processes
-def test_two_ranks_train_and_measure_as_one_process(tmp_path):
-    torch.set_num_threads(1)
-    one = Trainer(TrainConfig.load(None, DETERMINISTIC), torch.device("cpu"))
-    expected = _rows(one)
-
+def _two_ranks(tmp_path: Path, config: list[str]) -> list[dict]:
+    """What each of two processes training ``config`` as one run wrote (``_rank``); each stopped by PID after."""
     address = f"127.0.0.1:{free_port()}"
     spawn = multiprocessing.get_context("spawn")
     outs = [tmp_path / f"rank{r}.json" for r in range(RANKS)]
-    procs = [spawn.Process(target=_rank, args=(r, address, str(outs[r]))) for r in range(RANKS)]
+    procs = [spawn.Process(target=_rank, args=(r, address, config, str(outs[r]))) for r in range(RANKS)]
     try:
         for p in procs:
             p.start()
@@ -72,7 +69,15 @@ def test_two_ranks_train_and_measure_as_one_process(tmp_path):
             if p.is_alive():
                 p.kill()
                 p.join(timeout=10)
-    ranks = [json.loads(o.read_text()) for o in outs]
+    return [json.loads(o.read_text()) for o in outs]
+
+
+@pytest.mark.processes
+def test_two_ranks_train_and_measure_as_one_process(tmp_path):
+    torch.set_num_threads(1)
+    one = Trainer(TrainConfig.load(None, DETERMINISTIC), torch.device("cpu"))
+    expected = _rows(one)
+    ranks = _two_ranks(tmp_path, DETERMINISTIC)
 
     # each rank trained on half of every batch and measured its share of each: 31 val images in batches of 7
     assert [r.pop("shares") for r in ranks] == [
@@ -94,6 +99,19 @@ def test_two_ranks_train_and_measure_as_one_process(tmp_path):
     # each test image's hit, put back in the split's order from both ranks' shares
     assert decode_hits(rows[-1][M.FINAL_HITS]) == decode_hits(expected[-1][M.FINAL_HITS])
     assert torch.tensor(ranks[0]["weights"]) == pytest.approx(one.model.head.weight.detach(), abs=1e-4)
+
+
+@pytest.mark.processes
+def test_with_every_random_draw_on_the_ranks_stay_one_run(tmp_path):
+    """Augmentation, dropout, drop path, mixup and cutmix on, and one short training batch of 89 images, 45 and 44 a
+    rank: each rank draws its own dropout and mixup, yet every rank's data generator stays in step with the others'
+    (the next epoch's order is drawn from it), and the ranks hold the same weights and report the same numbers."""
+    config = [*DETERMINISTIC, "data.synthetic_samples=151", "data.batch_size=128", "data.augment=true",
+              "data.random_erasing=0.5", "data.mixup=0.4", "data.cutmix=1.0", "model.drop_rate=0.1",
+              "model.drop_path_rate=0.2", "train.epochs=2"]  # fmt: skip
+    ranks = _two_ranks(tmp_path, config)
+    assert [r.pop("shares")["train"] for r in ranks] == [[45], [44]]
+    assert ranks[0] == ranks[1] and [r[M.EPOCH] for r in ranks[0]["rows"]] == [1, 2]
 
 
 def test_a_batch_that_does_not_split_evenly_is_refused():
