@@ -125,7 +125,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
     from search.plugins.disk_guard import DiskGuard
     from search.plugins.history import CsvHistory, JsonHistory
     from search.plugins.progress import Progress
-    from search.plugins.resources import trial_resources
+    from search.plugins.resources import reuse_actors, trial_resources
 
     s = cfg.search
     resources = trial_resources(s.cpus_per_trial, s.gpus_per_trial, s.workers_per_trial)
@@ -149,7 +149,7 @@ def build_tuner(cfg: SearchConfig, resume: bool, tracker: MlflowTracker, storage
             # every member must exist for PBT to pause and resume them in turn: the resources alone decide
             max_concurrent_trials=at_once if s.mode == "study" else None,
             time_budget_s=s.time_budget_s,
-            reuse_actors=True,  # a new trial skips a worker start (~3 s of torch imports on a laptop)
+            reuse_actors=reuse_actors(s.workers_per_trial),
             trial_name_creator=trial_name,  # a function, not a lambda: Tune's snapshot pickles it once per trial
             trial_dirname_creator=trial_name,
         ),

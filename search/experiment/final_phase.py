@@ -185,7 +185,7 @@ def build_final_tuner(
     results decide it), else new."""
     from search.plugins.disk_guard import DiskGuard
     from search.plugins.history import CsvHistory, JsonHistory
-    from search.plugins.resources import trial_resources
+    from search.plugins.resources import reuse_actors, trial_resources
 
     s = cfg.search
     resources = trial_resources(s.cpus_per_trial, s.gpus_per_trial, s.workers_per_trial)
@@ -203,7 +203,7 @@ def build_final_tuner(
             metric=M.OBJECTIVE,
             mode=M.OBJECTIVE_MODE,
             max_concurrent_trials=at_once,  # search.plugins.resources.trials_at_once
-            reuse_actors=True,
+            reuse_actors=reuse_actors(s.workers_per_trial),
             trial_name_creator=final_trial_name,
             trial_dirname_creator=final_trial_name,
         ),

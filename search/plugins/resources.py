@@ -31,11 +31,7 @@ def check_resources(cpus: float, gpus: float, nodes: list[dict[str, Any]], autos
         ("search.cpus_per_trial", cpus, cpu_max) if cpu_max < cpus else ("search.gpus_per_trial", gpus, gpu_max)
     )
     what = f"{name}={asked:g} but the largest node has {has:g} {'CPUs' if 'cpus' in name else 'GPUs'}"
-    if autoscaling:
-        log.warning("warning: %s now: trials wait until the autoscaler adds a node that fits, for as long as "
-                    "search.time_budget_s allows (unbounded without it)", what)  # fmt: skip
-        return
-    raise ResourceError(f"{what}: no trial could ever start; lower {name} or add a node that has them")
+    _refuse(what, f"lower {name} or add a node that has them", autoscaling)
 
 
 def _check_spread(cpus: float, gpus: float, workers: int, alive: list[dict], autoscaling: bool) -> None:
@@ -50,11 +46,16 @@ def _check_spread(cpus: float, gpus: float, workers: int, alive: list[dict], aut
         return
     each = f"{cpus:g} CPUs" + (f" and {gpus:g} GPUs" if gpus else "")
     what = f"search.workers_per_trial={workers} workers of {each} each, but the cluster's nodes hold {holds}"
+    _refuse(what, "lower search.workers_per_trial or add nodes", autoscaling)
+
+
+def _refuse(what: str, fix: str, autoscaling: bool) -> None:
+    """A trial the nodes cannot hold: an error, or where an autoscaler may add nodes a warning that trials wait."""
     if autoscaling:
-        log.warning("warning: %s now: trials wait until the autoscaler adds nodes, for as long as "
+        log.warning("warning: %s now: trials wait until the autoscaler adds nodes that fit, for as long as "
                     "search.time_budget_s allows (unbounded without it)", what)  # fmt: skip
         return
-    raise ResourceError(f"{what}: no trial could ever start; lower search.workers_per_trial or add nodes")
+    raise ResourceError(f"{what}: no trial could ever start; {fix}")
 
 
 def check_cluster(cpus: float, gpus: float, joined: bool, workers: int = 1) -> None:
@@ -95,3 +96,11 @@ def trial_slots(cpus: float, gpus: float) -> int:
     total = ray.cluster_resources()
     fits = [total.get("CPU", 0) / cpus] + ([total.get("GPU", 0) / gpus] if gpus else [])
     return max(1, int(min(fits) + 1e-9))
+
+
+def reuse_actors(workers: int) -> bool:
+    """Whether Tune hands a finished trial's process to the next trial: for one-process trials (a new trial skips a
+    process start, ~3 s of torch imports on a laptop), not for trials of several, whose process may still be leaving
+    its group when Tune resets it (Tune gives up after 2 s, and a resumed search of two-process trials then waited
+    with no trial running)."""
+    return workers == 1
