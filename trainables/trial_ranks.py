@@ -119,8 +119,9 @@ class TrialRanks:
                 ray.kill(worker)
 
     def _say_why_workers_failed(self) -> None:
-        """Rank 0 failing sees only a closed connection: the log names the worker's own error, where it had one."""
-        done, _ = ray.wait(self.running, num_returns=len(self.running), timeout=5) if self.running else ([], [])
+        """Rank 0 failing sees only a closed connection: the log names the worker's own error, where it had one (a
+        worker that failed has ended by then; one that Tune's stop left mid-step is not waited for)."""
+        done, _ = ray.wait(self.running, num_returns=len(self.running), timeout=1) if self.running else ([], [])
         for ref in done:
             try:
                 ray.get(ref)
