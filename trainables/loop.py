@@ -361,9 +361,12 @@ class Trainer:
         """Save ``state_dict`` to ``path``."""
         torch.save(self.state_dict(), path)
 
-    def load(self, path: str | Path) -> None:
-        """Resume from a ``save``d file (read with ``weights_only=True``)."""
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+    def load(self, path: str | Path) -> dict[str, Any]:
+        """Resume from a ``save``d file (read with ``weights_only=True``, onto the CPU: ``load_state_dict`` copies
+        it to the device); the state, which a run's other ranks continue from too."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.load_state_dict(state)
+        return state
 
     def summary(self) -> dict[str, Any]:
         """Final and best metrics of the run so far."""

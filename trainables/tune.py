@@ -89,8 +89,7 @@ def _train(trainer: Trainer, report: Callable[..., None], follow: Schedule | Non
     checkpoint, state = tune.get_checkpoint(), None
     if checkpoint:
         with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
-        trainer.load_state_dict(state)
+            state = trainer.load(Path(folder) / CHECKPOINT_FILE)
     if ranks.workers:
         ranks.start(state)
     del state  # the model, the optimizer's moments and the EMA: not kept for the whole trial
